@@ -1,0 +1,1 @@
+"""HTTP: the app factory, auth, assets and one package per dialect."""

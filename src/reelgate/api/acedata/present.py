@@ -1,0 +1,63 @@
+"""Neutral tasks in AceData's wire shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from reelgate.core.models import FailureCode, State, Task
+
+UrlFor = Callable[[str], str]
+
+
+def error_code_for_failure(task: Task) -> str:
+    return "bad_request" if task.failure_code is FailureCode.INVALID_INPUT else "api_error"
+
+
+def flat_result(task: Task, url_for: UrlFor) -> dict[str, Any]:
+    """The `/luma/videos` answer: the finished video, or the task's state so far.
+
+    An unfinished task says "processing" and never `success: false`, which
+    real clients would read as a failure."""
+    base: dict[str, Any] = {"task_id": task.id, "video_id": task.video_id, "prompt": task.prompt}
+    if task.state is State.COMPLETED and task.result is not None:
+        video, thumb = task.result.video, task.result.thumbnail
+        return {
+            "success": True,
+            **base,
+            "video_url": url_for(video.key),
+            "video_width": video.width,
+            "video_height": video.height,
+            "state": "completed",
+            "thumbnail_url": url_for(thumb.key),
+            "thumbnail_width": thumb.width,
+            "thumbnail_height": thumb.height,
+        }
+    if task.state in (State.FAILED, State.CANCELLED):
+        return {
+            "success": False,
+            **base,
+            "state": "failed",
+            "error": {
+                "code": error_code_for_failure(task),
+                "message": task.failure_reason or task.state.value,
+            },
+        }
+    return {**base, "state": "processing", "progress": round(task.progress, 3)}
+
+
+def retrieve_item(task: Task, url_for: UrlFor) -> dict[str, Any]:
+    response = flat_result(task, url_for)
+    return {
+        "id": task.id,
+        "video_id": task.video_id,
+        "created_at": task.created_at,
+        "finished_at": task.finished_at,
+        "request": task.origin_request,
+        "response": response,
+        "data": response,
+    }
+
+
+def callback_payload(task: Task, url_for: UrlFor) -> dict[str, Any]:
+    return flat_result(task, url_for)

@@ -1,0 +1,115 @@
+"""Routes of the AceData dialect. Translates wire fields to a neutral
+`GenerationRequest` and neutral tasks back; nothing here touches storage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anyio.to_thread import run_sync
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, Response
+
+from reelgate.api.acedata.present import flat_result, retrieve_item
+from reelgate.api.acedata.schemas import TasksRequest, VideoRequest
+from reelgate.api.context import ApiContext
+from reelgate.core.errors import InvalidRequest, ReelgateError, TaskFailed, WaitTimeout
+from reelgate.core.models import FailureCode, GenerationRequest, Kind, State
+from reelgate.store.tokens import TokenInfo
+
+DIALECT = "acedata"
+PREFIXES = ("/luma/videos", "/luma/tasks")
+
+_ERRORS: dict[str, tuple[str, int]] = {
+    "invalid_request": ("bad_request", 400),
+    "unauthorized": ("invalid_token", 401),
+    "forbidden": ("forbidden", 403),
+    "not_found": ("not_found", 404),
+    "rate_limited": ("too_many_requests", 429),
+    "timeout": ("timeout", 504),
+}
+
+
+def render_error(error: ReelgateError, trace_id: str) -> Response:
+    code, status = _ERRORS.get(error.code, ("api_error", 500))
+    if isinstance(error, TaskFailed):
+        code, status = ("bad_request", 400) if error.input_error else ("api_error", 500)
+    body: dict[str, Any] = {
+        "success": False,
+        "error": {"code": code, "message": error.message},
+        "trace_id": trace_id,
+    }
+    if error.task_id:
+        body["task_id"] = error.task_id
+    return JSONResponse(body, status_code=status)
+
+
+def to_neutral(body: VideoRequest) -> GenerationRequest:
+    start, end = body.start_image_url, body.end_image_url
+    if body.image_urls:  # legacy [start, end]
+        start = start or body.image_urls[0]
+        end = end or (body.image_urls[1] if len(body.image_urls) > 1 else None)
+    kind = Kind.EXTEND if body.action == "extend" else Kind.GENERATE
+    return GenerationRequest(
+        prompt=body.prompt or "",
+        kind=kind,
+        start_image=start or None,
+        end_image=end or None,
+        source_video_id=(body.video_id or None) if kind is Kind.EXTEND else None,
+        source_video_url=(body.video_url or None) if kind is Kind.EXTEND else None,
+        loop=bool(body.loop),
+        aspect_ratio=body.aspect_ratio or None,
+        resolution=body.resolution,
+        duration=body.duration,
+        model=body.model,
+        enhance=body.enhancement is not False,
+        seed=body.seed,
+        callback_url=body.callback_url or None,
+    )
+
+
+def build_router(ctx: ApiContext) -> APIRouter:
+    router = APIRouter(tags=["AceData dialect"])
+
+    @router.post("/luma/videos", summary="Generate or extend a video")
+    async def create_video(
+        body: VideoRequest, owner: TokenInfo = Depends(ctx.auth)
+    ) -> dict[str, Any]:
+        task = await run_sync(
+            lambda: ctx.service.create(
+                owner.id, to_neutral(body), origin=DIALECT,
+                origin_request=body.model_dump(by_alias=True, exclude_unset=True),
+            )
+        )
+        if body.async_ or body.callback_url:
+            return {"task_id": task.id}
+        timeout = min(body.timeout if body.timeout is not None else 300.0,
+                      ctx.settings.max_wait_seconds)
+        await ctx.hub.wait(task.id, timeout)
+        task = await run_sync(ctx.service.get, owner.id, task.id)
+        if task.state is State.COMPLETED:
+            return flat_result(task, ctx.url_for)
+        if task.state.terminal:
+            raise TaskFailed(task.failure_reason or "the task failed", task_id=task.id,
+                             input_error=task.failure_code is FailureCode.INVALID_INPUT)
+        raise WaitTimeout(
+            f"the video was not ready within {timeout:g} s; poll /luma/tasks with this task_id",
+            task_id=task.id,
+        )
+
+    @router.post("/luma/tasks", summary="Retrieve one task or a batch")
+    async def retrieve(
+        body: TasksRequest, owner: TokenInfo = Depends(ctx.auth)
+    ) -> dict[str, Any]:
+        action = body.action or ("retrieve_batch" if body.ids is not None else "retrieve")
+        if action == "retrieve_batch":
+            if body.ids is None:
+                raise InvalidRequest("retrieve_batch needs 'ids'")
+            tasks = await run_sync(ctx.service.get_many, owner.id, body.ids)
+            items = [retrieve_item(t, ctx.url_for) for t in tasks]
+            return {"items": items, "count": len(items)}
+        if not body.id:
+            raise InvalidRequest("retrieve needs 'id'")
+        task = await run_sync(ctx.service.get, owner.id, body.id)
+        return retrieve_item(task, ctx.url_for)
+
+    return router

@@ -1,0 +1,72 @@
+"""The app factory: one FastAPI app serving every dialect and the assets."""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, Response
+
+from reelgate import __version__
+from reelgate.api import acedata
+from reelgate.api.auth import Authenticator
+from reelgate.api.callbacks import callback_renderer
+from reelgate.api.context import ApiContext
+from reelgate.api.errors import ErrorRouting
+from reelgate.core.errors import NotFound
+from reelgate.core.waiting import CompletionHub
+from reelgate.runtime import Runtime
+from reelgate.storage.local import ASSET_ROUTE
+
+CONTENT_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".png": "image/png"}
+
+
+def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
+    """`workers` render workers (threads) start with the app and stop with it."""
+    settings = runtime.settings
+    hub = CompletionHub(runtime.tasks, settings.poll_interval)
+    ctx = ApiContext(settings, runtime.service, hub, Authenticator(runtime.tokens),
+                     runtime.asset_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await hub.start()
+        if workers:
+            runtime.start_workers(workers, callback_renderer(runtime.asset_url),
+                                  on_finished=hub.notify_threadsafe)
+        try:
+            yield
+        finally:
+            await hub.stop()
+            runtime.stop_workers()
+
+    app = FastAPI(title="reelgate", version=__version__, lifespan=lifespan,
+                  description="Self-hosted video generation speaking the Luma API dialects.")
+    errors = ErrorRouting()
+    for prefix in acedata.PREFIXES:
+        errors.register(prefix, acedata.render_error)
+    errors.install(app)
+    app.include_router(acedata.build_router(ctx))
+
+    @app.get("/healthz", tags=["server"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.api_route(ASSET_ROUTE + "/{key:path}", methods=["GET", "HEAD"], tags=["assets"],
+                   summary="A stored video or image (supports Range)")
+    def asset(key: str) -> Response:
+        try:
+            path = runtime.storage.path(key)
+        except ValueError:
+            raise NotFound("no such asset") from None
+        if not path.is_file():
+            raise NotFound("no such asset")
+        media_type = CONTENT_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
+        return FileResponse(path, media_type=media_type or "application/octet-stream",
+                            headers={"cache-control": "public, max-age=31536000, immutable"})
+
+    app.state.hub = hub
+    app.state.runtime = runtime
+    return app

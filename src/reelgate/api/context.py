@@ -1,0 +1,20 @@
+"""What every dialect's routes need, handed over by the app factory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reelgate.api.auth import Authenticator
+from reelgate.config import Settings
+from reelgate.core.service import TaskService
+from reelgate.core.waiting import CompletionHub
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    service: TaskService
+    hub: CompletionHub
+    auth: Authenticator
+    url_for: Callable[[str], str]

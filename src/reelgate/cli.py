@@ -1,0 +1,232 @@
+"""The `reelgate` command: serve, worker, tokens, generate.
+
+Options left out fall back to `REELGATE_*` variables and the TOML file,
+all read by the one settings object.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import mimetypes
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from reelgate.config import Settings, load_settings
+
+app = typer.Typer(help="reelgate: a self-hosted video-generation API server.",
+                  no_args_is_help=True, add_completion=False)
+tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
+err = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [REELGATE_DATA_DIR]")]
+DatabaseUrl = Annotated[str | None, typer.Option("--database-url",
+                                                 help="SQLAlchemy URL [REELGATE_DATABASE_URL]")]
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except Exception as exc:  # pydantic's message names the bad setting
+        err.print(f"[red]invalid configuration:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [REELGATE_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [REELGATE_PORT]")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    workers: Annotated[int | None, typer.Option(
+        help="In-process render workers; 0 to run workers separately [REELGATE_WORKERS]")] = None,
+    public_base_url: Annotated[str | None, typer.Option(
+        help="Base URL used in answers [REELGATE_PUBLIC_BASE_URL]")] = None,
+    log_level: Annotated[str, typer.Option(help="Log level")] = "info",
+) -> None:
+    """Start the API with in-process workers."""
+    import uvicorn
+
+    from reelgate.api.app import create_app
+    from reelgate.runtime import Runtime
+
+    settings = _settings(host=host, port=port, data_dir=data_dir, database_url=database_url,
+                         workers=workers, public_base_url=public_base_url)
+    _logging(log_level)
+    runtime = Runtime(settings)
+    if runtime.tokens.count_active() == 0:
+        _, secret = runtime.tokens.create("default")
+        err.print("[bold]No API token existed, so one was created. It is shown only once:[/bold]")
+        print(secret, flush=True)
+    err.print(f"reelgate listening on http://{settings.host}:{settings.port} "
+              f"(answers use {settings.resolved_public_base_url}), "
+              f"{settings.workers} worker(s), data in {settings.data_dir}")
+    try:
+        uvicorn.run(create_app(runtime, workers=settings.workers), host=settings.host,
+                    port=settings.port, log_level=log_level, timeout_graceful_shutdown=10)
+    finally:
+        runtime.close()
+
+
+@app.command()
+def worker(
+    workers: Annotated[int | None, typer.Option(help="Render workers [REELGATE_WORKERS]")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    log_level: Annotated[str, typer.Option(help="Log level")] = "info",
+) -> None:
+    """Run workers alone against the same database (no HTTP)."""
+    from reelgate.api.callbacks import callback_renderer
+    from reelgate.runtime import Runtime
+
+    settings = _settings(workers=workers, data_dir=data_dir, database_url=database_url)
+    _logging(log_level)
+    runtime = Runtime(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    count = max(1, settings.workers)
+    runtime.start_workers(count, callback_renderer(runtime.asset_url))
+    err.print(f"reelgate worker: {count} worker(s) on {settings.resolved_database_url}")
+    stop.wait()
+    runtime.close()
+
+
+@tokens_app.command("create")
+def tokens_create(name: str, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Create a token and print it (alone, on stdout)."""
+    from reelgate.runtime import Runtime
+
+    runtime = Runtime(_settings(data_dir=data_dir, database_url=database_url))
+    _, secret = runtime.tokens.create(name)
+    print(secret)
+
+
+@tokens_app.command("list")
+def tokens_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """List tokens (their secrets are never shown again)."""
+    from reelgate.runtime import Runtime
+
+    runtime = Runtime(_settings(data_dir=data_dir, database_url=database_url))
+    table = Table("id", "name", "prefix", "created", "revoked")
+    for info in runtime.tokens.list():
+        table.add_row(info.id, info.name, info.prefix + "…", _when(info.created_at),
+                      _when(info.revoked_at) if info.revoked_at else "")
+    Console().print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token: Annotated[str, typer.Argument(help="id, name or prefix")],
+                  data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Revoke a token by id, name or prefix."""
+    from reelgate.runtime import Runtime
+
+    runtime = Runtime(_settings(data_dir=data_dir, database_url=database_url))
+    count = runtime.tokens.revoke(token)
+    if not count:
+        err.print(f"[red]no active token matches {token!r}[/red]")
+        raise typer.Exit(1)
+    err.print(f"revoked {count} token(s)")
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _image_ref(value: str | None) -> str | None:
+    """URLs pass through; a local file becomes a data URI."""
+    if value is None or value.startswith(("http://", "https://", "data:")):
+        return value
+    path = Path(value)
+    if not path.is_file():
+        err.print(f"[red]{value}: not a URL and not a file[/red]")
+        raise typer.Exit(2)
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+@app.command()
+def generate(
+    prompt: str,
+    start_image: Annotated[str | None, typer.Option(help="URL or local file")] = None,
+    end_image: Annotated[str | None, typer.Option(help="URL or local file")] = None,
+    aspect_ratio: Annotated[str | None, typer.Option(help="e.g. 16:9")] = None,
+    resolution: Annotated[str | None, typer.Option(help="540p, 720p, 1080p")] = None,
+    duration: Annotated[str | None, typer.Option(help="5s or 9s")] = None,
+    loop: Annotated[bool, typer.Option(help="Make the clip loop")] = False,
+    wait: Annotated[bool, typer.Option(help="Show progress until the video is ready")] = False,
+    server: Annotated[str | None, typer.Option(help="Server URL [REELGATE_SERVER_URL]")] = None,
+    token: Annotated[str | None, typer.Option(help="API token [REELGATE_TOKEN]")] = None,
+) -> None:
+    """Submit a video to a running server; prints the task id, or the video URL with --wait."""
+    settings = _settings(server_url=server, token=token)
+    if not settings.token:
+        err.print("[red]no token: pass --token or set REELGATE_TOKEN[/red]")
+        raise typer.Exit(2)
+    body = {"prompt": prompt, "start_image_url": _image_ref(start_image),
+            "end_image_url": _image_ref(end_image), "aspect_ratio": aspect_ratio,
+            "resolution": resolution, "duration": duration, "loop": loop, "async": True}
+    with httpx.Client(base_url=settings.resolved_server_url, timeout=60,
+                      headers={"authorization": f"Bearer {settings.token}"}) as client:
+        answer = _call(client, "/luma/videos", {k: v for k, v in body.items() if v is not None})
+        task_id = answer["task_id"]
+        if not wait:
+            print(task_id)
+            return
+        result = _follow(client, task_id)
+    if result.get("state") != "completed":
+        err.print(f"[red]failed:[/red] {result.get('error', {}).get('message', result)}")
+        raise typer.Exit(1)
+    print(result["video_url"])
+
+
+def _call(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        response = client.post(path, json=body)
+    except httpx.HTTPError as exc:
+        err.print(f"[red]cannot reach {client.base_url}: {exc}[/red]")
+        raise typer.Exit(1) from exc
+    data = response.json()
+    if response.status_code >= 400:
+        err.print(f"[red]{response.status_code}: {data.get('error', data)}[/red]")
+        raise typer.Exit(1)
+    return data
+
+
+def _follow(client: httpx.Client, task_id: str) -> dict[str, Any]:
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=err) as progress:
+        bar = progress.add_task(f"rendering {task_id[:8]}", total=1.0)
+        while True:
+            item = _call(client, "/luma/tasks", {"id": task_id, "action": "retrieve"})
+            response = item["response"]
+            if response.get("state") in ("completed", "failed"):
+                progress.update(bar, completed=1.0)
+                return response
+            progress.update(bar, completed=float(response.get("progress", 0.0)))
+            time.sleep(1.0)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""One settings object for the whole server.
+
+Values come from (highest first) explicit overrides (CLI options), `REELGATE_*`
+environment variables, a TOML file (`REELGATE_CONFIG`, else `reelgate.toml`
+in the working directory when present), then the defaults below. Nothing else
+in the project reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from reelgate.core.models import ASPECT_RATIOS, DURATIONS, RESOLUTIONS
+
+
+def _toml_path() -> Path | None:
+    explicit = os.environ.get("REELGATE_CONFIG")
+    if explicit:
+        return Path(explicit)
+    default = Path("reelgate.toml")
+    return default if default.exists() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REELGATE_", extra="ignore")
+
+    # Server
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("reelgate-data")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite in the data directory"
+    )
+    public_base_url: str | None = Field(
+        default=None, description="Base of every asset URL in answers (https behind a proxy)"
+    )
+    workers: int = Field(default=1, ge=0, description="In-process workers started by `serve`")
+
+    # Queue
+    lease_seconds: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    poll_interval: float = Field(default=0.5, gt=0)
+    retry_backoff_seconds: float = Field(default=2.0, ge=0)
+
+    # Generation defaults
+    default_engine: str = "preview"
+    default_aspect_ratio: str = "16:9"
+    default_resolution: str = "720p"
+    default_duration: str = "5s"
+    enhancer: str = Field(default="detail", description="detail | none | module:attribute")
+    encoder_preset: str = "veryfast"
+    encoder_crf: int = Field(default=20, ge=0, le=51)
+
+    # Sync waiting
+    max_wait_seconds: float = Field(default=900.0, gt=0)
+
+    # Fetching user URLs
+    allow_private_networks: bool = False
+    fetch_timeout: float = Field(default=30.0, gt=0)
+    fetch_max_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    fetch_max_redirects: int = Field(default=5, ge=0)
+    image_max_pixels: int = Field(default=40_000_000, gt=0)
+
+    # Callbacks
+    callback_timeout: float = Field(default=10.0, gt=0)
+    callback_max_attempts: int = Field(default=8, ge=1)
+    callback_backoff_seconds: float = Field(default=2.0, ge=0)
+
+    # CLI client (`reelgate generate`)
+    server_url: str | None = None
+    token: str | None = None
+
+    @field_validator("default_aspect_ratio")
+    @classmethod
+    def _known_ratio(cls, v: str) -> str:
+        if v not in ASPECT_RATIOS:
+            raise ValueError(f"must be one of {', '.join(ASPECT_RATIOS)}")
+        return v
+
+    @field_validator("default_resolution")
+    @classmethod
+    def _known_resolution(cls, v: str) -> str:
+        if v not in RESOLUTIONS:
+            raise ValueError(f"must be one of {', '.join(RESOLUTIONS)}")
+        return v
+
+    @field_validator("default_duration")
+    @classmethod
+    def _known_duration(cls, v: str) -> str:
+        if v not in DURATIONS:
+            raise ValueError(f"must be one of {', '.join(DURATIONS)}")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _toml_path()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    # Derived values
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'reelgate.db').resolve()}"
+
+    @property
+    def assets_dir(self) -> Path:
+        return self.data_dir / "assets"
+
+    @property
+    def resolved_public_base_url(self) -> str:
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def resolved_server_url(self) -> str:
+        return (self.server_url or self.resolved_public_base_url).rstrip("/")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings with CLI overrides applied; `None` means "not given"."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,1 @@
+"""The neutral core: models, the task service and prompt enhancement."""

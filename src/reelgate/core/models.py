@@ -1,0 +1,185 @@
+"""The neutral vocabulary: tasks, states, sizes.
+
+Nothing here knows a wire format. Dialect adapters translate their field
+names into these types and back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+FPS = 24
+SIZE_MULTIPLE = 32  # LTX-Video needs sides that are multiples of 32
+
+ASPECT_RATIOS: dict[str, tuple[int, int]] = {
+    "1:1": (1, 1),
+    "4:3": (4, 3),
+    "3:4": (3, 4),
+    "16:9": (16, 9),
+    "9:16": (9, 16),
+    "21:9": (21, 9),
+    "9:21": (9, 21),
+}
+RESOLUTIONS: dict[str, int] = {"540p": 540, "720p": 720, "1080p": 1080, "4k": 2160}
+DURATIONS: dict[str, int] = {"5s": 5, "9s": 9}
+
+
+class State(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED})
+
+
+class FailureCode(StrEnum):
+    """Why a task failed, so each dialect can pick its error and status."""
+
+    INVALID_INPUT = "invalid_input"  # the client's inputs cannot be used
+    INTERNAL = "internal"  # the server could not finish it (crashes, lost workers)
+
+
+class Kind(StrEnum):
+    GENERATE = "generate"
+    EXTEND = "extend"
+
+
+def _round_to_grid(value: float) -> int:
+    """Nearest multiple of 32, ties rounding down so we never exceed the nominal size."""
+    return max(SIZE_MULTIPLE, math.ceil(value / SIZE_MULTIPLE - 0.5) * SIZE_MULTIPLE)
+
+
+def frame_size(aspect_ratio: str, resolution: str) -> tuple[int, int]:
+    """(width, height) for a ratio and resolution: the short side is the nominal
+    resolution, both sides snapped to the 32-pixel grid."""
+    a, b = ASPECT_RATIOS[aspect_ratio]
+    short = RESOLUTIONS[resolution]
+    if a >= b:
+        return _round_to_grid(short * a / b), _round_to_grid(short)
+    return _round_to_grid(short), _round_to_grid(short * b / a)
+
+
+def frame_count(duration: str) -> int:
+    """Frames for a duration at 24 fps, of the form 8k+1 (5 s -> 121, 9 s -> 217)."""
+    seconds = DURATIONS[duration]
+    return (seconds * FPS // 8) * 8 + 1
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A stored file of a finished task. `key` is the storage key; URLs are
+    derived from it at answer time so a changed public base URL takes effect."""
+
+    key: str
+    width: int
+    height: int
+    content_type: str
+    bytes: int = 0
+    duration: float | None = None
+    fps: float | None = None
+    frames: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Asset:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    video: Asset
+    thumbnail: Asset
+    last_frame: Asset
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "video": self.video.to_dict(),
+            "thumbnail": self.thumbnail.to_dict(),
+            "last_frame": self.last_frame.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskResult:
+        return cls(
+            video=Asset.from_dict(data["video"]),
+            thumbnail=Asset.from_dict(data["thumbnail"]),
+            last_frame=Asset.from_dict(data["last_frame"]),
+        )
+
+
+@dataclass
+class GenerationRequest:
+    """What a client asked for, in neutral terms, before it becomes a task.
+
+    Images and source videos are references (URLs, data URIs or our own task
+    ids); the worker resolves them, never the API process.
+    """
+
+    prompt: str = ""
+    kind: Kind = Kind.GENERATE
+    start_image: str | None = None
+    end_image: str | None = None
+    source_task_id: str | None = None
+    source_video_id: str | None = None
+    source_video_url: str | None = None
+    loop: bool = False
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+    duration: str | None = None
+    model: str | None = None
+    enhance: bool = False
+    seed: int | None = None
+    callback_url: str | None = None
+
+
+@dataclass
+class Task:
+    id: str
+    video_id: str
+    owner_id: str
+    origin: str
+    kind: Kind
+    prompt: str
+    enhanced_prompt: str | None
+    start_image: str | None
+    end_image: str | None
+    source_task_id: str | None
+    source_video_url: str | None
+    loop: bool
+    aspect_ratio: str
+    resolution: str
+    duration: str
+    model: str
+    engine: str
+    seed: int
+    callback_url: str | None
+    callback_dialect: str | None
+    origin_request: dict[str, Any]
+    state: State
+    progress: float
+    failure_reason: str | None
+    failure_code: FailureCode | None
+    attempts: int
+    created_at: float
+    updated_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    result: TaskResult | None = None
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+
+    @property
+    def effective_prompt(self) -> str:
+        return self.enhanced_prompt or self.prompt

@@ -1,0 +1,99 @@
+"""The composition root: builds every long-lived part once, from settings.
+
+`serve` and `worker` both start here; tests build one to reach the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from reelgate.config import Settings
+from reelgate.core.enhance import load_enhancer
+from reelgate.core.models import Task
+from reelgate.core.service import TaskService
+from reelgate.engines.base import Engine
+from reelgate.engines.preview import PreviewEngine
+from reelgate.media.fetch import GuardedClient
+from reelgate.storage.local import LocalStorage
+from reelgate.store.callbacks import CallbackStore
+from reelgate.store.db import Database
+from reelgate.store.tasks import TaskStore
+from reelgate.store.tokens import TokenStore
+from reelgate.worker.callbacks import CallbackDispatcher
+from reelgate.worker.inputs import InputResolver
+from reelgate.worker.runner import Worker
+
+log = logging.getLogger(__name__)
+
+
+def build_engines(settings: Settings) -> dict[str, Engine]:
+    engines: dict[str, Engine] = {"preview": PreviewEngine()}
+    if settings.default_engine not in engines:
+        raise ValueError(
+            f"unknown engine {settings.default_engine!r}; available: {', '.join(engines)}"
+        )
+    return engines
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(settings.resolved_database_url)
+        self.db.migrate()
+        self.tasks = TaskStore(self.db)
+        self.tokens = TokenStore(self.db)
+        self.callbacks = CallbackStore(self.db)
+        self.storage = LocalStorage(settings.assets_dir, settings.resolved_public_base_url)
+        self.client = GuardedClient(settings)
+        self.engines = build_engines(settings)
+        self.work_available = threading.Event()
+        self.service = TaskService(
+            settings, self.tasks, self.engines, load_enhancer(settings.enhancer),
+            wake_workers=self.work_available.set,
+        )
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def asset_url(self, key: str) -> str:
+        return self.storage.url(key)
+
+    def start_workers(self, count: int, render_callback: Callable[[str, Task], Any],
+                      on_finished: Callable[[str], None] = lambda task_id: None) -> None:
+        """Start `count` render workers and one callback dispatcher as threads."""
+        inputs = InputResolver(self.tasks, self.storage, self.client,
+                               self.settings.image_max_pixels)
+        callbacks_due = threading.Event()
+
+        def finished(task_id: str) -> None:
+            callbacks_due.set()
+            on_finished(task_id)
+
+        for i in range(count):
+            worker = Worker(self.settings, self.tasks, self.storage, self.engines, inputs,
+                            on_finished=finished)
+            self._spawn(f"worker-{i}", worker.run, self.work_available)
+        dispatcher = CallbackDispatcher(self.settings, self.callbacks, self.tasks, self.client,
+                                        render_callback)
+        self._spawn("callbacks", dispatcher.run, callbacks_due)
+
+    def _spawn(self, name: str, target: Callable[[threading.Event, threading.Event], None],
+               wake: threading.Event) -> None:
+        thread = threading.Thread(target=target, args=(self._stop, wake), name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop_workers(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.work_available.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    def close(self) -> None:
+        self.stop_workers()
+        self.client.close()
+        self.db.dispose()

@@ -1,0 +1,1 @@
+"""Where finished assets live and the URLs they are served at."""

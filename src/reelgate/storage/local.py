@@ -1,0 +1,52 @@
+"""Assets in a local directory, served by the app under `/assets/`.
+
+Keys look like `<task id>/<run id>/video.mp4`: a run id per attempt means a
+late, superseded worker can never overwrite the files of the run that won.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ASSET_ROUTE = "/assets"
+
+
+class LocalStorage:
+    def __init__(self, root: Path, public_base_url: str) -> None:
+        self.root = root.resolve()
+        self.public_base_url = public_base_url.rstrip("/")
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        """The file for a key; refuses keys that would leave the root."""
+        candidate = (self.root / key).resolve()
+        if not candidate.is_relative_to(self.root) or candidate == self.root:
+            raise ValueError(f"invalid asset key {key!r}")
+        return candidate
+
+    def url(self, key: str) -> str:
+        return f"{self.public_base_url}{ASSET_ROUTE}/{key}"
+
+    def workdir(self, key_prefix: str) -> Path:
+        """A directory to write a run's files into before they are published."""
+        path = self.path(key_prefix)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def delete_prefix(self, key_prefix: str) -> None:
+        shutil.rmtree(self.path(key_prefix), ignore_errors=True)
+
+    def key_for_url(self, url: str) -> str | None:
+        """The key behind one of our own asset URLs, so extending our own
+        video reads the file instead of fetching it over HTTP."""
+        prefix = f"{self.public_base_url}{ASSET_ROUTE}/"
+        if url.startswith(prefix):
+            key = urlsplit(url[len(prefix):]).path
+        else:
+            return None
+        try:
+            return key if self.path(key).is_file() else None
+        except ValueError:
+            return None

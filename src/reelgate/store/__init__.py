@@ -1,0 +1,1 @@
+"""Durable state: tasks (which are also the queue), tokens and the callback outbox."""

@@ -1,0 +1,284 @@
+"""Tasks: the single source of truth and the work queue.
+
+A worker claims a row atomically and holds it with a lease that it renews
+while it runs. Every write a worker makes afterwards is fenced on its lease
+token (`lease_owner`), so a worker whose lease expired and was taken over
+can never overwrite the result of the run that replaced it. Finishing a task
+and queueing its callback happen in one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from reelgate.core.models import FailureCode, Kind, State, Task, TaskResult
+from reelgate.store.db import Database
+from reelgate.store.schema import CallbackRow, TaskRow
+
+
+def _to_task(row: TaskRow) -> Task:
+    return Task(
+        id=row.id,
+        video_id=row.video_id,
+        owner_id=row.owner_id,
+        origin=row.origin,
+        kind=Kind(row.kind),
+        prompt=row.prompt,
+        enhanced_prompt=row.enhanced_prompt,
+        start_image=row.start_image,
+        end_image=row.end_image,
+        source_task_id=row.source_task_id,
+        source_video_url=row.source_video_url,
+        loop=row.loop,
+        aspect_ratio=row.aspect_ratio,
+        resolution=row.resolution,
+        duration=row.duration,
+        model=row.model,
+        engine=row.engine,
+        seed=row.seed,
+        callback_url=row.callback_url,
+        callback_dialect=row.callback_dialect,
+        origin_request=row.origin_request or {},
+        state=State(row.state),
+        progress=row.progress,
+        failure_reason=row.failure_reason,
+        failure_code=FailureCode(row.failure_code) if row.failure_code else None,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        result=TaskResult.from_dict(row.result) if row.result else None,
+        lease_owner=row.lease_owner,
+        lease_expires_at=row.lease_expires_at,
+    )
+
+
+def _queue_callback(session: Session, row: TaskRow, event: str, now: float) -> None:
+    if not row.callback_url:
+        return
+    session.add(
+        CallbackRow(
+            id=str(uuid.uuid4()),
+            task_id=row.id,
+            url=row.callback_url,
+            dialect=row.callback_dialect or row.origin,
+            event=event,
+            state="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+
+
+class TaskStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # Creating and reading
+
+    def create(self, **fields: Any) -> Task:
+        now = time.time()
+        row = TaskRow(
+            id=fields.pop("id", None) or str(uuid.uuid4()),
+            video_id=fields.pop("video_id", None) or str(uuid.uuid4()),
+            state=State.QUEUED.value,
+            progress=0.0,
+            attempts=0,
+            not_before=now,
+            created_at=now,
+            updated_at=now,
+            **fields,
+        )
+        with self.db.write() as s:
+            s.add(row)
+            s.flush()
+            return _to_task(row)
+
+    def get(self, task_id: str) -> Task | None:
+        with self.db.read() as s:
+            row = s.get(TaskRow, task_id)
+            return _to_task(row) if row else None
+
+    def get_owned(self, owner_id: str, task_id: str) -> Task | None:
+        """A task only if this token owns it: another token's task reads as absent."""
+        task = self.get(task_id)
+        return task if task and task.owner_id == owner_id else None
+
+    def get_many_owned(self, owner_id: str, task_ids: Sequence[str]) -> list[Task]:
+        if not task_ids:
+            return []
+        with self.db.read() as s:
+            rows = s.scalars(
+                select(TaskRow).where(TaskRow.id.in_(list(task_ids)), TaskRow.owner_id == owner_id)
+            ).all()
+            by_id = {r.id: _to_task(r) for r in rows}
+        return [by_id[i] for i in task_ids if i in by_id]
+
+    def find_by_video_id(self, owner_id: str, video_id: str) -> Task | None:
+        with self.db.read() as s:
+            row = s.scalar(
+                select(TaskRow).where(TaskRow.video_id == video_id, TaskRow.owner_id == owner_id)
+            )
+            return _to_task(row) if row else None
+
+    def terminal_among(self, task_ids: Iterable[str]) -> list[str]:
+        """Which of these tasks are finished: one query for every waiting client."""
+        ids = list(task_ids)
+        done: list[str] = []
+        terminal = [s.value for s in (State.COMPLETED, State.FAILED, State.CANCELLED)]
+        with self.db.read() as s:
+            for i in range(0, len(ids), 500):
+                done.extend(
+                    s.scalars(
+                        select(TaskRow.id).where(
+                            TaskRow.id.in_(ids[i : i + 500]), TaskRow.state.in_(terminal)
+                        )
+                    )
+                )
+        return done
+
+    # The queue
+
+    def claim(self, lease_seconds: float, max_attempts: int) -> Task | None:
+        """Take the oldest runnable task: queued and due, or running with an
+        expired lease (its worker died). Tasks that have used up their attempts
+        fail with a reason instead of running again."""
+        now = time.time()
+        with self.db.write() as s:
+            self._fail_exhausted(s, now, max_attempts)
+            runnable = or_(
+                and_(TaskRow.state == State.QUEUED.value, TaskRow.not_before <= now),
+                and_(TaskRow.state == State.RUNNING.value, TaskRow.lease_expires_at < now),
+            )
+            row = s.scalar(
+                select(TaskRow)
+                .where(runnable)
+                .order_by(TaskRow.created_at)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if row is None:
+                return None
+            row.state = State.RUNNING.value
+            row.lease_owner = uuid.uuid4().hex
+            row.lease_expires_at = now + lease_seconds
+            row.attempts += 1
+            row.started_at = row.started_at or now
+            row.updated_at = now
+            s.flush()
+            return _to_task(row)
+
+    def _fail_exhausted(self, s: Session, now: float, max_attempts: int) -> None:
+        rows = s.scalars(
+            select(TaskRow)
+            .where(
+                TaskRow.state == State.RUNNING.value,
+                TaskRow.lease_expires_at < now,
+                TaskRow.attempts >= max_attempts,
+            )
+            .with_for_update(skip_locked=True)
+        ).all()
+        for row in rows:
+            self._finish(
+                s,
+                row,
+                State.FAILED,
+                now,
+                failure_reason=(
+                    f"the worker running this task stopped responding {row.attempts} times; "
+                    "giving up"
+                ),
+                failure_code=FailureCode.INTERNAL.value,
+            )
+
+    def heartbeat(self, task_id: str, lease_owner: str, lease_seconds: float,
+                  progress: float | None = None) -> bool:
+        """Extend the lease (and record progress). False: the lease was lost."""
+        now = time.time()
+        values: dict[str, Any] = {"lease_expires_at": now + lease_seconds, "updated_at": now}
+        if progress is not None:
+            values["progress"] = max(0.0, min(1.0, progress))
+        with self.db.write() as s:
+            result = s.execute(
+                update(TaskRow)
+                .where(
+                    TaskRow.id == task_id,
+                    TaskRow.lease_owner == lease_owner,
+                    TaskRow.state == State.RUNNING.value,
+                )
+                .values(**values)
+            )
+            return result.rowcount == 1
+
+    def complete(self, task_id: str, lease_owner: str, result: TaskResult) -> bool:
+        return self._finish_fenced(
+            task_id, lease_owner, State.COMPLETED, result=result.to_dict(), progress=1.0
+        )
+
+    def fail(self, task_id: str, lease_owner: str, reason: str,
+             code: FailureCode = FailureCode.INVALID_INPUT) -> bool:
+        return self._finish_fenced(task_id, lease_owner, State.FAILED, failure_reason=reason,
+                                   failure_code=code.value)
+
+    def retry_later(self, task_id: str, lease_owner: str, reason: str, delay: float,
+                    max_attempts: int) -> bool:
+        """Put a task that hit a transient error back in the queue, or fail it
+        when its attempts are used up."""
+        now = time.time()
+        with self.db.write() as s:
+            row = self._fenced_row(s, task_id, lease_owner)
+            if row is None:
+                return False
+            if row.attempts >= max_attempts:
+                self._finish(s, row, State.FAILED, now,
+                             failure_reason=f"{reason} (gave up after {row.attempts} attempts)",
+                             failure_code=FailureCode.INTERNAL.value)
+                return True
+            row.state = State.QUEUED.value
+            row.lease_owner = None
+            row.lease_expires_at = None
+            row.not_before = now + delay
+            row.failure_reason = reason
+            row.updated_at = now
+            return True
+
+    def _fenced_row(self, s: Session, task_id: str, lease_owner: str) -> TaskRow | None:
+        return s.scalar(
+            select(TaskRow)
+            .where(
+                TaskRow.id == task_id,
+                TaskRow.lease_owner == lease_owner,
+                TaskRow.state == State.RUNNING.value,
+            )
+            .with_for_update()
+        )
+
+    def _finish_fenced(self, task_id: str, lease_owner: str, state: State, **values: Any) -> bool:
+        now = time.time()
+        with self.db.write() as s:
+            row = self._fenced_row(s, task_id, lease_owner)
+            if row is None:
+                return False
+            self._finish(s, row, state, now, **values)
+            return True
+
+    @staticmethod
+    def _finish(s: Session, row: TaskRow, state: State, now: float, **values: Any) -> None:
+        row.state = state.value
+        row.finished_at = now
+        row.updated_at = now
+        row.lease_expires_at = None
+        for key, value in values.items():
+            setattr(row, key, value)
+        if state is State.COMPLETED:
+            row.failure_reason = None
+            row.failure_code = None
+        _queue_callback(s, row, state.value, now)

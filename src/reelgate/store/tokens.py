@@ -1,0 +1,87 @@
+"""API tokens. Only a SHA-256 of each token is stored: tokens are 256-bit
+random strings, so a fast hash is enough and lookups stay an index probe."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+
+from reelgate.store.db import Database
+from reelgate.store.schema import TokenRow
+
+TOKEN_PREFIX = "rg_"
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: str
+    name: str
+    prefix: str
+    created_at: float
+    revoked_at: float | None
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _info(row: TokenRow) -> TokenInfo:
+    return TokenInfo(row.id, row.name, row.prefix, row.created_at, row.revoked_at)
+
+
+class TokenStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(self, name: str) -> tuple[TokenInfo, str]:
+        """Returns the token's record and the secret, which is never stored."""
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        row = TokenRow(
+            id=str(uuid.uuid4()),
+            name=name,
+            token_hash=hash_token(secret),
+            prefix=secret[:10],
+            created_at=time.time(),
+        )
+        with self.db.write() as s:
+            s.add(row)
+        return _info(row), secret
+
+    def authenticate(self, secret: str) -> TokenInfo | None:
+        """The active token for a secret, or None. The comparison happens on a
+        hash inside the database index, so timing reveals nothing of the secret."""
+        with self.db.read() as s:
+            row = s.scalar(select(TokenRow).where(TokenRow.token_hash == hash_token(secret)))
+        if row is None or row.revoked_at is not None:
+            return None
+        return _info(row)
+
+    def list(self) -> list[TokenInfo]:
+        with self.db.read() as s:
+            return [_info(r) for r in s.scalars(select(TokenRow).order_by(TokenRow.created_at))]
+
+    def count_active(self) -> int:
+        with self.db.read() as s:
+            return s.scalar(
+                select(func.count()).select_from(TokenRow).where(TokenRow.revoked_at.is_(None))
+            ) or 0
+
+    def revoke(self, id_or_name: str) -> int:
+        """Revoke by id, name or printed prefix; returns how many were revoked."""
+        with self.db.write() as s:
+            result = s.execute(
+                update(TokenRow)
+                .where(
+                    (TokenRow.id == id_or_name)
+                    | (TokenRow.name == id_or_name)
+                    | (TokenRow.prefix == id_or_name)
+                )
+                .where(TokenRow.revoked_at.is_(None))
+                .values(revoked_at=time.time())
+            )
+            return result.rowcount

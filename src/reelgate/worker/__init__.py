@@ -1,0 +1,1 @@
+"""Workers: claim tasks with a lease, render, publish, and deliver callbacks."""

@@ -1,0 +1,79 @@
+"""Delivers the callback outbox.
+
+The payload is rendered at delivery time by the dialect that the task came
+from (injected as `render`), so the core never learns a wire format. A
+non-2xx answer or a network error is retried with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from reelgate.config import Settings
+from reelgate.core.models import Task
+from reelgate.media.fetch import FetchError, GuardedClient
+from reelgate.store.callbacks import CallbackStore, Delivery
+from reelgate.store.tasks import TaskStore
+
+log = logging.getLogger(__name__)
+
+RenderCallback = Callable[[str, Task], Any]
+"""(dialect, task) -> JSON payload."""
+
+
+class CallbackDispatcher:
+    def __init__(self, settings: Settings, callbacks: CallbackStore, tasks: TaskStore,
+                 client: GuardedClient, render: RenderCallback) -> None:
+        self.settings = settings
+        self.callbacks = callbacks
+        self.tasks = tasks
+        self.client = client
+        self.render = render
+
+    def run(self, stop: threading.Event, wake: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                sent = self.run_once()
+            except Exception:
+                log.exception("callback dispatcher error")
+                sent = 0
+            if not sent:
+                wake.wait(self.settings.poll_interval)
+                wake.clear()
+
+    def run_once(self, limit: int = 16) -> int:
+        due = self.callbacks.claim_due(limit, lease_seconds=self.settings.callback_timeout * 3)
+        for delivery in due:
+            self.deliver(delivery)
+        return len(due)
+
+    def deliver(self, delivery: Delivery) -> None:
+        task = self.tasks.get(delivery.task_id)
+        if task is None:
+            self.callbacks.record_attempt(delivery.id, ok=False, status=None,
+                                          error="task no longer exists", retry_at=None)
+            return
+        status: int | None = None
+        error: str | None = None
+        try:
+            status = self.client.post_json(delivery.url, self.render(delivery.dialect, task),
+                                           {"webhook-id": delivery.id})
+        except FetchError as exc:
+            error = str(exc)
+        except Exception as exc:  # network errors: retried
+            error = f"{exc.__class__.__name__}: {exc}"
+        ok = status is not None and 200 <= status < 300
+        if not ok and error is None:
+            error = f"receiver answered HTTP {status}"
+        attempts = delivery.attempts + 1
+        retry_at = None
+        if not ok and attempts < self.settings.callback_max_attempts:
+            retry_at = time.time() + self.settings.callback_backoff_seconds * 2 ** (attempts - 1)
+        if not ok:
+            log.info("callback %s for task %s: %s", delivery.id, delivery.task_id, error)
+        self.callbacks.record_attempt(delivery.id, ok=ok, status=status, error=error,
+                                      retry_at=retry_at)

@@ -1,0 +1,73 @@
+"""Resolve a task's references (image URLs, source videos) into local data.
+
+Our own assets are read from storage; everything else goes through the one
+guarded client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reelgate.core.models import Task
+from reelgate.media.fetch import GuardedClient
+from reelgate.media.images import decode_image
+from reelgate.media.probe import VideoInfo, probe_video, read_last_frame
+from reelgate.storage.local import LocalStorage
+from reelgate.store.tasks import TaskStore
+
+
+class InputError(Exception):
+    """An input cannot be used; the task fails with this message."""
+
+
+@dataclass
+class SourceVideo:
+    path: Path
+    info: VideoInfo
+    last_frame: np.ndarray
+
+
+class InputResolver:
+    def __init__(self, tasks: TaskStore, storage: LocalStorage, client: GuardedClient,
+                 image_max_pixels: int) -> None:
+        self.tasks = tasks
+        self.storage = storage
+        self.client = client
+        self.image_max_pixels = image_max_pixels
+
+    def image(self, ref: str | None, what: str) -> np.ndarray | None:
+        if not ref:
+            return None
+        key = self.storage.key_for_url(ref)
+        data = self.storage.path(key).read_bytes() if key else self.client.fetch(ref)
+        try:
+            return decode_image(data, self.image_max_pixels)
+        except Exception as exc:
+            raise InputError(f"{what}: {exc}") from exc
+
+    def source_video(self, task: Task, workdir: Path) -> SourceVideo | None:
+        path = self._source_path(task, workdir)
+        if path is None:
+            return None
+        try:
+            return SourceVideo(path, probe_video(path), read_last_frame(path))
+        except Exception as exc:
+            raise InputError(f"source video: {exc}") from exc
+
+    def _source_path(self, task: Task, workdir: Path) -> Path | None:
+        if task.source_task_id:
+            source = self.tasks.get(task.source_task_id)
+            if source is None or source.result is None:
+                raise InputError(f"source task {task.source_task_id} has no video")
+            return self.storage.path(source.result.video.key)
+        if task.source_video_url:
+            key = self.storage.key_for_url(task.source_video_url)
+            if key:
+                return self.storage.path(key)
+            path = workdir / "source.mp4"  # removed by the worker after rendering
+            path.write_bytes(self.client.fetch(task.source_video_url))
+            return path
+        return None

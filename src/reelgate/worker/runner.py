@@ -1,0 +1,210 @@
+"""The worker loop: claim, render, encode, publish, finish.
+
+A heartbeat thread renews the lease while a task runs and records progress;
+if the lease is lost (this worker was presumed dead and the task was handed
+to another), rendering stops and nothing this run made is published.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from reelgate.config import Settings
+from reelgate.core.models import FPS, Asset, Kind, Task, TaskResult, frame_count, frame_size
+from reelgate.engines.base import Engine, EngineError, RenderJob
+from reelgate.media.encode import encode_mp4
+from reelgate.media.errors import MediaError
+from reelgate.media.fetch import FetchError
+from reelgate.media.images import cover_fit, save_jpeg
+from reelgate.media.probe import iter_frames, probe_video
+from reelgate.storage.local import LocalStorage
+from reelgate.store.tasks import TaskStore
+from reelgate.worker.inputs import InputError, InputResolver, SourceVideo
+
+log = logging.getLogger(__name__)
+
+PERMANENT_ERRORS = (InputError, FetchError, MediaError, EngineError)
+"""Errors that another attempt would repeat: the task fails at once."""
+
+
+SOURCE_FILE = "source.mp4"
+
+
+class LeaseLost(Exception):
+    pass
+
+
+class _Heartbeat:
+    """Renews the lease every third of its length and carries progress."""
+
+    def __init__(self, tasks: TaskStore, task: Task, lease_seconds: float) -> None:
+        self.tasks = tasks
+        self.task = task
+        self.lease_seconds = lease_seconds
+        self.progress = 0.0
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{task.id[:8]}",
+                                        daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            try:
+                alive = self.tasks.heartbeat(self.task.id, self.task.lease_owner or "",
+                                             self.lease_seconds, self.progress)
+            except Exception:
+                log.exception("heartbeat failed for task %s", self.task.id)
+                continue
+            if not alive:
+                self.lost.set()
+                return
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        tasks: TaskStore,
+        storage: LocalStorage,
+        engines: Mapping[str, Engine],
+        inputs: InputResolver,
+        on_finished: Callable[[str], None] = lambda task_id: None,
+    ) -> None:
+        self.settings = settings
+        self.tasks = tasks
+        self.storage = storage
+        self.engines = engines
+        self.inputs = inputs
+        self.on_finished = on_finished
+
+    def run(self, stop: threading.Event, wake: threading.Event) -> None:
+        """Work until `stop` is set; sleep on `wake` (or the poll interval) when idle."""
+        while not stop.is_set():
+            try:
+                worked = self.run_once()
+            except Exception:
+                log.exception("worker loop error")
+                worked = False
+            if not worked:
+                wake.wait(self.settings.poll_interval)
+                wake.clear()
+
+    def run_once(self) -> bool:
+        task = self.tasks.claim(self.settings.lease_seconds, self.settings.max_attempts)
+        if task is None:
+            return False
+        log.info("task %s: attempt %d", task.id, task.attempts)
+        self.process(task)
+        return True
+
+    def process(self, task: Task) -> None:
+        run_key = f"{task.id}/{uuid.uuid4().hex[:12]}"
+        workdir = self.storage.workdir(run_key)
+        lease = task.lease_owner or ""
+        try:
+            with _Heartbeat(self.tasks, task, self.settings.lease_seconds) as beat:
+                result = self._render(task, run_key, workdir, beat)
+            if not self.tasks.complete(task.id, lease, result):
+                log.warning("task %s: superseded by another run, discarding this one", task.id)
+        except LeaseLost:
+            log.warning("task %s: lease lost, discarding this run", task.id)
+        except PERMANENT_ERRORS as exc:
+            self.tasks.fail(task.id, lease, str(exc))
+        except Exception as exc:
+            log.exception("task %s: attempt %d failed", task.id, task.attempts)
+            reason = f"internal error: {exc.__class__.__name__}: {exc}"
+            delay = self.settings.retry_backoff_seconds * 2 ** (task.attempts - 1)
+            self.tasks.retry_later(task.id, lease, reason, delay, self.settings.max_attempts)
+        finally:
+            (workdir / SOURCE_FILE).unlink(missing_ok=True)
+        latest = self.tasks.get(task.id)
+        if latest is None or not self._published(latest, run_key):
+            self.storage.delete_prefix(run_key)
+        if latest is not None and latest.state.terminal:
+            self.on_finished(task.id)
+
+    @staticmethod
+    def _published(task: Task, run_key: str) -> bool:
+        return task.result is not None and task.result.video.key.startswith(run_key + "/")
+
+    def _render(self, task: Task, run_key: str, workdir: Path, beat: _Heartbeat) -> TaskResult:
+        engine = self.engines[task.engine]
+        source = self.inputs.source_video(task, workdir) if task.kind is Kind.EXTEND else None
+        if source is not None:
+            width, height = source.info.width, source.info.height
+        else:
+            width, height = frame_size(task.aspect_ratio, task.resolution)
+        job = RenderJob(
+            task_id=task.id,
+            prompt=task.effective_prompt,
+            seed=task.seed,
+            width=width,
+            height=height,
+            fps=FPS,
+            num_frames=frame_count(task.duration),
+            loop=task.loop,
+            start_image=self.inputs.image(task.start_image, "start image"),
+            end_image=self.inputs.image(task.end_image, "end image"),
+            source_video=source.path if source else None,
+            source_last_frame=cover_fit(source.last_frame, width, height) if source else None,
+            model=task.model,
+        )
+        engine.check(width, height, job.num_frames)
+        total = job.num_frames + (source.info.frames if source else 0)
+
+        def on_frame(count: int) -> None:
+            if beat.lost.is_set():
+                raise LeaseLost()
+            beat.progress = max(beat.progress, 0.99 * count / total)
+
+        def on_engine_progress(value: float) -> None:
+            if beat.lost.is_set():
+                raise LeaseLost()
+
+        frames = self._frames(engine, job, source, on_engine_progress)
+        video_path = workdir / "video.mp4"
+        summary = encode_mp4(frames, video_path, width=width, height=height, fps=FPS,
+                             preset=self.settings.encoder_preset, crf=self.settings.encoder_crf,
+                             on_frame=on_frame)
+        return self._publish(run_key, workdir, video_path, summary.first_frame, summary.last_frame)
+
+    @staticmethod
+    def _frames(engine: Engine, job: RenderJob, source: SourceVideo | None,
+                progress: Callable[[float], None]) -> Iterator[np.ndarray]:
+        new_frames = engine.render(job, progress)
+        if source is None:
+            return new_frames
+        return itertools.chain(iter_frames(source.path, (job.width, job.height)), new_frames)
+
+    def _publish(self, run_key: str, workdir: Path, video_path: Path,
+                 first: np.ndarray, last: np.ndarray) -> TaskResult:
+        info = probe_video(video_path)
+        save_jpeg(first, workdir / "thumbnail.jpg")
+        save_jpeg(last, workdir / "last_frame.jpg")
+        h, w = first.shape[:2]
+        return TaskResult(
+            video=Asset(key=f"{run_key}/video.mp4", width=info.width, height=info.height,
+                        content_type="video/mp4", bytes=info.bytes, duration=info.duration,
+                        fps=info.fps, frames=info.frames),
+            thumbnail=Asset(key=f"{run_key}/thumbnail.jpg", width=w, height=h,
+                            content_type="image/jpeg",
+                            bytes=(workdir / "thumbnail.jpg").stat().st_size),
+            last_frame=Asset(key=f"{run_key}/last_frame.jpg", width=w, height=h,
+                             content_type="image/jpeg",
+                             bytes=(workdir / "last_frame.jpg").stat().st_size),
+        )
