@@ -38,6 +38,13 @@ class LocalStorage:
     def delete_prefix(self, key_prefix: str) -> None:
         shutil.rmtree(self.path(key_prefix), ignore_errors=True)
 
+    def prune_runs(self, task_id: str, keep: str) -> None:
+        """Remove files of a task's other runs (left by crashed or superseded
+        workers) once run `keep` has been published."""
+        for run_dir in self.path(task_id).iterdir():
+            if f"{task_id}/{run_dir.name}" != keep:
+                shutil.rmtree(run_dir, ignore_errors=True)
+
     def key_for_url(self, url: str) -> str | None:
         """The key behind one of our own asset URLs, so extending our own
         video reads the file instead of fetching it over HTTP."""

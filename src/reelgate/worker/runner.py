@@ -133,7 +133,9 @@ class Worker:
         finally:
             (workdir / SOURCE_FILE).unlink(missing_ok=True)
         latest = self.tasks.get(task.id)
-        if latest is None or not self._published(latest, run_key):
+        if latest is not None and self._published(latest, run_key):
+            self.storage.prune_runs(task.id, keep=run_key)
+        else:
             self.storage.delete_prefix(run_key)
         if latest is not None and latest.state.terminal:
             self.on_finished(task.id)
