@@ -1,0 +1,119 @@
+"""API overhead, measured side by side in one run (prints figures; not a test).
+
+1. Requests per second for create-task (`POST /luma/videos`, async) and for
+   retrieve (`POST /luma/tasks`), next to a bare endpoint (`GET /healthz`) of
+   the same app on the same server, with the ratio of each to the bare one.
+2. Memory and threads of the server while 1,000 sync `POST /luma/videos`
+   calls wait at once (no workers run, so every call waits to its timeout).
+
+Usage: python benchmarks/api_overhead.py [--seconds 3] [--concurrency 32] [--waiters 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.conftest import Server  # noqa: E402
+
+
+async def rate(client: httpx.AsyncClient, method: str, path: str, body: object | None,
+               seconds: float, concurrency: int) -> float:
+    """Completed requests per second with `concurrency` requests in flight."""
+    done = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def loop() -> None:
+        nonlocal done
+        while time.perf_counter() < stop_at:
+            response = await client.request(method, path, json=body)
+            response.raise_for_status()
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop() for _ in range(concurrency)))
+    return done / (time.perf_counter() - started)
+
+
+async def throughput(server: Server, token: str, seconds: float, concurrency: int) -> None:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60,
+                                 headers={"authorization": f"Bearer {token}"}) as client:
+        task_id = (await client.post("/luma/videos", json={"prompt": "x", "async": True})
+                   ).json()["task_id"]
+        await rate(client, "GET", "/healthz", None, 1.0, concurrency)  # warm-up
+        rows = []
+        bare = await rate(client, "GET", "/healthz", None, seconds, concurrency)
+        rows.append(("bare GET /healthz", bare))
+        rows.append(("create task (async POST /luma/videos)",
+                     await rate(client, "POST", "/luma/videos",
+                                {"prompt": "benchmark", "async": True}, seconds, concurrency)))
+        rows.append(("retrieve (POST /luma/tasks)",
+                     await rate(client, "POST", "/luma/tasks",
+                                {"id": task_id, "action": "retrieve"}, seconds, concurrency)))
+    print(f"\nThroughput, {concurrency} requests in flight, {seconds:g} s each:")
+    for name, value in rows:
+        print(f"  {name:<42} {value:8.0f} req/s   {value / bare:5.2f}x of bare")
+
+
+async def waiters(server: Server, token: str, count: int, wait_seconds: float) -> None:
+    proc = psutil.Process(server.proc.pid)
+    before_rss, before_threads = proc.memory_info().rss, proc.num_threads()
+    limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
+    async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=wait_seconds + 60,
+                                 headers={"authorization": f"Bearer {token}"}) as client:
+        calls = [asyncio.create_task(client.post(
+            "/luma/videos", json={"prompt": f"waiter {i}", "timeout": wait_seconds}))
+            for i in range(count)]
+        peak_rss, peak_threads = before_rss, before_threads
+        deadline = time.perf_counter() + wait_seconds - 1
+        while time.perf_counter() < deadline:
+            await asyncio.sleep(0.5)
+            peak_rss = max(peak_rss, proc.memory_info().rss)
+            peak_threads = max(peak_threads, proc.num_threads())
+        answers = await asyncio.gather(*calls)
+    timeouts = sum(1 for a in answers if a.status_code == 504 and a.json().get("task_id"))
+    print(f"\n{count} sync POST /luma/videos waiting at once ({wait_seconds:g} s timeout, no workers):")
+    print(f"  server RSS before      {before_rss / 2**20:8.1f} MiB")
+    print(f"  server RSS peak        {peak_rss / 2**20:8.1f} MiB "
+          f"(+{(peak_rss - before_rss) / count / 1024:.1f} KiB per waiting call)")
+    print(f"  server threads         {before_threads} before, {peak_threads} peak")
+    print(f"  answered 504 with task_id: {timeouts}/{count}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--waiters", type=int, default=1000)
+    parser.add_argument("--wait-seconds", type=float, default=15.0)
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(Path(tmp) / "data", workers=0,
+                        env={"REELGATE_POLL_INTERVAL": "0.5"})
+        token = server.create_token("bench")
+        server.start()
+        try:
+            asyncio.run(throughput(server, token, args.seconds, args.concurrency))
+            asyncio.run(waiters(server, token, args.waiters, args.wait_seconds))
+        finally:
+            server.stop()
+    print(f"\n(python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
+          f"client and server share the machine)")
+
+
+if __name__ == "__main__":
+    main()
