@@ -58,7 +58,7 @@ def serve(
         help="In-process render workers; 0 to run workers separately [REELGATE_WORKERS]")] = None,
     public_base_url: Annotated[str | None, typer.Option(
         help="Base URL used in answers [REELGATE_PUBLIC_BASE_URL]")] = None,
-    log_level: Annotated[str, typer.Option(help="Log level")] = "info",
+    log_level: Annotated[str | None, typer.Option(help="Log level [REELGATE_LOG_LEVEL]")] = None,
 ) -> None:
     """Start the API with in-process workers."""
     import uvicorn
@@ -67,8 +67,8 @@ def serve(
     from reelgate.runtime import Runtime
 
     settings = _settings(host=host, port=port, data_dir=data_dir, database_url=database_url,
-                         workers=workers, public_base_url=public_base_url)
-    _logging(log_level)
+                         workers=workers, public_base_url=public_base_url, log_level=log_level)
+    _logging(settings.log_level)
     runtime = Runtime(settings)
     if runtime.tokens.count_active() == 0:
         _, secret = runtime.tokens.create("default")
@@ -79,7 +79,8 @@ def serve(
               f"{settings.workers} worker(s), data in {settings.data_dir}")
     try:
         uvicorn.run(create_app(runtime, workers=settings.workers), host=settings.host,
-                    port=settings.port, log_level=log_level, timeout_graceful_shutdown=10)
+                    port=settings.port, log_level=settings.log_level,
+                    timeout_graceful_shutdown=10)
     finally:
         runtime.close()
 
@@ -89,14 +90,15 @@ def worker(
     workers: Annotated[int | None, typer.Option(help="Render workers [REELGATE_WORKERS]")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    log_level: Annotated[str, typer.Option(help="Log level")] = "info",
+    log_level: Annotated[str | None, typer.Option(help="Log level [REELGATE_LOG_LEVEL]")] = None,
 ) -> None:
     """Run workers alone against the same database (no HTTP)."""
     from reelgate.api.callbacks import callback_renderer
     from reelgate.runtime import Runtime
 
-    settings = _settings(workers=workers, data_dir=data_dir, database_url=database_url)
-    _logging(log_level)
+    settings = _settings(workers=workers, data_dir=data_dir, database_url=database_url,
+                         log_level=log_level)
+    _logging(settings.log_level)
     runtime = Runtime(settings)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

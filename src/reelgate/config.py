@@ -45,6 +45,7 @@ class Settings(BaseSettings):
         default=None, description="Base of every asset URL in answers (https behind a proxy)"
     )
     workers: int = Field(default=1, ge=0, description="In-process workers started by `serve`")
+    log_level: str = "info"
 
     # Queue
     lease_seconds: float = Field(default=30.0, gt=0)

@@ -42,7 +42,8 @@ class LeaseLost(Exception):
 
 
 class _Heartbeat:
-    """Renews the lease every third of its length and carries progress."""
+    """Renews the lease and records progress: every third of the lease, and at
+    least every second so clients polling a task see it move."""
 
     def __init__(self, tasks: TaskStore, task: Task, lease_seconds: float) -> None:
         self.tasks = tasks
@@ -63,7 +64,7 @@ class _Heartbeat:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.lease_seconds / 3):
+        while not self._stop.wait(min(self.lease_seconds / 3, 1.0)):
             try:
                 alive = self.tasks.heartbeat(self.task.id, self.task.lease_owner or "",
                                              self.lease_seconds, self.progress)
