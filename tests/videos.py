@@ -58,3 +58,16 @@ def decode_mp4(data: bytes) -> Decoded:
         return Decoded(stream.codec_context.width, stream.codec_context.height,
                        float(stream.average_rate), stream.codec_context.name,
                        stream.codec_context.pix_fmt, frames)
+
+
+def detailed_image(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A picture with fine detail (blurred noise over gradients): what makes a
+    cross-fade ghost visibly, and what optical flow can lock on to."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    noise = rng.uniform(0, 255, (height, width, 3)).astype(np.float32)
+    noise = cv2.GaussianBlur(noise, (0, 0), 2.0)
+    noise = (noise - noise.mean()) * 3.0
+    base = textured_image(width, height, seed).astype(np.float32)
+    return np.clip(base * 0.8 + 25 + noise, 0, 255).astype(np.uint8)

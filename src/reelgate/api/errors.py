@@ -7,8 +7,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -86,7 +84,3 @@ class ErrorRouting:
         async def _unexpected(request: Request, exc: Exception) -> Response:
             log.exception("unhandled error on %s %s", request.method, request.url.path)
             return self.render(request, ReelgateError("internal server error"))
-
-
-def error_body(**fields: Any) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if v is not None}

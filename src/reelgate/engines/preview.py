@@ -1,0 +1,541 @@
+"""The preview engine: real, playable clips on a CPU with no model weights.
+
+It exists so the whole API works offline (laptops, CI) and produces videos a
+person can look at and tell apart: a text prompt becomes an animated scene
+whose palette, composition and motion come from the prompt's words; images
+get camera motion; two keyframes are joined by optical-flow morphing. It is
+not a generative model and does not pretend to be one.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import hashlib
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from reelgate.engines.base import EngineError, ProgressFn, RenderJob
+from reelgate.media.images import cover_fit
+
+MAX_SHORT_SIDE = 1088  # 1080p snapped to the 32-pixel grid
+FLOW_LONG_SIDE = 384  # optical flow resolution: fast, and smooth motion needs no more
+SCENE_DOWNSCALE = 4  # text scenes are smooth fields: render small, upscale
+
+
+class PreviewEngine:
+    """Classical computer-vision renderer (NumPy + OpenCV) behind the Engine protocol."""
+
+    name = "preview"
+
+    def model_label(self, requested: str | None) -> str:
+        """Always the same label: whatever was asked for, this is what rendered it."""
+        return "reelgate-preview"
+
+    def check(self, width: int, height: int, num_frames: int) -> None:
+        """Refuse what a CPU cannot render in reasonable time (4k), and nonsense sizes."""
+        if width <= 0 or height <= 0 or width % 2 or height % 2:
+            raise EngineError(f"the preview engine needs a positive, even frame size, got {width}x{height}")
+        if min(width, height) > MAX_SHORT_SIDE:
+            raise EngineError(
+                f"the preview engine renders up to 1080p; {width}x{height} (4k) is not supported,"
+                " choose 540p, 720p or 1080p"
+            )
+        if num_frames < 1:
+            raise EngineError(f"the preview engine needs at least one frame, got {num_frames}")
+
+    def render(self, job: RenderJob, progress: ProgressFn) -> Iterator[np.ndarray]:
+        """Yield job.num_frames frames of job.height x job.width x 3, reporting progress."""
+        self.check(job.width, job.height, job.num_frames)
+        progress(0.0)
+        produced = 0
+        for frame in _frames_for(job):
+            yield np.ascontiguousarray(frame, dtype=np.uint8)
+            produced += 1
+            progress(produced / job.num_frames)
+        progress(1.0)
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def _frames_for(job: RenderJob) -> Iterator[np.ndarray]:
+    """Pick the behaviour from the shape of the request."""
+    size = (job.width, job.height)
+    n = job.num_frames
+    rng = _rng(job.prompt, job.seed)
+    if job.source_last_frame is not None:
+        return _extend(job, rng)
+    start = None if job.start_image is None else cover_fit(job.start_image, *size)
+    end = None if job.end_image is None else cover_fit(job.end_image, *size)
+    if start is not None and end is not None:
+        # Loop is meaningless with two different keyframes; the keyframes win.
+        return _morph(start, end, _positions(n, include_start=True))
+    if start is not None:
+        return _camera(start, _camera_path(n, rng, loop=job.loop))
+    if end is not None:
+        # Arrive at the end image: the same camera path played backwards.
+        return _camera(end, list(reversed(_camera_path(n, rng, loop=job.loop))))
+    return _TextScene(job.prompt, job.seed, job.width, job.height, job.fps).frames(n, job.loop)
+
+
+def _extend(job: RenderJob, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Continue from the source's last frame; the first new frame is one small step on."""
+    size = (job.width, job.height)
+    n = job.num_frames
+    source = cover_fit(job.source_last_frame, *size)  # already fitted; cheap no-op then
+    target = None if job.end_image is None else cover_fit(job.end_image, *size)
+    if target is None and job.loop:
+        target = _first_frame_of(job.source_video, size)
+    if target is not None:
+        # Arrive at the end image, or (loop) at the source's first frame so the
+        # whole extended video plays seamlessly in a loop.
+        return _morph(source, target, _positions(n, include_start=False))
+    if job.loop:
+        return _camera(source, _camera_path(n + 1, rng, loop=True)[1:])
+    return _camera(source, _camera_path(n + 1, rng, loop=False, ease=_ease_out)[1:])
+
+
+def _first_frame_of(video: Path | None, size: tuple[int, int]) -> np.ndarray | None:
+    """The source clip's first frame, or None when there is no readable source."""
+    if video is None:
+        return None
+    from reelgate.media.errors import MediaError
+    from reelgate.media.probe import iter_frames
+
+    try:
+        return next(iter(iter_frames(video, size)), None)
+    except MediaError:
+        return None
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def _rng(prompt: str, seed: int) -> np.random.Generator:
+    """A generator fixed by (prompt words, seed): same request, same clip."""
+    return np.random.default_rng(_digest_int(" ".join(_words(prompt)), str(seed)))
+
+
+def _words(prompt: str) -> list[str]:
+    """Case and punctuation do not change a clip; words do."""
+    return re.findall(r"[^\W_]+", prompt.lower())
+
+
+def _digest_int(*parts: str) -> int:
+    """A stable 64-bit integer (Python's hash() is salted per process)."""
+    data = "\x1f".join(parts).encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def _smoothstep(u: float) -> float:
+    u = min(1.0, max(0.0, u))
+    return u * u * (3.0 - 2.0 * u)
+
+
+def _ease_out(u: float) -> float:
+    """Starts moving at once, settles at the end: right for continuing a clip."""
+    u = min(1.0, max(0.0, u))
+    return 1.0 - (1.0 - u) ** 2
+
+
+def _positions(n: int, *, include_start: bool) -> list[float]:
+    """Normalised times 0..1. Without the start, the first entry is 1/n (extend)."""
+    if include_start:
+        return [0.0] if n == 1 else [i / (n - 1) for i in range(n)]
+    return [k / n for k in range(1, n + 1)]
+
+
+# --------------------------------------------------------------------------- camera motion
+
+
+@dataclass(frozen=True)
+class _Pose:
+    """A virtual camera over a still: zoom >= 1 and a pan as a fraction (-1..1)
+    of the room the zoom leaves, so the view never leaves the picture."""
+
+    scale: float
+    pan_x: float
+    pan_y: float
+
+
+def _camera_path(
+    n: int, rng: np.random.Generator, *, loop: bool, ease: Callable[[float], float] = _smoothstep
+) -> list[_Pose]:
+    """Poses for n frames; pose 0 is always the identity (scale 1, centred).
+
+    Loop: every parameter is a function of the phase 2*pi*i/(n-1), so the
+    last pose equals the first and the clip repeats seamlessly.
+    """
+    zoom = float(rng.uniform(0.10, 0.18))
+    angle = float(rng.uniform(0.0, 2.0 * math.pi))
+    reach = float(rng.uniform(0.5, 0.85))
+    if n == 1:
+        return [_Pose(1.0, 0.0, 0.0)]
+    poses = []
+    for i in range(n):
+        if loop:
+            phase = 2.0 * math.pi * i / (n - 1)
+            e = (1.0 - math.cos(phase)) / 2.0
+            a = angle + phase
+        else:
+            e = ease(i / (n - 1))
+            a = angle
+        poses.append(_Pose(1.0 + zoom * e, reach * math.cos(a), reach * math.sin(a)))
+    return poses
+
+
+def _camera(img: np.ndarray, poses: Iterable[_Pose]) -> Iterator[np.ndarray]:
+    for pose in poses:
+        yield _apply_pose(img, pose)
+
+
+def _apply_pose(img: np.ndarray, pose: _Pose) -> np.ndarray:
+    """Render the camera's view of `img`; the identity pose returns the pixels unchanged
+    (so a start keyframe is reproduced exactly, not resampled)."""
+    h, w = img.shape[:2]
+    s = pose.scale
+    if abs(s - 1.0) < 1e-9:
+        return img.copy()
+    cx = w / 2.0 + pose.pan_x * (w - w / s) / 2.0
+    cy = h / 2.0 + pose.pan_y * (h - h / s) / 2.0
+    matrix = np.array([[s, 0.0, w / 2.0 - s * cx], [0.0, s, h / 2.0 - s * cy]], dtype=np.float64)
+    return cv2.warpAffine(img, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+# --------------------------------------------------------------------------- keyframe morphing
+
+
+def _morph(start: np.ndarray, end: np.ndarray, times: Sequence[float]) -> Iterator[np.ndarray]:
+    """Carry motion from `start` to `end` with dense optical flow.
+
+    Flow is computed once in both directions at low resolution (the motion
+    field is smooth, so this loses little and costs ~ms), upscaled, and each
+    frame warps start forward and end backward before an eased blend. Compared
+    with a cross-fade, shapes travel instead of ghosting in place. Time 0 is
+    `start` exactly and time 1 is `end` exactly.
+    """
+    morph = _FlowMorph(start, end)
+    for u in times:
+        if u <= 0.0:
+            yield start.copy()
+        elif u >= 1.0:
+            yield end.copy()
+        else:
+            yield morph.frame(_smoothstep(u))
+
+
+def _bidirectional_flow(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flow a->b and b->a, computed and returned at FLOW_LONG_SIDE, in units of
+    full-resolution pixels (the caller upsamples what it needs per frame)."""
+    h, w = a.shape[:2]
+    k = min(1.0, FLOW_LONG_SIDE / max(h, w))
+    sw, sh = max(16, round(w * k)), max(16, round(h * k))
+    ga = cv2.cvtColor(cv2.resize(a, (sw, sh), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    gb = cv2.cvtColor(cv2.resize(b, (sw, sh), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    scale = np.array([w / sw, h / sh], dtype=np.float32)
+    dx, dy = _global_shift(ga, gb)
+    flows = []
+    for src, dst, sx, sy in ((ga, gb, dx, dy), (gb, ga, -dx, -dy)):
+        # Flow src -> dst = the global shift + DIS on the residual motion.
+        moved = cv2.warpAffine(dst, np.float32([[1, 0, sx], [0, 1, sy]]), (sw, sh),
+                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_REPLICATE)
+        small = dis.calc(src, moved, None)
+        small[..., 0] += sx
+        small[..., 1] += sy
+        flows.append(small * scale)
+    return flows[0], flows[1]
+
+
+def _global_shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """The dominant translation a -> b (a camera pan), by phase correlation;
+    (0, 0) when the two frames share no clear shift.
+
+    DIS refines coarse to fine from zero motion, so on detailed pictures it
+    loses pans larger than its coarsest level sees; removing the global shift
+    first leaves it only the residual motion."""
+    window = cv2.createHanningWindow((a.shape[1], a.shape[0]), cv2.CV_32F)
+    (dx, dy), response = cv2.phaseCorrelate(a.astype(np.float32), b.astype(np.float32), window)
+    return (float(dx), float(dy)) if response >= 0.2 else (0.0, 0.0)
+
+
+class _FlowMorph:
+    """In-between frames of two keyframes, warped along their optical flow.
+
+    Per frame it does only OpenCV work on whole images (two flow mixes, two
+    remaps, one blend), which is what keeps interpolation close to the
+    encoder's own speed.
+    """
+
+    def __init__(self, start: np.ndarray, end: np.ndarray) -> None:
+        self.flow_fwd, self.flow_bwd = _bidirectional_flow(start, end)
+        self.size = (start.shape[1], start.shape[0])
+        # An opaque alpha channel that remap fills with 0 outside the picture:
+        # it tells, per pixel, whether a warped keyframe has anything to show.
+        self.start = cv2.cvtColor(start, cv2.COLOR_RGB2RGBA)
+        self.end = cv2.cvtColor(end, cv2.COLOR_RGB2RGBA)
+
+    def frame(self, t: float) -> np.ndarray:
+        """The frame at time t (0..1).
+
+        Flows from time t back to each keyframe are the linear-motion
+        estimates used by Super SloMo: F_t0 = -(1-t)t F_01 + t^2 F_10 and
+        F_t1 = (1-t)^2 F_01 - t(1-t) F_10. Mixing is linear, so it is done on
+        the small flow fields and only the result is upsampled.
+        """
+        flow0 = self._upsampled(-(1.0 - t) * t, t * t)
+        flow1 = self._upsampled((1.0 - t) ** 2, -t * (1.0 - t))
+        warped0 = self._warp(self.start, flow0)
+        warped1 = self._warp(self.end, flow1)
+        # Outside its picture a warp is transparent black, and bilinear edges
+        # are partly so: the warps are premultiplied RGBA. Blending them and
+        # un-premultiplying takes, at an edge a pan reveals, the keyframe that
+        # has the pixel instead of fading to black.
+        weight = _smoothstep(t)
+        blend = cv2.addWeighted(warped0, 1.0 - weight, warped1, weight, 0.0)
+        out = cv2.cvtColor(cv2.cvtColor(blend, cv2.COLOR_mRGBA2RGBA), cv2.COLOR_RGBA2RGB)
+        self._fill_unseen(out, blend, (flow0, flow1), weight)
+        return out
+
+    def _upsampled(self, a: float, b: float) -> np.ndarray:
+        small = cv2.addWeighted(self.flow_fwd, a, self.flow_bwd, b, 0.0)
+        return cv2.resize(small, self.size, interpolation=cv2.INTER_LINEAR)
+
+    @staticmethod
+    def _warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+        return cv2.remap(image, flow, None, cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    def _fill_unseen(self, out: np.ndarray, blend: np.ndarray,
+                     flows: tuple[np.ndarray, np.ndarray], weight: float) -> None:
+        """Pixels neither keyframe covers (corners of a large move) take the
+        nearest edge pixels of both, so no black appears."""
+        alpha = cv2.extractChannel(blend, 3)
+        if cv2.countNonZero(alpha) == alpha.size:
+            return
+        unseen = np.flatnonzero(alpha.ravel() == 0)
+        edge_a = self._nearest(self.start, flows[0], unseen)
+        edge_b = self._nearest(self.end, flows[1], unseen)
+        mixed = edge_a * (1.0 - weight) + edge_b * weight
+        out.reshape(-1, 3)[unseen] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+
+    @staticmethod
+    def _nearest(image: np.ndarray, flow: np.ndarray, flat_idx: np.ndarray) -> np.ndarray:
+        """Nearest in-picture pixels at the flowed-to positions of `flat_idx`."""
+        h, w = image.shape[:2]
+        moves = flow.reshape(-1, 2)[flat_idx]
+        xs = np.clip(np.rint(flat_idx % w + moves[:, 0]), 0, w - 1).astype(np.intp)
+        ys = np.clip(np.rint(flat_idx // w + moves[:, 1]), 0, h - 1).astype(np.intp)
+        return image[ys, xs, :3].astype(np.float32)
+
+
+# --------------------------------------------------------------------------- text scenes
+
+_THEMES: dict[str, tuple[float, float, float]] = {
+    # word -> (hue 0..1, saturation, sky brightness); first matching word wins
+    **dict.fromkeys(("night", "space", "star", "stars", "galaxy", "moon", "cosmic", "dark"), (0.68, 0.6, 0.18)),
+    **dict.fromkeys(("sunset", "sunrise", "dusk", "dawn", "fire", "autumn", "warm", "lava"), (0.05, 0.75, 0.85)),
+    **dict.fromkeys(("desert", "sand", "dune", "dunes", "gold", "golden"), (0.10, 0.6, 0.9)),
+    **dict.fromkeys(("ocean", "sea", "water", "beach", "lake", "river", "rain", "wave", "waves"), (0.55, 0.65, 0.8)),
+    **dict.fromkeys(("ice", "snow", "winter", "frozen", "arctic", "cloud", "clouds"), (0.55, 0.25, 0.95)),
+    **dict.fromkeys(("forest", "jungle", "grass", "garden", "spring", "tree", "trees", "meadow"), (0.30, 0.55, 0.75)),
+    **dict.fromkeys(("city", "neon", "cyberpunk", "club", "synthwave", "future"), (0.85, 0.8, 0.35)),
+    **dict.fromkeys(("mountain", "mountains", "valley", "hills", "canyon"), (0.60, 0.35, 0.85)),
+}
+
+
+@dataclass(frozen=True)
+class _Wave:
+    """One sine term of a ridge line, travelling sideways."""
+
+    amp: float
+    freq: float
+    phase: float
+    omega: float
+
+
+@dataclass(frozen=True)
+class _Blob:
+    """A soft light drifting on a Lissajous path."""
+
+    colour: np.ndarray
+    cx: float
+    cy: float
+    ax: float
+    ay: float
+    wx: float
+    wy: float
+    px: float
+    py: float
+    radius: float
+    intensity: float
+
+
+class _TextScene:
+    """A layered animated landscape derived from the prompt.
+
+    The prompt's words choose the palette (known words like "ocean" or
+    "sunset" map to fitting hues, any other word shifts the hue by its hash),
+    and the hash of (words, seed) chooses composition and motion: horizon
+    height, ridge shapes and parallax speeds, drifting lights, particles.
+    Everything smooth is rendered at 1/SCENE_DOWNSCALE size and upscaled;
+    particles are drawn at full size so they stay crisp.
+    """
+
+    def __init__(self, prompt: str, seed: int, width: int, height: int, fps: int) -> None:
+        self.width, self.height, self.fps = width, height, max(1, fps)
+        words = _words(prompt)
+        look = np.random.default_rng(_digest_int("look", *words))  # palette: prompt only
+        self.rng = np.random.default_rng(_digest_int("scene", *words, str(seed)))
+        self.sw = max(32, round(width / SCENE_DOWNSCALE))
+        self.sh = max(32, round(height / SCENE_DOWNSCALE))
+        self.period: float | None = None
+        self._palette(words, look)
+        self._composition()
+        self.twinkle_omega = self.particles["w"].copy()
+        ys = np.linspace(0.0, 1.0, self.sh, dtype=np.float32)[:, None]
+        xs = np.linspace(0.0, 1.0, self.sw, dtype=np.float32)[None, :]
+        self.ys, self.xs = ys, xs
+        self.aspect = width / height
+        vignette = 1.0 - 0.35 * ((xs - 0.5) ** 2 * 2.0 + (ys - 0.5) ** 2 * 2.0)
+        self.vignette = vignette[..., None].astype(np.float32)
+
+    # ---- look
+
+    def _palette(self, words: list[str], look: np.random.Generator) -> None:
+        theme = next((_THEMES[w] for w in words if w in _THEMES), None)
+        if theme is None:
+            hue, sat, light = float(look.uniform()), float(look.uniform(0.35, 0.8)), float(look.uniform(0.3, 0.9))
+        else:
+            hue, sat, light = theme
+            others = [w for w in words if w not in _THEMES]
+            # Every other word nudges the hue, so "sunset over sea" != "sunset in city".
+            hue += (_digest_int(*others) % 1000 / 1000.0 - 0.5) * 0.12 if others else 0.0
+        self.hue, self.sat, self.light = hue % 1.0, sat, light
+        self.night = light < 0.3
+        self.accent_hue = (hue + float(look.choice([0.08, 0.5, -0.08, 0.33]))) % 1.0
+
+        def rgb(h: float, s: float, v: float) -> np.ndarray:
+            return np.array(colorsys.hsv_to_rgb(h % 1.0, min(1.0, max(0.0, s)), min(1.0, max(0.0, v))), np.float32)
+
+        self.sky_top = rgb(hue + 0.03, sat * 0.9, light * 0.55)
+        self.sky_low = rgb(self.accent_hue, sat * 0.7, min(1.0, light * 1.1 + 0.1))
+        self.ridge_colours = [
+            rgb(hue - 0.02 * k, sat * (0.5 + 0.2 * k), light * (0.65 - 0.17 * k) + 0.05) for k in range(3)
+        ]
+        self.light_colours = [rgb(self.accent_hue + d, sat * 0.6, 1.0) for d in (0.0, 0.05, -0.05, 0.5)]
+        self.particle_rgb = tuple(int(c * 255) for c in rgb(self.accent_hue, 0.2 if self.night else 0.35, 1.0))
+
+    def _composition(self) -> None:
+        r = self.rng
+        self.horizon = float(r.uniform(0.45, 0.75))
+        self.layers: list[tuple[float, list[_Wave]]] = []
+        for k in range(int(r.integers(1, 4))):
+            base = self.horizon + 0.08 * k + float(r.uniform(-0.03, 0.03))
+            speed = float(r.choice([-1.0, 1.0])) * float(r.uniform(0.01, 0.03)) * (1.0 + k)
+            waves = []
+            for _ in range(3):
+                freq = float(r.uniform(0.8, 4.0)) * (1.0 + 0.5 * k)
+                waves.append(_Wave(float(r.uniform(0.01, 0.06)) / (1 + 0.4 * k), freq, float(r.uniform(0, 6.283)),
+                                   2.0 * math.pi * freq * speed))
+            self.layers.append((base, waves))
+        self.blobs = [self._blob(i) for i in range(int(r.integers(3, 7)))]
+        count = int(r.integers(60, 140) if self.night else r.integers(15, 60))
+        self.particles = {
+            "x": r.uniform(0, 1, count), "y": r.uniform(0, self.horizon + 0.1, count),
+            "vx": r.uniform(-0.03, 0.03, count), "vy": r.uniform(-0.015, 0.005, count),
+            "w": r.uniform(0.5, 2.5, count), "p": r.uniform(0, 6.283, count),
+            "size": r.uniform(0.6, 1.8, count) * max(1.0, min(self.width, self.height) / 360.0),
+        }
+        self.breath = (float(r.uniform(0.3, 0.9)), float(r.uniform(0, 6.283)))
+
+    def _blob(self, i: int) -> _Blob:
+        r = self.rng
+        return _Blob(
+            colour=self.light_colours[i % len(self.light_colours)],
+            cx=float(r.uniform(0.1, 0.9)), cy=float(r.uniform(0.1, self.horizon)),
+            ax=float(r.uniform(0.05, 0.2)), ay=float(r.uniform(0.02, 0.08)),
+            wx=float(r.uniform(0.3, 1.2)), wy=float(r.uniform(0.3, 1.2)),
+            px=float(r.uniform(0, 6.283)), py=float(r.uniform(0, 6.283)),
+            radius=float(r.uniform(0.06, 0.2)), intensity=float(r.uniform(0.25, 0.6)),
+        )
+
+    # ---- motion
+
+    def _omega(self, omega: float) -> float:
+        """Angular speed; in a loop, snapped to a whole number of turns per clip
+        (never zero) so the last frame equals the first and nothing stands still."""
+        if self.period is None:
+            return omega
+        turns = max(1, round(abs(omega) * self.period / (2.0 * math.pi)))
+        return math.copysign(2.0 * math.pi * turns / self.period, omega)
+
+    def _drift(self, velocity: np.ndarray) -> np.ndarray:
+        """Screen-widths per second; in a loop, a whole number of wraps per clip."""
+        if self.period is None:
+            return velocity
+        return np.round(velocity * self.period) / self.period
+
+    def frames(self, n: int, loop: bool) -> Iterator[np.ndarray]:
+        self.period = (n - 1) / self.fps if loop and n > 1 else None
+        self.twinkle_omega = np.array([self._omega(w) for w in self.particles["w"]])
+        for i in range(n):
+            yield self.frame(i / self.fps)
+
+    def frame(self, t: float) -> np.ndarray:
+        small = self._sky(t)
+        for blob in self.blobs:
+            small = self._add_blob(small, blob, t)
+        for k, (base, waves) in enumerate(self.layers):
+            small = self._add_ridge(small, k, base, waves, t)
+        small *= self.vignette
+        img = np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        big = cv2.resize(img, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        self._draw_particles(big, t)
+        return big
+
+    def _sky(self, t: float) -> np.ndarray:
+        amp, phase = self.breath
+        glow = 0.5 + 0.5 * math.sin(self._omega(amp) * t + phase)
+        mix = np.clip(self.ys / max(self.horizon, 1e-3), 0.0, 1.0) ** (1.2 - 0.4 * glow)
+        column = self.sky_top * (1.0 - mix[..., None]) + self.sky_low * mix[..., None]
+        return np.ascontiguousarray(np.broadcast_to(column, (self.sh, self.sw, 3)), dtype=np.float32)
+
+    def _add_blob(self, img: np.ndarray, b: _Blob, t: float) -> np.ndarray:
+        x = b.cx + b.ax * math.sin(self._omega(b.wx) * t + b.px)
+        y = b.cy + b.ay * math.sin(self._omega(b.wy) * t + b.py)
+        radius = b.radius * (1.0 + 0.15 * math.sin(self._omega(b.wy * 0.7) * t + b.px))
+        d2 = ((self.xs - x) * self.aspect) ** 2 + (self.ys - y) ** 2
+        light = np.exp(-d2 / (2.0 * radius * radius)) * b.intensity
+        return img + (1.0 - img) * (light[..., None] * b.colour)  # screen blend: lights never clip harshly
+
+    def _add_ridge(self, img: np.ndarray, k: int, base: float, waves: list[_Wave], t: float) -> np.ndarray:
+        height = np.full(self.xs.shape, base, dtype=np.float32)
+        for wv in waves:
+            height += wv.amp * np.sin(2.0 * math.pi * wv.freq * self.xs + wv.phase + self._omega(wv.omega) * t)
+        edge = np.clip((self.ys - height) * self.sh * 0.8 + 0.5, 0.0, 1.0)[..., None]
+        depth = np.clip((self.ys - height) * 2.5, 0.0, 1.0)[..., None]
+        colour = self.ridge_colours[k] * (1.0 - 0.45 * depth)
+        return img * (1.0 - edge) + colour * edge
+
+    def _draw_particles(self, img: np.ndarray, t: float) -> None:
+        p = self.particles
+        x = (p["x"] + self._drift(p["vx"]) * t) % 1.0
+        y = (p["y"] + self._drift(p["vy"]) * t) % 1.0
+        # Twinkle changes the size, not the colour: a dimmed dot would read as a
+        # dark speck on a bright sky.
+        twinkle = 0.6 + 0.4 * np.sin(self.twinkle_omega * t + p["p"])
+        shift = 4  # sub-pixel positions: smooth motion instead of 1-pixel jumps
+        xs = np.round(x * self.width * (1 << shift)).astype(int)
+        ys = np.round(y * self.height * (1 << shift)).astype(int)
+        radii = np.round(p["size"] * twinkle * (1 << shift)).astype(int)
+        colour = self.particle_rgb
+        for xi, yi, ri in zip(xs.tolist(), ys.tolist(), radii.tolist(), strict=True):
+            cv2.circle(img, (xi, yi), ri, colour, -1, cv2.LINE_AA, shift)

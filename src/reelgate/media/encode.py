@@ -1,0 +1,127 @@
+"""Streaming H.264/MP4 encoding: frames go to the encoder as they are made."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from reelgate.media.prefetch import prefetch
+
+
+@dataclass
+class EncodeSummary:
+    """What the caller needs after encoding without re-reading the file:
+    the first frame makes the thumbnail, the last frame the `last_frame` asset."""
+
+    frames: int
+    first_frame: np.ndarray
+    last_frame: np.ndarray
+
+
+def encode_mp4(
+    frames: Iterable[np.ndarray],
+    path: Path,
+    *,
+    width: int,
+    height: int,
+    fps: int = 24,
+    preset: str = "veryfast",
+    crf: int = 20,
+    on_frame: Callable[[int], None] | None = None,
+) -> EncodeSummary:
+    """Encode RGB uint8 frames to an H.264 (yuv420p) MP4 at `path`.
+
+    Frames are pulled one at a time so a long clip never sits in memory; a
+    second thread renders a few frames ahead so rendering and encoding overlap.
+    yuv420p + faststart is the combination every browser and phone plays and
+    can start before the download ends. On any failure the partial file is
+    removed so storage never receives a truncated video.
+    """
+    _check_size(width, height, fps)
+    path = Path(path)
+    container = av.open(str(path), mode="w", format="mp4", container_options={"movflags": "+faststart"})
+    try:
+        stream = _add_h264_stream(container, width, height, fps, preset, crf)
+        summary = _encode_all(container, stream, prefetch(frames), width, height, on_frame)
+        for packet in stream.encode(None):  # flush delayed (B-)frames
+            container.mux(packet)
+        container.close()
+    except BaseException:
+        _close_quietly(container)
+        path.unlink(missing_ok=True)
+        raise
+    return summary
+
+
+def _check_size(width: int, height: int, fps: int) -> None:
+    """yuv420p subsamples chroma 2x2, so odd sides cannot be encoded."""
+    if width <= 0 or height <= 0 or width % 2 or height % 2:
+        raise ValueError(f"frame size must be positive and even, got {width}x{height}")
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+
+
+def _add_h264_stream(
+    container: av.container.OutputContainer, width: int, height: int, fps: int, preset: str, crf: int
+) -> av.VideoStream:
+    stream = container.add_stream("libx264", rate=fps, options={"preset": preset, "crf": str(crf)})
+    stream.width = width
+    stream.height = height
+    stream.pix_fmt = "yuv420p"
+    stream.codec_context.time_base = Fraction(1, fps)
+    return stream
+
+
+def _encode_all(
+    container: av.container.OutputContainer,
+    stream: av.VideoStream,
+    frames: Iterable[np.ndarray],
+    width: int,
+    height: int,
+    on_frame: Callable[[int], None] | None,
+) -> EncodeSummary:
+    """Encode every frame, keeping copies of the first and last (the producer
+    may reuse its buffers)."""
+    count = 0
+    first: np.ndarray | None = None
+    last: np.ndarray | None = None
+    for frame in frames:
+        arr = _checked_frame(frame, width, height, count)
+        video_frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
+        video_frame.pts = count
+        for packet in stream.encode(video_frame):
+            container.mux(packet)
+        if first is None:
+            first = arr.copy()
+        last = arr
+        count += 1
+        if on_frame is not None:
+            on_frame(count)
+    if first is None or last is None:
+        raise ValueError("no frames to encode: the clip would be empty")
+    return EncodeSummary(frames=count, first_frame=first, last_frame=last.copy())
+
+
+def _checked_frame(frame: np.ndarray, width: int, height: int, index: int) -> np.ndarray:
+    """A wrong-sized frame is a bug in the producer; fail loudly, not with a
+    stretched or garbled video."""
+    arr = np.asarray(frame)
+    if arr.shape != (height, width, 3):
+        raise ValueError(f"frame {index} has shape {arr.shape}, expected {(height, width, 3)}")
+    if arr.dtype != np.uint8:
+        raise ValueError(f"frame {index} has dtype {arr.dtype}, expected uint8")
+    return np.ascontiguousarray(arr)
+
+
+def _close_quietly(container: av.container.OutputContainer) -> None:
+    """Closing after a failure can itself fail (nothing was written); the
+    original error is the one worth reporting."""
+    try:
+        container.close()
+    except Exception:
+        pass

@@ -1,0 +1,122 @@
+"""Media building blocks on real files: image decoding, encoding, probing."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from reelgate.media.encode import encode_mp4
+from reelgate.media.errors import MediaError
+from reelgate.media.images import cover_fit, decode_image, save_jpeg
+from reelgate.media.probe import iter_frames, probe_video, read_last_frame
+from tests.videos import png_bytes, psnr, textured_image
+
+
+def test_decode_image_gives_rgb_and_applies_alpha_and_orientation() -> None:
+    img = textured_image(64, 48)
+    assert np.array_equal(decode_image(png_bytes(img)), img)
+    rgba = Image.new("RGBA", (10, 8), (200, 100, 50, 0))
+    buf = io.BytesIO()
+    rgba.save(buf, format="PNG")
+    assert decode_image(buf.getvalue()).max() == 0, "transparent pixels become black"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", exif=exif)
+    assert decode_image(buf.getvalue()).shape == (64, 48, 3)
+
+
+@pytest.mark.parametrize("data", [b"", b"not an image", png_bytes(textured_image(8, 8))[:40]])
+def test_decode_image_refuses_garbage(data: bytes) -> None:
+    with pytest.raises(MediaError):
+        decode_image(data)
+
+
+def test_decode_image_refuses_too_many_pixels_before_decoding() -> None:
+    with pytest.raises(MediaError, match="too large"):
+        decode_image(png_bytes(textured_image(200, 200)), max_pixels=10_000)
+
+
+@pytest.mark.parametrize(("w", "h"), [(320, 96), (96, 320), (128, 128)])
+def test_cover_fit_fills_the_frame_from_the_centre(w: int, h: int) -> None:
+    img = textured_image(300, 200)
+    out = cover_fit(img, w, h)
+    assert out.shape == (h, w, 3) and out.dtype == np.uint8 and out.flags.c_contiguous
+    same = cover_fit(img, 300, 200)
+    assert np.array_equal(same, img)
+
+
+def test_encode_then_probe_and_decode(tmp_path: Path) -> None:
+    frames = [np.roll(textured_image(192, 128), 3 * i, axis=1) for i in range(25)]
+    path = tmp_path / "clip.mp4"
+    seen: list[int] = []
+    summary = encode_mp4(iter(frames), path, width=192, height=128, fps=24, on_frame=seen.append)
+    assert summary.frames == 25 and seen[-1] == 25
+    assert np.array_equal(summary.last_frame, frames[-1])
+    info = probe_video(path)
+    assert (info.width, info.height, info.frames) == (192, 128, 25)
+    assert info.fps == 24 and info.duration == pytest.approx(25 / 24, abs=0.01)
+    assert info.bytes == path.stat().st_size
+    decoded = list(iter_frames(path))
+    assert len(decoded) == 25
+    assert psnr(decoded[0], frames[0]) >= 30
+    assert psnr(read_last_frame(path), frames[-1]) >= 30
+    assert next(iter(iter_frames(path, (96, 96)))).shape == (96, 96, 3)
+
+
+def test_encode_removes_the_partial_file_on_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.mp4"
+
+    def frames():
+        yield textured_image(64, 64)
+        yield np.zeros((10, 10, 3), np.uint8)  # wrong size
+
+    with pytest.raises(ValueError):
+        encode_mp4(frames(), path, width=64, height=64)
+    assert not path.exists()
+
+
+def test_probe_refuses_a_corrupt_video(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.mp4"
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 500)
+    with pytest.raises(MediaError):
+        probe_video(path)
+
+
+def test_save_jpeg(tmp_path: Path) -> None:
+    img = textured_image(64, 48)
+    save_jpeg(img, tmp_path / "a.jpg")
+    assert psnr(np.asarray(Image.open(tmp_path / "a.jpg")), img) >= 30
+
+
+def test_prefetch_keeps_order_and_hands_over_errors() -> None:
+    from reelgate.media.prefetch import prefetch
+
+    assert list(prefetch(range(100), depth=3)) == list(range(100))
+
+    def failing():
+        yield 1
+        raise RuntimeError("render failed")
+
+    with pytest.raises(RuntimeError, match="render failed"):
+        list(prefetch(failing()))
+
+    closed = []
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.append(True)
+
+    stream = prefetch(endless(), depth=2)
+    assert next(stream) == 0
+    stream.close()
+    assert closed == [True], "stopping the consumer stops the producer"

@@ -1,0 +1,146 @@
+"""The preview engine, judged as a viewer would: PSNR against the keyframes,
+motion carried rather than cross-faded, loops that close, extensions that
+continue, and the promised sizes, frame counts and durations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reelgate.core.models import ASPECT_RATIOS, FPS, RESOLUTIONS, frame_count, frame_size
+from reelgate.engines.base import EngineError, RenderJob
+from reelgate.engines.preview import PreviewEngine
+from reelgate.media.encode import encode_mp4
+from reelgate.media.images import cover_fit
+from reelgate.media.probe import iter_frames, probe_video
+from tests.videos import detailed_image, psnr, textured_image
+
+W, H = 256, 160
+
+
+def job(n: int = 25, **kw) -> RenderJob:
+    base = dict(task_id="t", prompt="a quiet harbour at sunset", seed=1, width=W, height=H,
+                fps=FPS, num_frames=n)
+    base.update(kw)
+    return RenderJob(**base)
+
+
+def render(j: RenderJob) -> list[np.ndarray]:
+    frames = list(PreviewEngine().render(j, lambda _: None))
+    assert len(frames) == j.num_frames
+    assert all(f.shape == (j.height, j.width, 3) and f.dtype == np.uint8 for f in frames)
+    return frames
+
+
+def encoded(frames: list[np.ndarray], tmp_path: Path) -> list[np.ndarray]:
+    """Round-trip through H.264, so the checks see what a viewer sees."""
+    path = tmp_path / "clip.mp4"
+    h, w = frames[0].shape[:2]
+    encode_mp4(iter(frames), path, width=w, height=h)
+    return list(iter_frames(path))
+
+
+def test_text_is_deterministic_prompt_dependent_and_never_static() -> None:
+    a = render(job(prompt="a red fox running through snow"))
+    again = render(job(prompt="A red fox, running through snow!"))
+    assert all(np.array_equal(x, y) for x, y in zip(a, again, strict=True))
+    other = render(job(prompt="neon city streets in the rain"))
+    assert psnr(a[0], other[0]) < 20, "different prompts look different"
+    reseeded = render(job(prompt="a red fox running through snow", seed=2))
+    assert not np.array_equal(a[5], reseeded[5])
+    assert all(not np.array_equal(x, y) for x, y in zip(a, a[1:])), "every frame moves"
+
+
+def test_start_image_is_the_first_frame_and_then_the_camera_moves(tmp_path: Path) -> None:
+    image = textured_image(400, 300, seed=5)
+    frames = encoded(render(job(start_image=image)), tmp_path)
+    fitted = cover_fit(image, W, H)
+    assert psnr(frames[0], fitted) >= 30
+    assert psnr(frames[-1], fitted) < 30, "the camera moved"
+
+
+def test_start_and_end_images_are_the_first_and_last_frames(tmp_path: Path) -> None:
+    start, end = textured_image(320, 200, seed=1), textured_image(320, 200, seed=2)
+    frames = encoded(render(job(start_image=start, end_image=end)), tmp_path)
+    assert psnr(frames[0], cover_fit(start, W, H)) >= 30
+    assert psnr(frames[-1], cover_fit(end, W, H)) >= 30
+
+
+def test_end_image_only_arrives_at_the_end_image(tmp_path: Path) -> None:
+    end = textured_image(320, 200, seed=4)
+    frames = encoded(render(job(end_image=end)), tmp_path)
+    assert psnr(frames[-1], cover_fit(end, W, H)) >= 30
+    assert psnr(frames[0], cover_fit(end, W, H)) < 30
+
+
+def test_flow_morph_carries_a_camera_pan_better_than_a_cross_fade() -> None:
+    shift = 24
+    canvas = detailed_image(W + 2 * shift, H, seed=11)
+    start, middle_truth, end = (canvas[:, x:x + W] for x in (0, shift, 2 * shift))
+    frames = render(job(n=25, start_image=start, end_image=end))
+    middle = frames[12]
+    cross_fade = ((start.astype(np.float32) + end) / 2).round().astype(np.uint8)
+    flow_db, fade_db = psnr(middle, middle_truth), psnr(cross_fade, middle_truth)
+    assert flow_db > fade_db + 6, (flow_db, fade_db)
+
+
+@pytest.mark.parametrize("shape", ["text", "start image"])
+def test_loop_ends_where_it_began(shape: str, tmp_path: Path) -> None:
+    extra = {"start_image": textured_image(300, 200, seed=6)} if shape == "start image" else {}
+    frames = encoded(render(job(n=33, loop=True, **extra)), tmp_path)
+    assert psnr(frames[-1], frames[0]) >= 30
+    assert psnr(frames[16], frames[0]) < 30, "a loop still moves in the middle"
+
+
+def test_extension_continues_from_the_source_last_frame(tmp_path: Path) -> None:
+    source = render(job(n=17, prompt="waves on a beach"))
+    last = source[-1]
+    frames = render(job(n=17, source_last_frame=last, prompt="the waves go on"))
+    assert psnr(frames[0], last) >= 25, "the first new frame is one small step on"
+    assert not np.array_equal(frames[0], last)
+    end = textured_image(300, 200, seed=8)
+    toward = render(job(n=17, source_last_frame=last, end_image=end))
+    assert psnr(toward[-1], cover_fit(end, W, H)) >= 30
+
+
+def test_progress_is_reported_while_rendering() -> None:
+    seen: list[float] = []
+    for _ in PreviewEngine().render(job(n=25), seen.append):
+        pass
+    assert len(seen) >= 10 and seen[-1] == 1.0
+    assert seen == sorted(seen)
+
+
+def test_4k_is_refused_with_a_clear_error() -> None:
+    w, h = frame_size("16:9", "4k")
+    with pytest.raises(EngineError, match="1080p"):
+        PreviewEngine().check(w, h, 121)
+
+
+@pytest.mark.parametrize("ratio", list(ASPECT_RATIOS))
+@pytest.mark.parametrize("resolution", [r for r in RESOLUTIONS if r != "4k"])
+def test_every_aspect_ratio_and_resolution_renders_its_size(ratio: str, resolution: str) -> None:
+    w, h = frame_size(ratio, resolution)
+    engine = PreviewEngine()
+    engine.check(w, h, frame_count("9s"))
+    frames = PreviewEngine().render(job(n=frame_count("5s"), width=w, height=h), lambda _: None)
+    first_two = [next(frames), next(frames)]
+    assert all(f.shape == (h, w, 3) for f in first_two)
+    assert not np.array_equal(*first_two)
+
+
+@pytest.mark.parametrize("duration", ["5s", "9s"])
+def test_durations_give_8k_plus_1_frames_in_the_encoded_file(duration: str,
+                                                            tmp_path: Path) -> None:
+    w, h = frame_size("21:9", "540p")
+    n = frame_count(duration)
+    path = tmp_path / "clip.mp4"
+    engine = PreviewEngine()
+    encode_mp4(engine.render(job(n=n, width=w, height=h), lambda _: None), path,
+               width=w, height=h, preset="ultrafast")
+    info = probe_video(path)
+    assert (info.width, info.height, info.frames) == (w, h, n)
+    assert (n - 1) % 8 == 0
+    assert info.duration == pytest.approx(n / FPS, abs=0.05)
