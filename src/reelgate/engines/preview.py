@@ -197,15 +197,25 @@ def _camera(img: np.ndarray, poses: Iterable[_Pose]) -> Iterator[np.ndarray]:
 
 def _apply_pose(img: np.ndarray, pose: _Pose) -> np.ndarray:
     """Render the camera's view of `img`; the identity pose returns the pixels unchanged
-    (so a start keyframe is reproduced exactly, not resampled)."""
+    (so a start keyframe is reproduced exactly, not resampled).
+
+    Parallax: a still has no depth, so the lower part of the frame (usually
+    the foreground) is taken as near and pans fully, while the top (usually
+    sky and distance) pans half as far; the view still never leaves the picture.
+    """
     h, w = img.shape[:2]
     s = pose.scale
     if abs(s - 1.0) < 1e-9:
         return img.copy()
-    cx = w / 2.0 + pose.pan_x * (w - w / s) / 2.0
-    cy = h / 2.0 + pose.pan_y * (h - h / s) / 2.0
-    matrix = np.array([[s, 0.0, w / 2.0 - s * cx], [0.0, s, h / 2.0 - s * cy]], dtype=np.float64)
-    return cv2.warpAffine(img, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    xs = np.arange(w, dtype=np.float32)[None, :]
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    nearness = 0.5 + 0.5 * ys / max(1, h - 1)
+    off_x = pose.pan_x * (w - w / s) / 2.0
+    off_y = pose.pan_y * (h - h / s) / 2.0
+    map_x = (xs - w / 2.0) / s + w / 2.0 + off_x * nearness
+    map_y = np.broadcast_to((ys - h / 2.0) / s + h / 2.0 + off_y * nearness, (h, w))
+    return cv2.remap(img, map_x, np.ascontiguousarray(map_y), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REFLECT)
 
 
 # --------------------------------------------------------------------------- keyframe morphing
