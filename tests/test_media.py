@@ -120,3 +120,55 @@ def test_prefetch_keeps_order_and_hands_over_errors() -> None:
     assert next(stream) == 0
     stream.close()
     assert closed == [True], "stopping the consumer stops the producer"
+
+
+def test_decompression_bomb_is_refused_from_the_header() -> None:
+    """A small file declaring a huge canvas is refused without decoding it."""
+    buf = io.BytesIO()
+    Image.new("L", (20_000, 20_000)).save(buf, format="PNG")  # 400 Mpx of zeros, a few hundred KB
+    with pytest.raises(MediaError, match="too large"):
+        decode_image(buf.getvalue())
+
+
+def test_cover_fit_crops_the_centre_instead_of_stretching() -> None:
+    img = np.zeros((100, 300, 3), np.uint8)
+    img[:, 100:200] = 255  # white centre square between black sides
+    assert cover_fit(img, 50, 50).mean() > 250
+
+
+def test_encode_refuses_an_empty_clip(tmp_path: Path) -> None:
+    path = tmp_path / "empty.mp4"
+    with pytest.raises(ValueError, match="no frames"):
+        encode_mp4(iter([]), path, width=64, height=64)
+    assert not path.exists()
+
+
+def test_encode_consumes_frames_lazily(tmp_path: Path) -> None:
+    """Only a bounded number of frames is ever ahead of the encoder."""
+    produced = 0
+
+    def frames():
+        nonlocal produced
+        for i in range(40):
+            produced += 1
+            yield np.roll(textured_image(64, 64), i, axis=1)
+
+    ahead: list[int] = []
+    encode_mp4(frames(), tmp_path / "lazy.mp4", width=64, height=64, on_frame=lambda c: ahead.append(produced - c))
+    assert len(ahead) == 40 and max(ahead) <= 8
+
+
+def test_probe_refuses_a_file_without_video(tmp_path: Path) -> None:
+    import av
+
+    path = tmp_path / "audio.m4a"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 8000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    with pytest.raises(MediaError, match="no video"):
+        probe_video(path)
+    with pytest.raises(MediaError):
+        probe_video(tmp_path / "missing.mp4")

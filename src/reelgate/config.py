@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -55,12 +55,25 @@ class Settings(BaseSettings):
 
     # Generation defaults
     default_engine: str = "preview"
+    model_engines: dict[str, str] = Field(
+        default_factory=dict, description="Requested model name -> engine, e.g. {\"ray-2\": \"ltx\"}"
+    )
     default_aspect_ratio: str = "16:9"
     default_resolution: str = "720p"
     default_duration: str = "5s"
     enhancer: str = Field(default="detail", description="detail | none | module:attribute")
     encoder_preset: str = "veryfast"
     encoder_crf: int = Field(default=20, ge=0, le=51)
+
+    # Generations dialect
+    generations_response: Literal["plain", "wrapped"] = Field(
+        default="plain", description="Create answers: web-style object, or {code, data} envelope"
+    )
+
+    # Official dialect
+    credit_balance: float = Field(
+        default=1_000_000.0, description="What GET /credits reports; reelgate does not meter"
+    )
 
     # Sync waiting
     max_wait_seconds: float = Field(default=900.0, gt=0)

@@ -14,6 +14,7 @@ from reelgate.config import Settings
 from reelgate.core.enhance import load_enhancer
 from reelgate.core.models import Task
 from reelgate.core.service import TaskService
+from reelgate.core.uploads import Uploads
 from reelgate.engines.base import Engine
 from reelgate.engines.preview import PreviewEngine
 from reelgate.media.fetch import GuardedClient
@@ -53,15 +54,16 @@ class Runtime:
         self.work_available = threading.Event()
         self.service = TaskService(
             settings, self.tasks, self.engines, load_enhancer(settings.enhancer),
-            wake_workers=self.work_available.set,
+            wake_workers=self.work_available.set, delete_assets=self.storage.delete_prefix,
         )
+        self.uploads = Uploads(self.storage, self.client, settings.image_max_pixels)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def asset_url(self, key: str) -> str:
         return self.storage.url(key)
 
-    def start_workers(self, count: int, render_callback: Callable[[str, Task], Any],
+    def start_workers(self, count: int, render_callback: Callable[[str, Task, str], Any],
                       on_finished: Callable[[str], None] = lambda task_id: None) -> None:
         """Start `count` render workers and one callback dispatcher as threads."""
         inputs = InputResolver(self.tasks, self.storage, self.client,

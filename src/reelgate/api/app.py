@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 
 from reelgate import __version__
-from reelgate.api import acedata
+from reelgate.api import acedata, generations, luma_tasks, official
 from reelgate.api.auth import Authenticator
 from reelgate.api.callbacks import callback_renderer
 from reelgate.api.context import ApiContext
@@ -28,7 +28,7 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
     settings = runtime.settings
     hub = CompletionHub(runtime.tasks, settings.poll_interval)
     ctx = ApiContext(settings, runtime.service, hub, Authenticator(runtime.tokens),
-                     runtime.asset_url)
+                     runtime.asset_url, runtime.uploads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,15 +47,21 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
     errors = ErrorRouting()
     for prefix in acedata.PREFIXES:
         errors.register(prefix, acedata.render_error)
+    errors.register(generations.PREFIX, generations.render_error)
+    errors.register(official.PREFIX, official.render_error)
     errors.install(app)
     app.include_router(acedata.build_router(ctx))
+    app.include_router(luma_tasks.build_router(ctx))
+    app.include_router(generations.build_router(ctx))
+    app.include_router(official.build_router(ctx))
 
     @app.get("/healthz", tags=["server"], summary="Liveness")
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    @app.api_route(ASSET_ROUTE + "/{key:path}", methods=["GET", "HEAD"], tags=["assets"],
-                   summary="A stored video or image (supports Range)")
+    @app.head(ASSET_ROUTE + "/{key:path}", include_in_schema=False)
+    @app.get(ASSET_ROUTE + "/{key:path}", tags=["assets"],
+             summary="A stored video or image (supports Range)")
     def asset(key: str) -> Response:
         try:
             path = runtime.storage.path(key)

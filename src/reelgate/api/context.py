@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from reelgate.api.auth import Authenticator
 from reelgate.config import Settings
 from reelgate.core.service import TaskService
+from reelgate.core.uploads import Uploads
 from reelgate.core.waiting import CompletionHub
 
 
@@ -18,3 +19,4 @@ class ApiContext:
     hub: CompletionHub
     auth: Authenticator
     url_for: Callable[[str], str]
+    uploads: Uploads

@@ -134,6 +134,9 @@ class GenerationRequest:
     source_task_id: str | None = None
     source_video_id: str | None = None
     source_video_url: str | None = None
+    end_source_task_id: str | None = None
+    """The new clip ends where this task's video begins (reverse extend); with
+    a start source too, the clip bridges the two (interpolation)."""
     loop: bool = False
     aspect_ratio: str | None = None
     resolution: str | None = None
@@ -142,6 +145,8 @@ class GenerationRequest:
     enhance: bool = False
     seed: int | None = None
     callback_url: str | None = None
+    callback_on_start: bool = False
+    """Also call back when a worker starts the task (not only when it ends)."""
 
 
 @dataclass
@@ -157,6 +162,7 @@ class Task:
     end_image: str | None
     source_task_id: str | None
     source_video_url: str | None
+    end_source_task_id: str | None
     loop: bool
     aspect_ratio: str
     resolution: str
@@ -166,6 +172,7 @@ class Task:
     seed: int
     callback_url: str | None
     callback_dialect: str | None
+    callback_on_start: bool
     origin_request: dict[str, Any]
     state: State
     progress: float

@@ -52,17 +52,22 @@ class TaskService:
         engines: Mapping[str, Engine],
         enhancer: Enhancer,
         wake_workers: Callable[[], None] = lambda: None,
+        delete_assets: Callable[[str], None] = lambda task_id: None,
     ) -> None:
         self.settings = settings
         self.tasks = tasks
         self.engines = engines
         self.enhancer = enhancer
         self.wake_workers = wake_workers
+        self.delete_assets = delete_assets
 
     def route(self, model: str | None) -> Engine:
-        """The engine for a requested model. Every model maps to the default
-        engine until model routing is configured."""
-        return self.engines[self.settings.default_engine]
+        """The engine for a requested model: `model_engines` in the settings,
+        else the default engine."""
+        name = self.settings.model_engines.get(model or "", self.settings.default_engine)
+        if name not in self.engines:
+            raise InvalidRequest(f"model {model!r} maps to engine {name!r}, which is not enabled")
+        return self.engines[name]
 
     def create(self, owner_id: str, req: GenerationRequest, *, origin: str,
                origin_request: dict[str, Any], callback_dialect: str | None = None) -> Task:
@@ -78,14 +83,19 @@ class TaskService:
         duration = _check_choice(
             "duration", req.duration or self.settings.default_duration, DURATIONS
         )
-        source_task_id, source_video_url = None, None
+        source_task_id, source_video_url, end_source_task_id = None, None, None
         if req.kind is Kind.EXTEND:
             source = self._extend_source(owner_id, req)
-            if source is not None:
-                source_task_id = source.id
-                aspect_ratio, resolution = source.aspect_ratio, source.resolution
-            else:
-                source_video_url = req.source_video_url
+            end_source = self._end_source(owner_id, req)
+            if source is None and end_source is None and not req.source_video_url:
+                raise InvalidRequest("extend needs a video_id or a video_url")
+            # The size follows the video being continued.
+            for ref in (end_source, source):
+                if ref is not None:
+                    aspect_ratio, resolution = ref.aspect_ratio, ref.resolution
+            source_task_id = source.id if source else None
+            source_video_url = req.source_video_url if source is None else None
+            end_source_task_id = end_source.id if end_source else None
         elif not prompt and not req.start_image and not req.end_image:
             raise InvalidRequest("prompt is required (or a start or end image)")
         if req.callback_url:
@@ -108,6 +118,7 @@ class TaskService:
             end_image=req.end_image,
             source_task_id=source_task_id,
             source_video_url=source_video_url,
+            end_source_task_id=end_source_task_id,
             loop=req.loop,
             aspect_ratio=aspect_ratio,
             resolution=resolution,
@@ -116,31 +127,36 @@ class TaskService:
             engine=engine.name,
             seed=req.seed if req.seed is not None else secrets.randbelow(2**31),
             callback_url=req.callback_url,
-            callback_dialect=callback_dialect or origin if req.callback_url else None,
+            callback_dialect=(callback_dialect or origin) if req.callback_url else None,
+            callback_on_start=bool(req.callback_url and req.callback_on_start),
             origin_request=origin_request,
         )
         self.wake_workers()
         return task
 
     def _extend_source(self, owner_id: str, req: GenerationRequest) -> Task | None:
-        """The task an extend continues, or None when it continues a video URL."""
-        source: Task | None = None
+        """The task an extend continues (None: none, or a video URL)."""
         if req.source_task_id:
-            source = self.tasks.get_owned(owner_id, req.source_task_id)
-            missing = f"task {req.source_task_id} was not found"
-        elif req.source_video_id:
-            source = self.tasks.find_by_video_id(owner_id, req.source_video_id)
-            missing = f"video {req.source_video_id} was not found"
-        elif req.source_video_url:
+            return self._finished_source(
+                self.tasks.get_owned(owner_id, req.source_task_id), f"task {req.source_task_id}")
+        if req.source_video_id:
+            return self._finished_source(
+                self.tasks.find_by_video_id(owner_id, req.source_video_id),
+                f"video {req.source_video_id}")
+        return None
+
+    def _end_source(self, owner_id: str, req: GenerationRequest) -> Task | None:
+        if not req.end_source_task_id:
             return None
-        else:
-            raise InvalidRequest("extend needs a video_id or a video_url")
+        return self._finished_source(self.tasks.get_owned(owner_id, req.end_source_task_id),
+                                     f"task {req.end_source_task_id}")
+
+    @staticmethod
+    def _finished_source(source: Task | None, name: str) -> Task:
         if source is None:
-            raise NotFound(missing)
+            raise NotFound(f"{name} was not found")
         if source.state is not State.COMPLETED:
-            raise InvalidRequest(
-                f"video {source.video_id} cannot be extended yet: its task is {source.state.value}"
-            )
+            raise InvalidRequest(f"{name} cannot be used yet: its task is {source.state.value}")
         return source
 
     def get(self, owner_id: str, task_id: str) -> Task:
@@ -151,3 +167,12 @@ class TaskService:
 
     def get_many(self, owner_id: str, task_ids: Sequence[str]) -> list[Task]:
         return self.tasks.get_many_owned(owner_id, task_ids)
+
+    def list(self, owner_id: str, limit: int, offset: int) -> tuple[list[Task], int]:
+        return self.tasks.list_owned(owner_id, limit, offset)
+
+    def delete(self, owner_id: str, task_id: str) -> None:
+        """Delete a task and its assets."""
+        self.get(owner_id, task_id)
+        self.tasks.delete(task_id)
+        self.delete_assets(task_id)

@@ -430,7 +430,10 @@ class _TextScene:
             hue += (_digest_int(*others) % 1000 / 1000.0 - 0.5) * 0.12 if others else 0.0
         self.hue, self.sat, self.light = hue % 1.0, sat, light
         self.night = light < 0.3
-        self.accent_hue = (hue + float(look.choice([0.08, 0.5, -0.08, 0.33]))) % 1.0
+        # A known theme keeps its mood (a sunset stays warm); unknown prompts may
+        # take a contrasting accent for variety.
+        shifts = [0.08, -0.08, 0.05] if theme is not None else [0.08, 0.5, -0.08, 0.33]
+        self.accent_hue = (hue + float(look.choice(shifts))) % 1.0
 
         def rgb(h: float, s: float, v: float) -> np.ndarray:
             return np.array(colorsys.hsv_to_rgb(h % 1.0, min(1.0, max(0.0, s)), min(1.0, max(0.0, v))), np.float32)

@@ -66,6 +66,17 @@ def iter_frames(path: Path, size: tuple[int, int] | None = None) -> Iterator[np.
             yield _fitted(frame.to_ndarray(format="rgb24"), size)
 
 
+def read_first_frame(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The opening frame (what a reverse extend leads into)."""
+    frames = iter_frames(path, size)
+    try:
+        return next(frames)
+    except StopIteration:
+        raise MediaError(f"{Path(path).name} is not a playable video (no decodable frames)") from None
+    finally:
+        frames.close()
+
+
 def read_last_frame(path: Path) -> np.ndarray:
     """The final frame of a video (what an extend continues from).
 

@@ -35,6 +35,11 @@ class LocalStorage:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def write(self, key: str, data: bytes) -> None:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
     def delete_prefix(self, key_prefix: str) -> None:
         shutil.rmtree(self.path(key_prefix), ignore_errors=True)
 

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from reelgate.core.models import FailureCode, Kind, State, Task, TaskResult
@@ -35,6 +35,7 @@ def _to_task(row: TaskRow) -> Task:
         end_image=row.end_image,
         source_task_id=row.source_task_id,
         source_video_url=row.source_video_url,
+        end_source_task_id=row.end_source_task_id,
         loop=row.loop,
         aspect_ratio=row.aspect_ratio,
         resolution=row.resolution,
@@ -44,6 +45,7 @@ def _to_task(row: TaskRow) -> Task:
         seed=row.seed,
         callback_url=row.callback_url,
         callback_dialect=row.callback_dialect,
+        callback_on_start=bool(row.callback_on_start),
         origin_request=row.origin_request or {},
         state=State(row.state),
         progress=row.progress,
@@ -129,6 +131,25 @@ class TaskStore:
             )
             return _to_task(row) if row else None
 
+    def list_owned(self, owner_id: str, limit: int, offset: int) -> tuple[list[Task], int]:
+        """A page of a token's tasks, newest first, and how many it has in all."""
+        with self.db.read() as s:
+            rows = s.scalars(
+                select(TaskRow).where(TaskRow.owner_id == owner_id)
+                .order_by(TaskRow.created_at.desc(), TaskRow.id).limit(limit).offset(offset)
+            ).all()
+            total = s.scalar(
+                select(func.count()).select_from(TaskRow).where(TaskRow.owner_id == owner_id)
+            )
+            return [_to_task(r) for r in rows], int(total or 0)
+
+    def delete(self, task_id: str) -> bool:
+        """Remove a task and its outbox entries; a worker still running it
+        finds its lease gone and discards its work."""
+        with self.db.write() as s:
+            s.execute(delete(CallbackRow).where(CallbackRow.task_id == task_id))
+            return s.execute(delete(TaskRow).where(TaskRow.id == task_id)).rowcount == 1
+
     def terminal_among(self, task_ids: Iterable[str]) -> list[str]:
         """Which of these tasks are finished: one query for every waiting client."""
         ids = list(task_ids)
@@ -173,6 +194,8 @@ class TaskStore:
             row.attempts += 1
             row.started_at = row.started_at or now
             row.updated_at = now
+            if row.callback_on_start and row.attempts == 1:
+                _queue_callback(s, row, State.RUNNING.value, now)
             s.flush()
             return _to_task(row)
 

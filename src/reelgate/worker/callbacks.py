@@ -21,8 +21,8 @@ from reelgate.store.tasks import TaskStore
 
 log = logging.getLogger(__name__)
 
-RenderCallback = Callable[[str, Task], Any]
-"""(dialect, task) -> JSON payload."""
+RenderCallback = Callable[[str, Task, str], Any]
+"""(dialect, task, event) -> JSON payload; event is the state the call reports."""
 
 
 class CallbackDispatcher:
@@ -60,7 +60,7 @@ class CallbackDispatcher:
         status: int | None = None
         error: str | None = None
         try:
-            status = self.client.post_json(delivery.url, self.render(delivery.dialect, task),
+            status = self.client.post_json(delivery.url, self.render(delivery.dialect, task, delivery.event),
                                            {"webhook-id": delivery.id})
         except FetchError as exc:
             error = str(exc)

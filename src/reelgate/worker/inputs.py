@@ -49,20 +49,32 @@ class InputResolver:
             raise InputError(f"{what}: {exc}") from exc
 
     def source_video(self, task: Task, workdir: Path) -> SourceVideo | None:
+        """The video an extend continues (its last frame starts the new clip)."""
         path = self._source_path(task, workdir)
-        if path is None:
+        return self._probe(path, "source video") if path else None
+
+    def end_source_video(self, task: Task) -> SourceVideo | None:
+        """The video a reverse extend leads into (its first frame ends the new clip)."""
+        if not task.end_source_task_id:
             return None
+        return self._probe(self._task_video(task.end_source_task_id), "end video")
+
+    @staticmethod
+    def _probe(path: Path, what: str) -> SourceVideo:
         try:
             return SourceVideo(path, probe_video(path), read_last_frame(path))
         except Exception as exc:
-            raise InputError(f"source video: {exc}") from exc
+            raise InputError(f"{what}: {exc}") from exc
+
+    def _task_video(self, task_id: str) -> Path:
+        source = self.tasks.get(task_id)
+        if source is None or source.result is None:
+            raise InputError(f"source task {task_id} has no video")
+        return self.storage.path(source.result.video.key)
 
     def _source_path(self, task: Task, workdir: Path) -> Path | None:
         if task.source_task_id:
-            source = self.tasks.get(task.source_task_id)
-            if source is None or source.result is None:
-                raise InputError(f"source task {task.source_task_id} has no video")
-            return self.storage.path(source.result.video.key)
+            return self._task_video(task.source_task_id)
         if task.source_video_url:
             key = self.storage.key_for_url(task.source_video_url)
             if key:

@@ -11,7 +11,7 @@ import itertools
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +23,10 @@ from reelgate.media.encode import encode_mp4
 from reelgate.media.errors import MediaError
 from reelgate.media.fetch import FetchError
 from reelgate.media.images import cover_fit, save_jpeg
-from reelgate.media.probe import iter_frames, probe_video
+from reelgate.media.probe import iter_frames, probe_video, read_first_frame
 from reelgate.storage.local import LocalStorage
 from reelgate.store.tasks import TaskStore
-from reelgate.worker.inputs import InputError, InputResolver, SourceVideo
+from reelgate.worker.inputs import InputError, InputResolver
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +147,16 @@ class Worker:
 
     def _render(self, task: Task, run_key: str, workdir: Path, beat: _Heartbeat) -> TaskResult:
         engine = self.engines[task.engine]
-        source = self.inputs.source_video(task, workdir) if task.kind is Kind.EXTEND else None
-        if source is not None:
-            width, height = source.info.width, source.info.height
+        extend = task.kind is Kind.EXTEND
+        source = self.inputs.source_video(task, workdir) if extend else None
+        leads_into = self.inputs.end_source_video(task) if extend else None
+        reference = source or leads_into
+        if reference is not None:
+            width, height = reference.info.width, reference.info.height
         else:
             width, height = frame_size(task.aspect_ratio, task.resolution)
+        end_image = (read_first_frame(leads_into.path, (width, height)) if leads_into
+                     else self.inputs.image(task.end_image, "end image"))
         job = RenderJob(
             task_id=task.id,
             prompt=task.effective_prompt,
@@ -162,13 +167,17 @@ class Worker:
             num_frames=frame_count(task.duration),
             loop=task.loop,
             start_image=self.inputs.image(task.start_image, "start image"),
-            end_image=self.inputs.image(task.end_image, "end image"),
+            end_image=end_image,
             source_video=source.path if source else None,
             source_last_frame=cover_fit(source.last_frame, width, height) if source else None,
             model=task.model,
         )
         engine.check(width, height, job.num_frames)
-        total = job.num_frames + (source.info.frames if source else 0)
+        # Extend: source + new clip. Reverse extend: new clip + the video it
+        # leads into. Both (interpolation): only the bridge between them.
+        before = source if source and not leads_into else None
+        after = leads_into if leads_into and not source else None
+        total = job.num_frames + sum(v.info.frames for v in (before, after) if v)
 
         def on_frame(count: int) -> None:
             if beat.lost.is_set():
@@ -179,20 +188,16 @@ class Worker:
             if beat.lost.is_set():
                 raise LeaseLost()
 
-        frames = self._frames(engine, job, source, on_engine_progress)
+        frames = itertools.chain(
+            iter_frames(before.path, (width, height)) if before else (),
+            engine.render(job, on_engine_progress),
+            iter_frames(after.path, (width, height)) if after else (),
+        )
         video_path = workdir / "video.mp4"
         summary = encode_mp4(frames, video_path, width=width, height=height, fps=FPS,
                              preset=self.settings.encoder_preset, crf=self.settings.encoder_crf,
                              on_frame=on_frame)
         return self._publish(run_key, workdir, video_path, summary.first_frame, summary.last_frame)
-
-    @staticmethod
-    def _frames(engine: Engine, job: RenderJob, source: SourceVideo | None,
-                progress: Callable[[float], None]) -> Iterator[np.ndarray]:
-        new_frames = engine.render(job, progress)
-        if source is None:
-            return new_frames
-        return itertools.chain(iter_frames(source.path, (job.width, job.height)), new_frames)
 
     def _publish(self, run_key: str, workdir: Path, video_path: Path,
                  first: np.ndarray, last: np.ndarray) -> TaskResult:

@@ -59,5 +59,6 @@ def retrieve_item(task: Task, url_for: UrlFor) -> dict[str, Any]:
     }
 
 
-def callback_payload(task: Task, url_for: UrlFor) -> dict[str, Any]:
+def callback_payload(task: Task, url_for: UrlFor, event: str = "completed") -> dict[str, Any]:
+    """The flat result; AceData calls back only when a task ends."""
     return flat_result(task, url_for)

@@ -67,6 +67,19 @@ def to_neutral(body: VideoRequest) -> GenerationRequest:
     )
 
 
+def retrieve(ctx: ApiContext, owner: TokenInfo, body: TasksRequest) -> dict[str, Any]:
+    """`POST /luma/tasks` with an action: `retrieve` one task or `retrieve_batch`."""
+    action = body.action or ("retrieve_batch" if body.ids is not None else "retrieve")
+    if action == "retrieve_batch":
+        if body.ids is None:
+            raise InvalidRequest("retrieve_batch needs 'ids'")
+        items = [retrieve_item(t, ctx.url_for) for t in ctx.service.get_many(owner.id, body.ids)]
+        return {"items": items, "count": len(items)}
+    if not body.id:
+        raise InvalidRequest("retrieve needs 'id'")
+    return retrieve_item(ctx.service.get(owner.id, body.id), ctx.url_for)
+
+
 def build_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(tags=["AceData dialect"])
 
@@ -95,21 +108,5 @@ def build_router(ctx: ApiContext) -> APIRouter:
             f"the video was not ready within {timeout:g} s; poll /luma/tasks with this task_id",
             task_id=task.id,
         )
-
-    @router.post("/luma/tasks", summary="Retrieve one task or a batch")
-    async def retrieve(
-        body: TasksRequest, owner: TokenInfo = Depends(ctx.auth)
-    ) -> dict[str, Any]:
-        action = body.action or ("retrieve_batch" if body.ids is not None else "retrieve")
-        if action == "retrieve_batch":
-            if body.ids is None:
-                raise InvalidRequest("retrieve_batch needs 'ids'")
-            tasks = await run_sync(ctx.service.get_many, owner.id, body.ids)
-            items = [retrieve_item(t, ctx.url_for) for t in tasks]
-            return {"items": items, "count": len(items)}
-        if not body.id:
-            raise InvalidRequest("retrieve needs 'id'")
-        task = await run_sync(ctx.service.get, owner.id, body.id)
-        return retrieve_item(task, ctx.url_for)
 
     return router

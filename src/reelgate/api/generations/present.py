@@ -1,0 +1,71 @@
+"""Neutral tasks as the gateway's web-style generation objects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from reelgate.core.models import Asset, State, Task
+
+UrlFor = Callable[[str], str]
+
+STATES = {
+    State.QUEUED: "pending",
+    State.RUNNING: "processing",
+    State.COMPLETED: "completed",
+    State.FAILED: "failed",
+    State.CANCELLED: "failed",
+}
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _image(asset: Asset, url_for: UrlFor) -> dict[str, Any]:
+    return {"url": url_for(asset.key), "width": asset.width, "height": asset.height}
+
+
+def task_object(task: Task, url_for: UrlFor) -> dict[str, Any]:
+    result = task.result if task.state is State.COMPLETED else None
+    video = None
+    if result is not None:
+        video = {**_image(result.video, url_for), "thumbnail": url_for(result.thumbnail.key),
+                 "download_url": url_for(result.video.key)}
+    return {
+        "id": task.id,
+        "prompt": task.prompt,
+        "state": STATES[task.state],
+        "queue_state": None,
+        "created_at": iso(task.created_at),
+        "batch_id": "",
+        "video": video,
+        "video_raw": _image(result.video, url_for) if result else None,
+        "liked": None,
+        "estimate_wait_seconds": None,
+        "thumbnail": _image(result.thumbnail, url_for) if result else None,
+        "last_frame": _image(result.last_frame, url_for) if result else None,
+        "request": {"prompt": task.prompt, "aspect_ratio": task.aspect_ratio},
+        "failure_reason": task.failure_reason,
+    }
+
+
+def wrapped(task: Task, request_id: str) -> dict[str, Any]:
+    """The answer some gateways give instead: an envelope around a summary."""
+    return {
+        "code": 200,
+        "message": "success",
+        "request_id": request_id,
+        "data": {
+            "task_id": task.id,
+            "task_status": STATES[task.state],
+            "created_at": int(task.created_at),
+            "updated_at": int(task.updated_at),
+        },
+    }
+
+
+def callback_payload(task: Task, url_for: UrlFor, event: str = "completed") -> dict[str, Any]:
+    """`notify_hook` gets the task object when the task ends."""
+    return task_object(task, url_for)

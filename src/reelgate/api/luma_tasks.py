@@ -1,0 +1,27 @@
+"""`POST /luma/tasks` is shared: AceData clients send an `action` (or one
+`id`), generations-gateway clients send only `ids`. This route reads which
+one it got and hands the body to that dialect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anyio.to_thread import run_sync
+from fastapi import APIRouter, Depends
+
+from reelgate.api import acedata, generations
+from reelgate.api.context import ApiContext
+from reelgate.store.tokens import TokenInfo
+
+
+def build_router(ctx: ApiContext) -> APIRouter:
+    router = APIRouter(tags=["AceData dialect", "generations dialect"])
+
+    @router.post("/luma/tasks", summary="Retrieve tasks (AceData actions, or {ids})")
+    async def luma_tasks(body: acedata.TasksRequest,
+                         owner: TokenInfo = Depends(ctx.auth)) -> dict[str, Any]:
+        if body.action is None and body.id is None and body.ids is not None:
+            return await run_sync(generations.tasks_by_ids, ctx, owner, body.ids)
+        return await run_sync(acedata.retrieve, ctx, owner, body)
+
+    return router

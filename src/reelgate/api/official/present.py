@@ -1,0 +1,47 @@
+"""Neutral tasks as official `Generation` objects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from reelgate.core.models import State, Task
+
+UrlFor = Callable[[str], str]
+
+STATES = {
+    State.QUEUED: "queued",
+    State.RUNNING: "dreaming",
+    State.COMPLETED: "completed",
+    State.FAILED: "failed",
+    State.CANCELLED: "failed",
+}
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def generation(task: Task, url_for: UrlFor, state: State | None = None) -> dict[str, Any]:
+    """The Generation object; `state` renders it as of an earlier state change."""
+    state = state or task.state
+    done = state is State.COMPLETED and task.result is not None
+    return {
+        "id": task.id,
+        "generation_type": "video",
+        "state": STATES[state],
+        "failure_reason": task.failure_reason if state in (State.FAILED, State.CANCELLED) else None,
+        "created_at": iso(task.created_at),
+        "assets": {
+            "video": url_for(task.result.video.key) if done else None,
+            "image": url_for(task.result.thumbnail.key) if done else None,
+            "progress_video": None,
+        },
+        "model": task.model,
+        "request": {**task.origin_request, "generation_type": "video"},
+    }
+
+
+def callback_payload(task: Task, url_for: UrlFor, event: str) -> dict[str, Any]:
+    return generation(task, url_for, State(event))

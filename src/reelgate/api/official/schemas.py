@@ -1,0 +1,42 @@
+"""Request bodies of the official API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AspectRatio = Literal["1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21"]
+
+
+class ImageKeyframe(BaseModel):
+    type: Literal["image"]
+    url: str = Field(max_length=20_000_000)
+
+
+class GenerationKeyframe(BaseModel):
+    type: Literal["generation"]
+    id: str = Field(max_length=64)
+
+
+Keyframe = Annotated[ImageKeyframe | GenerationKeyframe, Field(discriminator="type")]
+
+
+class Keyframes(BaseModel):
+    frame0: Keyframe | None = None
+    frame1: Keyframe | None = None
+
+
+class CreateGeneration(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field("ray-2", description="ray-1-6, ray-2 or ray-flash-2")
+    prompt: str | None = None
+    aspect_ratio: AspectRatio | None = None
+    loop: bool | None = None
+    keyframes: Keyframes | None = None
+    resolution: Literal["540p", "720p", "1080p", "4k"] | None = None
+    duration: Literal["5s", "9s"] | None = None
+    callback_url: str | None = None
+    generation_type: Literal["video"] | None = None
+    concepts: list[dict[str, Any]] | None = None

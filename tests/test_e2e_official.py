@@ -1,0 +1,175 @@
+"""The official dialect, driven by the official `lumaai` SDK (sync and async)
+against a real server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import lumaai
+import pytest
+from lumaai import AsyncLumaAI, LumaAI
+
+from reelgate.core.models import frame_count, frame_size
+from reelgate.media.images import cover_fit
+from tests.conftest import Api, Peer, Server
+from tests.videos import decode_mp4, png_bytes, psnr, textured_image
+
+FRAMES = frame_count("5s")
+
+
+@pytest.fixture(scope="module")
+def luma(server: Server) -> LumaAI:
+    return LumaAI(auth_token=server.create_token("sdk"), base_url=server.url + "/dream-machine/v1",
+                  max_retries=0)
+
+
+def wait(client: LumaAI, generation_id: str, timeout: float = 90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        g = client.generations.get(generation_id)
+        if g.state in ("completed", "failed"):
+            return g
+        time.sleep(0.2)
+    raise AssertionError(f"generation {generation_id} did not finish")
+
+
+def frames_of(url: str):
+    return decode_mp4(httpx.get(url, timeout=30).content).frames
+
+
+def test_text_generation_with_callbacks_on_every_state_change(luma: LumaAI, peer: Peer) -> None:
+    created = luma.generations.create(model="ray-2", prompt="a lighthouse in a storm",
+                                      aspect_ratio="9:16", callback_url=peer.url("/luma"))
+    assert created.state == "queued" and created.generation_type == "video"
+    assert created.request.prompt == "a lighthouse in a storm"
+    done = wait(luma, created.id)
+    assert done.state == "completed" and done.failure_reason is None
+    frames = frames_of(done.assets.video)
+    assert len(frames) == FRAMES
+    assert frames[0].shape[:2][::-1] == frame_size("9:16", "540p")
+    assert httpx.get(done.assets.image).headers["content-type"] == "image/jpeg"
+    posts = peer.wait_posts("/luma", count=2)
+    assert [p["json"]["state"] for p in posts] == ["dreaming", "completed"]
+    assert all(p["json"]["id"] == created.id for p in posts)
+    assert posts[-1]["json"]["assets"]["video"] == done.assets.video
+
+
+def test_image_keyframes(luma: LumaAI, peer: Peer) -> None:
+    start, end = textured_image(640, 480, seed=21), textured_image(640, 480, seed=22)
+    g = luma.generations.create(
+        model="ray-flash-2", prompt="morph between two pictures", aspect_ratio="4:3",
+        keyframes={"frame0": {"type": "image", "url": peer.serve("/a.png", png_bytes(start),
+                                                                  "image/png")},
+                   "frame1": {"type": "image", "url": peer.serve("/b.png", png_bytes(end),
+                                                                  "image/png")}})
+    frames = frames_of(wait(luma, g.id).assets.video)
+    w, h = frame_size("4:3", "540p")
+    assert psnr(frames[0], cover_fit(start, w, h)) >= 30
+    assert psnr(frames[-1], cover_fit(end, w, h)) >= 30
+
+
+def test_generation_keyframes_extend_reverse_and_interpolate(luma: LumaAI) -> None:
+    a = wait(luma, luma.generations.create(model="ray-2", prompt="clip a one").id)
+    b = wait(luma, luma.generations.create(model="ray-2", prompt="clip b two").id)
+    a_frames, b_frames = frames_of(a.assets.video), frames_of(b.assets.video)
+
+    ext = luma.generations.create(model="ray-2", prompt="and then",
+                                  keyframes={"frame0": {"type": "generation", "id": a.id}})
+    ext_frames = frames_of(wait(luma, ext.id).assets.video)
+    assert len(ext_frames) == len(a_frames) + FRAMES
+    assert psnr(ext_frames[0], a_frames[0]) >= 30
+
+    rev = luma.generations.create(model="ray-2", prompt="what came before",
+                                  keyframes={"frame1": {"type": "generation", "id": b.id}})
+    rev_frames = frames_of(wait(luma, rev.id).assets.video)
+    assert len(rev_frames) == FRAMES + len(b_frames)
+    assert psnr(rev_frames[-1], b_frames[-1]) >= 30
+    assert psnr(rev_frames[FRAMES - 1], b_frames[0]) >= 28, "the new clip leads into b"
+
+    bridge = luma.generations.create(model="ray-2", prompt="from a to b",
+                                     keyframes={"frame0": {"type": "generation", "id": a.id},
+                                                "frame1": {"type": "generation", "id": b.id}})
+    bridge_frames = frames_of(wait(luma, bridge.id).assets.video)
+    assert len(bridge_frames) == FRAMES
+    assert psnr(bridge_frames[0], a_frames[-1]) >= 25
+    assert psnr(bridge_frames[-1], b_frames[0]) >= 28
+
+
+def test_list_delete_ping_and_credits(server: Server, peer: Peer) -> None:
+    client = LumaAI(auth_token=server.create_token("lister"),
+                    base_url=server.url + "/dream-machine/v1", max_retries=0)
+    ids = [client.generations.create(model="ray-2", prompt=f"number {i}").id for i in range(3)]
+    page = client.generations.list(limit=2, offset=0)
+    assert [g.id for g in page.generations] == ids[::-1][:2]
+    assert page.count == 2 and page.has_more is True and page.limit == 2
+    rest = client.generations.list(limit=2, offset=2)
+    assert [g.id for g in rest.generations] == [ids[0]] and rest.has_more is False
+    done = wait(client, ids[0])
+    client.generations.delete(ids[0])
+    with pytest.raises(lumaai.NotFoundError):
+        client.generations.get(ids[0])
+    assert httpx.get(done.assets.video).status_code == 404, "its assets are removed"
+    assert client.ping.check().message == "pong"
+    assert client.credits.get().credit_balance > 0
+
+
+def test_typed_errors(server: Server, luma: LumaAI) -> None:
+    with pytest.raises(lumaai.BadRequestError, match="between 3 and 5000"):
+        luma.generations.create(model="ray-2", prompt="ab")
+    with pytest.raises(lumaai.BadRequestError, match="loop"):
+        luma.generations.create(model="ray-2", prompt="looping", loop=True,
+                                keyframes={"frame1": {"type": "image", "url": "http://x/y.png"}})
+    with pytest.raises(lumaai.BadRequestError, match="model"):
+        luma.generations.create(model="ray-9", prompt="unknown model")  # type: ignore[arg-type]
+    with pytest.raises(lumaai.NotFoundError):
+        luma.generations.get("00000000-0000-0000-0000-000000000000")
+    with pytest.raises(lumaai.NotFoundError):
+        luma.generations.create(model="ray-2", prompt="extend nothing",
+                                keyframes={"frame0": {"type": "generation", "id": "missing"}})
+    bad = LumaAI(auth_token="rg_not_a_token", base_url=server.url + "/dream-machine/v1",
+                 max_retries=0)
+    with pytest.raises(lumaai.AuthenticationError):
+        bad.generations.list()
+    raw = httpx.post(server.url + "/dream-machine/v1/generations", json={"prompt": "xyz"},
+                     headers={"authorization": "Bearer rg_not_a_token"})
+    assert raw.status_code == 401 and set(raw.json()) == {"detail"}
+
+
+def test_async_client(server: Server) -> None:
+    async def run() -> None:
+        client = AsyncLumaAI(auth_token=server.create_token("async"),
+                             base_url=server.url + "/dream-machine/v1", max_retries=0)
+        g = await client.generations.create(model="ray-2", prompt="async waves")
+        for _ in range(450):
+            g = await client.generations.get(g.id)
+            if g.state == "completed":
+                break
+            await asyncio.sleep(0.2)
+        assert g.state == "completed"
+        assert [x.id for x in (await client.generations.list()).generations] == [g.id]
+        await client.generations.delete(g.id)
+        with pytest.raises(lumaai.NotFoundError):
+            await client.generations.get(g.id)
+        await client.close()
+
+    asyncio.run(run())
+
+
+def test_one_core_every_dialect_reads_the_same_task(luma: LumaAI, server: Server) -> None:
+    token = luma.auth_token
+    api = Api(server, token)
+    g = wait(luma, luma.generations.create(model="ray-2", prompt="shared task").id)
+    item = api.retrieve(g.id).json()
+    assert item["response"]["video_url"] == g.assets.video
+    web = api.client.get(f"/luma/generations/{g.id}").json()
+    assert web["state"] == "completed" and web["video"]["url"] == g.assets.video
+    ace = api.post("/luma/videos", {"prompt": "made by acedata"}).json()
+    assert luma.generations.get(ace["task_id"]).assets.video == ace["video_url"]
+    other = LumaAI(auth_token=server.create_token("stranger"),
+                   base_url=server.url + "/dream-machine/v1", max_retries=0)
+    with pytest.raises(lumaai.NotFoundError):
+        other.generations.get(g.id)
+    with pytest.raises(lumaai.NotFoundError):
+        other.generations.delete(g.id)
