@@ -182,6 +182,22 @@ def test_extend_by_video_id_and_by_url_appends_to_the_source(api: Api) -> None:
     assert len(decode_mp4(fetch(by_url["video_url"])).frames) == len(src_video.frames) + FRAMES_5S
 
 
+def test_extend_a_video_fetched_from_another_server(api: Api, peer: Peer) -> None:
+    source = api.post("/luma/videos", {"prompt": "somewhere else", "aspect_ratio": "1:1"}).json()
+    data = fetch(source["video_url"])
+    url = peer.serve("/elsewhere.mp4", data, "video/mp4")
+    body = api.post("/luma/videos", {"action": "extend", "video_url": url,
+                                     "prompt": "continued"}).json()
+    assert body["success"], body
+    extended = decode_mp4(fetch(body["video_url"]))
+    src = decode_mp4(data)
+    assert len(extended.frames) == len(src.frames) + FRAMES_5S
+    assert psnr(extended.frames[len(src.frames)], src.frames[-1]) >= 25, "continues the source"
+    broken = peer.serve("/broken.mp4", b"\x00" * 1000, "video/mp4")
+    failed = api.post("/luma/videos", {"action": "extend", "video_url": broken, "prompt": "x"})
+    assert failed.status_code == 400 and "source video" in failed.json()["error"]["message"]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [

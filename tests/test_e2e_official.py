@@ -173,3 +173,31 @@ def test_one_core_every_dialect_reads_the_same_task(luma: LumaAI, server: Server
         other.generations.get(g.id)
     with pytest.raises(lumaai.NotFoundError):
         other.generations.delete(g.id)
+
+
+def test_raw_contract_and_failure_callbacks(server: Server, luma: LumaAI, peer: Peer) -> None:
+    base = server.url + "/dream-machine/v1"
+    headers = {"authorization": f"Bearer {luma.auth_token}"}
+    created = httpx.post(base + "/generations", headers=headers,
+                         json={"model": "ray-2", "prompt": "plain path", "resolution": "540p"})
+    assert created.status_code == 201 and created.json()["state"] == "queued"
+    assert created.json()["request"]["generation_type"] == "video"
+    for body in ({"model": "ray-2", "prompt": "bad ratio", "aspect_ratio": "2:1"},
+                 {"model": "ray-2", "prompt": "bad frame", "keyframes": {"frame0": {"type": "image"}}},
+                 {"model": "ray-2", "prompt": "x" * 5001},
+                 {"model": "ray-2", "prompt": "4k", "resolution": "4k"}):
+        response = httpx.post(base + "/generations", headers=headers, json=body)
+        assert response.status_code == 400, body
+        assert set(response.json()) == {"detail"} and response.json()["detail"]
+    listing = httpx.get(base + "/generations", headers=headers, params={"limit": 1000})
+    assert listing.status_code == 400 and "detail" in listing.json()
+
+    broken = peer.serve("/broken.png", b"not an image at all", "image/png")
+    g = luma.generations.create(model="ray-2", prompt="will fail",
+                                keyframes={"frame0": {"type": "image", "url": broken}},
+                                callback_url=peer.url("/fails"))
+    failed = wait(luma, g.id)
+    assert failed.state == "failed" and "start image" in failed.failure_reason
+    posts = peer.wait_posts("/fails", count=2)
+    assert [p["json"]["state"] for p in posts] == ["dreaming", "failed"]
+    assert posts[-1]["json"]["failure_reason"] == failed.failure_reason
