@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.videos import textured_image  # noqa: E402
+
 from reelgate.core.models import FPS, frame_count, frame_size  # noqa: E402
 from reelgate.engines.base import RenderJob  # noqa: E402
 from reelgate.engines.preview import PreviewEngine  # noqa: E402
 from reelgate.media.encode import encode_mp4  # noqa: E402
-from tests.videos import textured_image  # noqa: E402
 
 
 def job_for(shape: str, width: int, height: int, frames: int) -> RenderJob:

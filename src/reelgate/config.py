@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +21,12 @@ from pydantic_settings import (
 )
 
 from reelgate.core.models import ASPECT_RATIOS, DURATIONS, RESOLUTIONS
+
+_CHOICES = {
+    "default_aspect_ratio": ASPECT_RATIOS,
+    "default_resolution": RESOLUTIONS,
+    "default_duration": DURATIONS,
+}
 
 
 def _toml_path() -> Path | None:
@@ -94,25 +100,12 @@ class Settings(BaseSettings):
     server_url: str | None = None
     token: str | None = None
 
-    @field_validator("default_aspect_ratio")
+    @field_validator("default_aspect_ratio", "default_resolution", "default_duration")
     @classmethod
-    def _known_ratio(cls, v: str) -> str:
-        if v not in ASPECT_RATIOS:
-            raise ValueError(f"must be one of {', '.join(ASPECT_RATIOS)}")
-        return v
-
-    @field_validator("default_resolution")
-    @classmethod
-    def _known_resolution(cls, v: str) -> str:
-        if v not in RESOLUTIONS:
-            raise ValueError(f"must be one of {', '.join(RESOLUTIONS)}")
-        return v
-
-    @field_validator("default_duration")
-    @classmethod
-    def _known_duration(cls, v: str) -> str:
-        if v not in DURATIONS:
-            raise ValueError(f"must be one of {', '.join(DURATIONS)}")
+    def _known_choice(cls, v: str, info: ValidationInfo) -> str:
+        allowed = _CHOICES[info.field_name or ""]
+        if v not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
         return v
 
     @classmethod

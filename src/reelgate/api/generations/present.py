@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
+from reelgate.api.timefmt import iso_utc
 from reelgate.core.models import Asset, State, Task
 
 UrlFor = Callable[[str], str]
@@ -17,10 +17,6 @@ STATES = {
     State.FAILED: "failed",
     State.CANCELLED: "failed",
 }
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _image(asset: Asset, url_for: UrlFor) -> dict[str, Any]:
@@ -38,7 +34,7 @@ def task_object(task: Task, url_for: UrlFor) -> dict[str, Any]:
         "prompt": task.prompt,
         "state": STATES[task.state],
         "queue_state": None,
-        "created_at": iso(task.created_at),
+        "created_at": iso_utc(task.created_at),
         "batch_id": "",
         "video": video,
         "video_raw": _image(result.video, url_for) if result else None,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
+from reelgate.api.timefmt import iso_utc
 from reelgate.core.models import State, Task
 
 UrlFor = Callable[[str], str]
@@ -19,10 +19,6 @@ STATES = {
 }
 
 
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
 def generation(task: Task, url_for: UrlFor, state: State | None = None) -> dict[str, Any]:
     """The Generation object; `state` renders it as of an earlier state change."""
     state = state or task.state
@@ -32,7 +28,7 @@ def generation(task: Task, url_for: UrlFor, state: State | None = None) -> dict[
         "generation_type": "video",
         "state": STATES[state],
         "failure_reason": task.failure_reason if state in (State.FAILED, State.CANCELLED) else None,
-        "created_at": iso(task.created_at),
+        "created_at": iso_utc(task.created_at),
         "assets": {
             "video": url_for(task.result.video.key) if done else None,
             "image": url_for(task.result.thumbnail.key) if done else None,
