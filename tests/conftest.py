@@ -210,7 +210,8 @@ class Peer:
                 status = peer.post_status
                 with peer.received:
                     peer.posts.append({"path": self.path, "headers": dict(self.headers),
-                                       "json": json.loads(raw or b"null"), "status": status})
+                                       "json": json.loads(raw or b"null"), "raw": raw,
+                                       "status": status})
                     peer.received.notify_all()
                 self.send_response(status)
                 self.send_header("content-length", "0")

@@ -147,6 +147,14 @@ def tokens_revoke(token: Annotated[str, typer.Argument(help="id, name or prefix"
     err.print(f"revoked {count} token(s)")
 
 
+@app.command("webhook-secret")
+def webhook_secret(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Print the secret that signs callbacks (Standard Webhooks), for receivers to verify."""
+    from reelgate.runtime import Runtime
+
+    print(Runtime(_settings(data_dir=data_dir, database_url=database_url)).webhook_secret)
+
+
 def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 

@@ -93,8 +93,15 @@ class Settings(BaseSettings):
 
     # Callbacks
     callback_timeout: float = Field(default=10.0, gt=0)
-    callback_max_attempts: int = Field(default=8, ge=1)
+    callback_window_seconds: float = Field(
+        default=86_400.0, gt=0, description="How long an undelivered callback keeps being retried"
+    )
     callback_backoff_seconds: float = Field(default=2.0, ge=0)
+    callback_max_backoff_seconds: float = Field(default=600.0, gt=0)
+    webhook_secret: str | None = Field(
+        default=None, description="Standard Webhooks secret (whsec_...); generated and kept in "
+        "the data directory when unset"
+    )
 
     # CLI client (`reelgate generate`)
     server_url: str | None = None

@@ -5,10 +5,16 @@
 
 from __future__ import annotations
 
+import base64
 import logging
+import os
+import secrets
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from standardwebhooks import Webhook
 
 from reelgate.config import Settings
 from reelgate.core.enhance import load_enhancer
@@ -39,6 +45,25 @@ def build_engines(settings: Settings) -> dict[str, Engine]:
     return engines
 
 
+def _stored_secret(data_dir: Path) -> str:
+    """The deployment's webhook signing secret, made once and kept (0600) in
+    the data directory so every process of the deployment signs alike."""
+    path = data_dir / "webhook_secret"
+    if not path.exists():
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        draft = data_dir / f".webhook_secret.{os.getpid()}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secret)
+        try:
+            os.link(draft, path)  # atomic: the first process to start wins
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -55,8 +80,10 @@ class Runtime:
         self.service = TaskService(
             settings, self.tasks, self.engines, load_enhancer(settings.enhancer),
             wake_workers=self.work_available.set, delete_assets=self.storage.delete_prefix,
+            callbacks=self.callbacks,
         )
         self.uploads = Uploads(self.storage, self.client, settings.image_max_pixels)
+        self.webhook_secret = settings.webhook_secret or _stored_secret(settings.data_dir)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -79,7 +106,7 @@ class Runtime:
                             on_finished=finished)
             self._spawn(f"worker-{i}", worker.run, self.work_available)
         dispatcher = CallbackDispatcher(self.settings, self.callbacks, self.tasks, self.client,
-                                        render_callback)
+                                        render_callback, Webhook(self.webhook_secret))
         self._spawn("callbacks", dispatcher.run, callbacks_due)
 
     def _spawn(self, name: str, target: Callable[[threading.Event, threading.Event], None],

@@ -26,6 +26,7 @@ from reelgate.core.models import (
     frame_size,
 )
 from reelgate.engines.base import Engine, EngineError
+from reelgate.store.callbacks import CallbackStore, Delivery
 from reelgate.store.tasks import TaskStore
 
 MAX_PROMPT_CHARS = 5000
@@ -53,6 +54,7 @@ class TaskService:
         enhancer: Enhancer,
         wake_workers: Callable[[], None] = lambda: None,
         delete_assets: Callable[[str], None] = lambda task_id: None,
+        callbacks: CallbackStore | None = None,
     ) -> None:
         self.settings = settings
         self.tasks = tasks
@@ -60,6 +62,7 @@ class TaskService:
         self.enhancer = enhancer
         self.wake_workers = wake_workers
         self.delete_assets = delete_assets
+        self.callbacks = callbacks
 
     def route(self, model: str | None) -> Engine:
         """The engine for a requested model: `model_engines` in the settings,
@@ -167,6 +170,11 @@ class TaskService:
 
     def get_many(self, owner_id: str, task_ids: Sequence[str]) -> list[Task]:
         return self.tasks.get_many_owned(owner_id, task_ids)
+
+    def deliveries(self, owner_id: str, task_id: str) -> list[Delivery]:
+        """The task's callbacks and how each delivery went."""
+        self.get(owner_id, task_id)
+        return self.callbacks.for_task(task_id) if self.callbacks else []
 
     def list(self, owner_id: str, limit: int, offset: int) -> tuple[list[Task], int]:
         return self.tasks.list_owned(owner_id, limit, offset)

@@ -12,7 +12,6 @@ import base64
 import binascii
 import ipaddress
 import socket
-from typing import Any
 from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
 import httpx
@@ -113,10 +112,10 @@ class GuardedClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def post_json(self, url: str, payload: Any, headers: dict[str, str] | None = None) -> int:
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         """POST a callback; returns the HTTP status. Redirects are not followed."""
         self.check_url(url)
         response = self._client.post(
-            url, json=payload, headers=headers or {}, timeout=self.settings.callback_timeout
+            url, content=body, headers=headers, timeout=self.settings.callback_timeout
         )
         return response.status_code

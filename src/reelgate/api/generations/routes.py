@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
 from reelgate.api.context import ApiContext
+from reelgate.api.deliveries import delivery_dict
 from reelgate.api.generations.present import task_object, wrapped
 from reelgate.api.generations.schemas import CreateRequest, UploadRequest
 from reelgate.core.errors import InvalidRequest, ReelgateError
@@ -118,7 +119,9 @@ def build_router(ctx: ApiContext) -> APIRouter:
     @router.get("/{generation_id}", summary="Get a generation")
     async def get(generation_id: str, owner: TokenInfo = Depends(ctx.auth)) -> dict[str, Any]:
         task = await run_sync(ctx.service.get, owner.id, generation_id)
-        return task_object(task, ctx.url_for)
+        deliveries = await run_sync(ctx.service.deliveries, owner.id, generation_id)
+        return {**task_object(task, ctx.url_for),
+                "callbacks": [delivery_dict(d) for d in deliveries]}
 
     @router.get("/{generation_id}/download_video_url", summary="The video's URL once completed")
     async def download_url(generation_id: str,
