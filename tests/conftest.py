@@ -88,6 +88,9 @@ class Server:
             "REELGATE_ALLOW_PRIVATE_NETWORKS": "true",
             "REELGATE_POLL_INTERVAL": "0.1",
             "REELGATE_CALLBACK_BACKOFF_SECONDS": "0.2",
+            "REELGATE_CALLBACK_MAX_BACKOFF_SECONDS": "1",
+            "REELGATE_RATE_LIMIT_PER_MINUTE": "0",
+            "REELGATE_MAX_ACTIVE_TASKS": "0",
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None

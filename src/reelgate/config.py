@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     poll_interval: float = Field(default=0.5, gt=0)
     retry_backoff_seconds: float = Field(default=2.0, ge=0)
 
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0, description="Request body cap")
+
+    # Per-token limits (0 turns a limit off)
+    rate_limit_per_minute: int = Field(default=60, ge=0, description="Creates per token per minute")
+    max_active_tasks: int = Field(default=16, ge=0, description="Queued + running tasks per token")
+
     # Generation defaults
     default_engine: str = "preview"
     model_engines: dict[str, str] = Field(

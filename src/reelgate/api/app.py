@@ -14,7 +14,7 @@ from reelgate.api import acedata, generations, luma_tasks, official
 from reelgate.api.auth import Authenticator
 from reelgate.api.callbacks import callback_renderer
 from reelgate.api.context import ApiContext
-from reelgate.api.errors import ErrorRouting
+from reelgate.api.errors import BodyLimit, ErrorRouting
 from reelgate.core.errors import NotFound
 from reelgate.core.waiting import CompletionHub
 from reelgate.runtime import Runtime
@@ -50,6 +50,7 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
     errors.register(generations.PREFIX, generations.render_error)
     errors.register(official.PREFIX, official.render_error)
     errors.install(app)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, errors=errors)
     app.include_router(acedata.build_router(ctx))
     app.include_router(luma_tasks.build_router(ctx))
     app.include_router(generations.build_router(ctx))

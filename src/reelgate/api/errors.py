@@ -7,13 +7,21 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reelgate.core.errors import InvalidRequest, NotFound, ReelgateError, Unauthorized
+from reelgate.core.errors import (
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    ReelgateError,
+    Unauthorized,
+)
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +30,8 @@ ErrorRenderer = Callable[[ReelgateError, str], Response]
 
 
 def plain_error(error: ReelgateError, trace_id: str) -> Response:
-    status = {"invalid_request": 400, "unauthorized": 401, "not_found": 404}.get(error.code, 500)
+    status = {"invalid_request": 400, "unauthorized": 401, "not_found": 404,
+              "payload_too_large": 413, "rate_limited": 429}.get(error.code, 500)
     return JSONResponse({"detail": error.message, "trace_id": trace_id}, status_code=status)
 
 
@@ -54,6 +63,8 @@ class ErrorRouting:
         trace_id = request.headers.get("x-request-id") or str(uuid.uuid4())
         response = self.renderer_for(request.url.path)(error, trace_id)
         response.headers["x-trace-id"] = trace_id
+        if isinstance(error, RateLimited):
+            response.headers["retry-after"] = str(error.retry_after)
         return response
 
     def install(self, app: FastAPI) -> None:
@@ -85,3 +96,47 @@ class ErrorRouting:
         async def _unexpected(request: Request, exc: Exception) -> Response:
             log.exception("unhandled error on %s %s", request.method, request.url.path)
             return self.render(request, ReelgateError("internal server error"))
+
+
+class BodyLimit:
+    """ASGI middleware capping request bodies: a declared Content-Length over
+    the cap is refused before reading; an undeclared (chunked) body is counted
+    as it arrives. Either way the client gets 413 in its dialect's shape."""
+
+    def __init__(self, app: Any, limit: int, errors: ErrorRouting) -> None:
+        self.app = app
+        self.limit = limit
+        self.errors = errors
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        too_large = PayloadTooLarge(f"request body is larger than {self.limit} bytes")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self.errors.render(Request(scope), too_large)(scope, receive, send)
+            return
+        received = 0
+        replaced = False
+
+        async def counted() -> Any:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise too_large
+            return message
+
+        async def guarded_send(message: Any) -> None:
+            # Frameworks may turn a failed body read into their own 400; the
+            # client should learn the real reason.
+            nonlocal replaced
+            if received > self.limit:
+                if not replaced:
+                    replaced = True
+                    await self.errors.render(Request(scope), too_large)(scope, receive, send)
+                return
+            await send(message)
+
+        await self.app(scope, counted, guarded_send)

@@ -28,8 +28,18 @@ class NotFound(ReelgateError):
     code = "not_found"
 
 
+class PayloadTooLarge(ReelgateError):
+    code = "payload_too_large"
+
+
 class RateLimited(ReelgateError):
+    """Too many requests; `retry_after` (seconds) becomes the Retry-After header."""
+
     code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class WaitTimeout(ReelgateError):

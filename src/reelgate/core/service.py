@@ -6,14 +6,16 @@ refers to (a source task for extend), persists the task and wakes a worker.
 
 from __future__ import annotations
 
+import math
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from reelgate.config import Settings
 from reelgate.core.enhance import Enhancer
-from reelgate.core.errors import InvalidRequest, NotFound
+from reelgate.core.errors import InvalidRequest, NotFound, RateLimited
 from reelgate.core.models import (
     ASPECT_RATIOS,
     DURATIONS,
@@ -103,6 +105,7 @@ class TaskService:
             raise InvalidRequest("prompt is required (or a start or end image)")
         if req.callback_url:
             check_callback_url(req.callback_url)
+        self._check_limits(owner_id)
 
         engine = self.route(req.model)
         width, height = frame_size(aspect_ratio, resolution)
@@ -136,6 +139,20 @@ class TaskService:
         )
         self.wake_workers()
         return task
+
+    def _check_limits(self, owner_id: str) -> None:
+        """Creates per minute and tasks in flight, per token (answered with 429)."""
+        per_minute, max_active = self.settings.rate_limit_per_minute, self.settings.max_active_tasks
+        if per_minute:
+            now = time.time()
+            recent = self.tasks.created_since(owner_id, now - 60)
+            if len(recent) >= per_minute:
+                wait = recent[-per_minute] + 60 - now
+                raise RateLimited(f"more than {per_minute} tasks per minute for this token",
+                                  retry_after=max(1, math.ceil(wait)))
+        if max_active and self.tasks.count_active(owner_id) >= max_active:
+            raise RateLimited(f"this token already has {max_active} tasks queued or running",
+                              retry_after=5)
 
     def _extend_source(self, owner_id: str, req: GenerationRequest) -> Task | None:
         """The task an extend continues (None: none, or a video URL)."""

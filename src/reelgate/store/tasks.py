@@ -131,6 +131,24 @@ class TaskStore:
             )
             return _to_task(row) if row else None
 
+    def created_since(self, owner_id: str, since: float) -> list[float]:
+        """Creation times of a token's tasks since `since`, oldest first."""
+        with self.db.read() as s:
+            return list(s.scalars(
+                select(TaskRow.created_at)
+                .where(TaskRow.owner_id == owner_id, TaskRow.created_at >= since)
+                .order_by(TaskRow.created_at)
+            ))
+
+    def count_active(self, owner_id: str) -> int:
+        with self.db.read() as s:
+            return int(s.scalar(
+                select(func.count()).select_from(TaskRow).where(
+                    TaskRow.owner_id == owner_id,
+                    TaskRow.state.in_([State.QUEUED.value, State.RUNNING.value]),
+                )
+            ) or 0)
+
     def list_owned(self, owner_id: str, limit: int, offset: int) -> tuple[list[Task], int]:
         """A page of a token's tasks, newest first, and how many it has in all."""
         with self.db.read() as s:

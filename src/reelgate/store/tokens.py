@@ -4,6 +4,7 @@ random strings, so a fast hash is enough and lookups stay an index probe."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import time
 import uuid
@@ -53,13 +54,15 @@ class TokenStore:
         return _info(row), secret
 
     def authenticate(self, secret: str) -> TokenInfo | None:
-        """The active token for a secret, or None. The comparison happens on a
-        hash inside the database index, so timing reveals nothing of the secret."""
+        """The active token for a secret, or None. Lookup is by SHA-256 of the
+        secret, so index timing reveals nothing about the secret itself, and the
+        final comparison is constant-time."""
+        digest = hash_token(secret)
         with self.db.read() as s:
-            row = s.scalar(select(TokenRow).where(TokenRow.token_hash == hash_token(secret)))
-        if row is None or row.revoked_at is not None:
+            row = s.scalar(select(TokenRow).where(TokenRow.token_hash == digest))
+        if row is None or not hmac.compare_digest(row.token_hash, digest):
             return None
-        return _info(row)
+        return None if row.revoked_at is not None else _info(row)
 
     def list(self) -> list[TokenInfo]:
         with self.db.read() as s:

@@ -26,6 +26,7 @@ _ERRORS: dict[str, tuple[str, int]] = {
     "forbidden": ("forbidden", 403),
     "not_found": ("not_found", 404),
     "rate_limited": ("too_many_requests", 429),
+    "payload_too_large": ("bad_request", 413),
     "timeout": ("timeout", 504),
 }
 

@@ -24,7 +24,7 @@ DIALECT = "generations"
 PREFIX = "/luma/generations"
 
 _STATUS = {"invalid_request": 400, "unauthorized": 401, "forbidden": 403, "not_found": 404,
-           "rate_limited": 429, "timeout": 504}
+           "rate_limited": 429, "timeout": 504, "payload_too_large": 413}
 _BASE64 = re.compile(r"^[A-Za-z0-9+/=\s_-]+$")
 
 

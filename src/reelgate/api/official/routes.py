@@ -22,7 +22,7 @@ PREFIX = "/dream-machine/v1"
 MODELS = ("ray-1-6", "ray-2", "ray-flash-2")
 
 _STATUS = {"invalid_request": 400, "unauthorized": 401, "forbidden": 403, "not_found": 404,
-           "rate_limited": 429, "timeout": 504}
+           "rate_limited": 429, "timeout": 504, "payload_too_large": 413}
 
 
 def render_error(error: ReelgateError, trace_id: str) -> Response:
