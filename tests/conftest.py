@@ -190,6 +190,8 @@ def other_api(server: Server) -> Api:
 class Peer:
     def __init__(self) -> None:
         self.files: dict[str, tuple[bytes, str]] = {}
+        self.redirects: dict[str, str] = {}
+        self.gets: list[dict[str, Any]] = []
         self.posts: list[dict[str, Any]] = []
         self.post_status = 200
         self.received = threading.Condition()
@@ -200,6 +202,13 @@ class Peer:
                 pass
 
             def do_GET(self) -> None:
+                peer.gets.append({"path": self.path, "headers": dict(self.headers)})
+                if self.path in peer.redirects:
+                    self.send_response(302)
+                    self.send_header("location", peer.redirects[self.path])
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
                 body, ctype = peer.files.get(self.path, (b"not found", "text/plain"))
                 self.send_response(200 if self.path in peer.files else 404)
                 self.send_header("content-type", ctype)

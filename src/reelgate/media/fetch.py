@@ -1,9 +1,12 @@
 """The one guarded client for every user-supplied URL (inputs and callbacks).
 
-It allows http(s) and data URIs only, resolves the host name and refuses
-private, loopback, link-local, multicast and reserved addresses unless the
-deployment allows private networks, re-checks after every redirect, and caps
-size, time and redirects.
+It allows http(s) and data URIs only. It resolves the host name itself and
+refuses loopback, private, link-local, multicast and reserved addresses
+(unless the deployment allows private networks) and cloud metadata addresses
+(always); then it connects to the very address it checked, sending the
+original Host header and TLS server name, so a DNS answer that changes
+between the check and the connection (rebinding) cannot redirect it. Every
+redirect is checked the same way, and size, time and redirects are capped.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import base64
 import binascii
 import ipaddress
 import socket
-from urllib.parse import unquote_to_bytes, urljoin, urlsplit
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes, urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -26,11 +31,52 @@ class FetchError(Exception):
     """A URL could not be fetched; the message is safe to show the client."""
 
 
-def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
+METADATA_ADDRESSES = frozenset({
+    ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack
+    ipaddress.ip_address("169.254.170.2"),  # AWS ECS task metadata
+    ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
+    ipaddress.ip_address("fd00:ec2::254"),  # AWS over IPv6
+})
+
+Resolver = Callable[[str, int], list[str]]
+"""(host, port) -> IP addresses."""
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def _plain_ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    ip = ipaddress.ip_address(address.split("%")[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+        return ip.ipv4_mapped
+    return ip
+
+
+def is_public_address(address: str) -> bool:
+    ip = _plain_ip(address)
     return ip.is_global and not ip.is_multicast
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a checked request really goes: the pinned URL plus the headers
+    and TLS name of the host the user named."""
+
+    url: str
+    headers: dict[str, str]
+    extensions: dict[str, str]
+
+
+def _b64decode(text: str) -> bytes:
+    """Standard or URL-safe Base64, padding optional, whitespace ignored;
+    anything else is an error rather than silently skipped."""
+    compact = "".join(text.split())
+    compact += "=" * (-len(compact) % 4)
+    if "-" in compact or "_" in compact:
+        return base64.urlsafe_b64decode(compact.encode("ascii"))
+    return base64.b64decode(compact, validate=True)
 
 
 def decode_data_uri(uri: str, max_bytes: int) -> bytes:
@@ -41,10 +87,10 @@ def decode_data_uri(uri: str, max_bytes: int) -> bytes:
         raise FetchError(f"data URI is larger than {max_bytes} bytes")
     try:
         if header.endswith(";base64"):
-            data = base64.b64decode(payload, validate=False)
+            data = _b64decode(payload)
         else:
             data = unquote_to_bytes(payload)
-    except (binascii.Error, ValueError) as exc:
+    except (binascii.Error, ValueError, UnicodeError) as exc:
         raise FetchError("data URI is not valid Base64") from exc
     if len(data) > max_bytes:
         raise FetchError(f"data URI is larger than {max_bytes} bytes")
@@ -52,8 +98,9 @@ def decode_data_uri(uri: str, max_bytes: int) -> bytes:
 
 
 class GuardedClient:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, resolver: Resolver = system_resolver) -> None:
         self.settings = settings
+        self.resolver = resolver
         self._client = httpx.Client(
             follow_redirects=False,
             timeout=settings.fetch_timeout,
@@ -63,20 +110,33 @@ class GuardedClient:
     def close(self) -> None:
         self._client.close()
 
-    def check_url(self, url: str) -> None:
-        """Raise FetchError unless the URL may be contacted."""
+    def target(self, url: str) -> Target:
+        """Check a URL and pin it to the address that passed; FetchError if none may."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FetchError(f"only http and https URLs can be fetched, not {url[:80]!r}")
-        if self.settings.allow_private_networks:
-            return
+        host = parts.hostname
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as exc:
-            raise FetchError(f"cannot resolve host {parts.hostname!r}") from exc
-        for info in infos:
-            if not _is_public(str(info[4][0])):
-                raise FetchError(f"host {parts.hostname!r} resolves to a non-public address")
+            addresses = [str(ipaddress.ip_address(host))]
+        except ValueError:
+            try:
+                addresses = self.resolver(host, port)
+            except (OSError, UnicodeError) as exc:
+                raise FetchError(f"cannot resolve host {host!r}") from exc
+        if not addresses:
+            raise FetchError(f"cannot resolve host {host!r}")
+        for address in addresses:
+            if _plain_ip(address) in METADATA_ADDRESSES:
+                raise FetchError(f"host {host!r} is a cloud metadata address")
+            if not self.settings.allow_private_networks and not is_public_address(address):
+                raise FetchError(f"host {host!r} resolves to a non-public address")
+        ip = ipaddress.ip_address(addresses[0].split("%")[0])
+        netloc = f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+        pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+        host_header = parts.netloc.rpartition("@")[2]
+        extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+        return Target(pinned, {"host": host_header}, extensions)
 
     def fetch(self, url: str, max_bytes: int | None = None) -> bytes:
         """The body of a URL or data URI, at most `max_bytes`."""
@@ -85,9 +145,10 @@ class GuardedClient:
             return decode_data_uri(url, limit)
         response_url = url
         for _ in range(self.settings.fetch_max_redirects + 1):
-            self.check_url(response_url)
+            target = self.target(response_url)
             try:
-                with self._client.stream("GET", response_url) as response:
+                with self._client.stream("GET", target.url, headers=target.headers,
+                                         extensions=target.extensions) as response:
                     if response.is_redirect:
                         response_url = urljoin(response_url, response.headers["location"])
                         continue
@@ -114,8 +175,9 @@ class GuardedClient:
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         """POST a callback; returns the HTTP status. Redirects are not followed."""
-        self.check_url(url)
+        target = self.target(url)
         response = self._client.post(
-            url, content=body, headers=headers, timeout=self.settings.callback_timeout
+            target.url, content=body, headers={**headers, **target.headers},
+            extensions=target.extensions, timeout=self.settings.callback_timeout,
         )
         return response.status_code
