@@ -83,6 +83,8 @@ class Server:
         self.env = {
             **os.environ,
             "REELGATE_DATA_DIR": str(data_dir),
+            # separate `reelgate worker` processes must link to this server
+            "REELGATE_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.port}",
             "REELGATE_DEFAULT_RESOLUTION": "540p",
             "REELGATE_ENCODER_PRESET": "ultrafast",
             "REELGATE_ALLOW_PRIVATE_NETWORKS": "true",

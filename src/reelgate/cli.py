@@ -103,6 +103,9 @@ def worker(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    if not settings.public_base_url:
+        err.print("[yellow]REELGATE_PUBLIC_BASE_URL is not set: callbacks sent by this worker "
+                  f"will link assets under {settings.resolved_public_base_url}[/yellow]")
     count = max(1, settings.workers)
     runtime.start_workers(count, callback_renderer(runtime.asset_url))
     err.print(f"reelgate worker: {count} worker(s) on {settings.resolved_database_url}")
