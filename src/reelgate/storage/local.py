@@ -6,11 +6,13 @@ late, superseded worker can never overwrite the files of the run that won.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
 ASSET_ROUTE = "/assets"
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 
 
 class LocalStorage:
@@ -20,7 +22,10 @@ class LocalStorage:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, key: str) -> Path:
-        """The file for a key; refuses keys that would leave the root."""
+        """The file for a key; refuses keys we never make (odd characters, too
+        long) and keys that would leave the root."""
+        if len(key) > 512 or not _KEY.fullmatch(key):
+            raise ValueError(f"invalid asset key {key[:80]!r}")
         candidate = (self.root / key).resolve()
         if not candidate.is_relative_to(self.root) or candidate == self.root:
             raise ValueError(f"invalid asset key {key!r}")

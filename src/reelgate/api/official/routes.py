@@ -93,7 +93,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
 
     @router.get("/generations", summary="List generations, newest first")
     async def list_generations(limit: int = Query(10, ge=1, le=100),
-                               offset: int = Query(0, ge=0),
+                               offset: int = Query(0, ge=0, le=1_000_000_000),
                                owner: TokenInfo = Depends(ctx.auth)) -> dict[str, Any]:
         tasks, total = await run_sync(ctx.service.list, owner.id, limit, offset)
         return {"generations": [generation(t, ctx.url_for) for t in tasks], "count": len(tasks),
