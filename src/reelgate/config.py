@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
     fetch_max_redirects: int = Field(default=5, ge=0)
     image_max_pixels: int = Field(default=40_000_000, gt=0)
+    source_max_seconds: float = Field(default=120.0, gt=0, description="Longest video to extend")
+    source_max_pixels: int = Field(default=3840 * 2160, gt=0, description="Largest video frame")
 
     # Callbacks
     callback_timeout: float = Field(default=10.0, gt=0)

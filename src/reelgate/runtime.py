@@ -93,8 +93,7 @@ class Runtime:
     def start_workers(self, count: int, render_callback: Callable[[str, Task, str], Any],
                       on_finished: Callable[[str], None] = lambda task_id: None) -> None:
         """Start `count` render workers and one callback dispatcher as threads."""
-        inputs = InputResolver(self.tasks, self.storage, self.client,
-                               self.settings.image_max_pixels)
+        inputs = InputResolver(self.tasks, self.storage, self.client, self.settings)
         callbacks_due = threading.Event()
 
         def finished(task_id: str) -> None:

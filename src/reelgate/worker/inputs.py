@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reelgate.config import Settings
 from reelgate.core.models import Task
 from reelgate.media.fetch import GuardedClient
 from reelgate.media.images import decode_image
@@ -32,11 +33,11 @@ class SourceVideo:
 
 class InputResolver:
     def __init__(self, tasks: TaskStore, storage: LocalStorage, client: GuardedClient,
-                 image_max_pixels: int) -> None:
+                 settings: Settings) -> None:
         self.tasks = tasks
         self.storage = storage
         self.client = client
-        self.image_max_pixels = image_max_pixels
+        self.settings = settings
 
     def image(self, ref: str | None, what: str) -> np.ndarray | None:
         if not ref:
@@ -44,7 +45,7 @@ class InputResolver:
         key = self.storage.key_for_url(ref)
         data = self.storage.path(key).read_bytes() if key else self.client.fetch(ref)
         try:
-            return decode_image(data, self.image_max_pixels)
+            return decode_image(data, self.settings.image_max_pixels)
         except Exception as exc:
             raise InputError(f"{what}: {exc}") from exc
 
@@ -59,10 +60,20 @@ class InputResolver:
             return None
         return self._probe(self._task_video(task.end_source_task_id), "end video")
 
-    @staticmethod
-    def _probe(path: Path, what: str) -> SourceVideo:
+    def _probe(self, path: Path, what: str) -> SourceVideo:
+        """Probe a source with limits, before decoding any more of it."""
         try:
-            return SourceVideo(path, probe_video(path), read_last_frame(path))
+            info = probe_video(path)
+        except Exception as exc:
+            raise InputError(f"{what}: {exc}") from exc
+        if info.duration > self.settings.source_max_seconds:
+            raise InputError(f"{what} is {info.duration:.1f} s long; the limit is "
+                             f"{self.settings.source_max_seconds:g} s")
+        if info.width * info.height > self.settings.source_max_pixels:
+            raise InputError(f"{what} is {info.width}x{info.height}; the limit is "
+                             f"{self.settings.source_max_pixels:,} pixels a frame")
+        try:
+            return SourceVideo(path, info, read_last_frame(path))
         except Exception as exc:
             raise InputError(f"{what}: {exc}") from exc
 
