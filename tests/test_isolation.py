@@ -62,3 +62,29 @@ def test_no_dialect_reaches_another_tokens_task(server: Server, api: Api,
     assert api.retrieve(task_id).json()["response"]["success"] is True, "still there"
     assert httpx.get(mine["video_url"]).status_code == 200
     assert not peer.wait_posts("/stolen", timeout=1)
+
+
+def test_signed_asset_links_expire(tmp_path) -> None:
+    srv = Server(tmp_path / "data", env={"REELGATE_ASSET_URL_TTL_SECONDS": "3"}).start()
+    try:
+        api = Api(srv, srv.create_token("signed"))
+        body = api.post("/luma/videos", {"prompt": "short-lived link"}).json()
+        url = body["video_url"]
+        assert "expires=" in url and "signature=" in url
+        assert httpx.get(url).status_code == 200
+        bare = url.split("?")[0]
+        assert httpx.get(bare).status_code == 403
+        assert httpx.get(url[:-3] + "AAA").status_code == 403
+        other_key = bare.replace("video.mp4", "thumbnail.jpg") + "?" + url.split("?")[1]
+        assert httpx.get(other_key).status_code == 403, "a signature covers one file"
+        extended = api.post("/luma/videos", {"action": "extend", "video_url": url,
+                                             "prompt": "while the link is valid"})
+        assert extended.status_code == 200, extended.text
+        import time
+
+        time.sleep(3.5)
+        assert httpx.get(url).status_code == 403, "expired"
+        fresh = api.retrieve(body["task_id"]).json()["response"]["video_url"]
+        assert fresh != url and httpx.get(fresh).status_code == 200, "answers carry fresh links"
+    finally:
+        srv.stop()

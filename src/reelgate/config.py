@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     # Sync waiting
     max_wait_seconds: float = Field(default=900.0, gt=0)
 
+    # Asset links
+    asset_url_ttl_seconds: int = Field(
+        default=0, ge=0, description="0: unguessable permanent links; >0: signed links that "
+        "expire after this many seconds"
+    )
+
     # Fetching user URLs
     allow_private_networks: bool = False
     fetch_timeout: float = Field(default=30.0, gt=0)

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -24,7 +26,7 @@ from reelgate.core.uploads import Uploads
 from reelgate.engines.base import Engine
 from reelgate.engines.preview import PreviewEngine
 from reelgate.media.fetch import GuardedClient
-from reelgate.storage.local import LocalStorage
+from reelgate.storage.local import LocalStorage, UrlSigner
 from reelgate.store.callbacks import CallbackStore
 from reelgate.store.db import Database
 from reelgate.store.tasks import TaskStore
@@ -73,7 +75,12 @@ class Runtime:
         self.tasks = TaskStore(self.db)
         self.tokens = TokenStore(self.db)
         self.callbacks = CallbackStore(self.db)
-        self.storage = LocalStorage(settings.assets_dir, settings.resolved_public_base_url)
+        self.webhook_secret = settings.webhook_secret or _stored_secret(settings.data_dir)
+        signer = None
+        if settings.asset_url_ttl_seconds:
+            key = hmac.new(self.webhook_secret.encode(), b"asset-urls", hashlib.sha256).digest()
+            signer = UrlSigner(key, settings.asset_url_ttl_seconds)
+        self.storage = LocalStorage(settings.assets_dir, settings.resolved_public_base_url, signer)
         self.client = GuardedClient(settings)
         self.engines = build_engines(settings)
         self.work_available = threading.Event()
@@ -83,7 +90,6 @@ class Runtime:
             callbacks=self.callbacks,
         )
         self.uploads = Uploads(self.storage, self.client, settings.image_max_pixels)
-        self.webhook_secret = settings.webhook_secret or _stored_secret(settings.data_dir)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 

@@ -6,7 +6,7 @@ import mimetypes
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
 
 from reelgate import __version__
@@ -15,7 +15,7 @@ from reelgate.api.auth import Authenticator
 from reelgate.api.callbacks import callback_renderer
 from reelgate.api.context import ApiContext
 from reelgate.api.errors import BodyLimit, ErrorRouting
-from reelgate.core.errors import NotFound
+from reelgate.core.errors import Forbidden, NotFound
 from reelgate.core.waiting import CompletionHub
 from reelgate.runtime import Runtime
 from reelgate.storage.local import ASSET_ROUTE
@@ -63,11 +63,13 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
     @app.head(ASSET_ROUTE + "/{key:path}", include_in_schema=False)
     @app.get(ASSET_ROUTE + "/{key:path}", tags=["assets"],
              summary="A stored video or image (supports Range)")
-    def asset(key: str) -> Response:
+    def asset(key: str, request: Request) -> Response:
         try:
             path = runtime.storage.path(key)
         except ValueError:
             raise NotFound("no such asset") from None
+        if not runtime.storage.link_valid(key, dict(request.query_params)):
+            raise Forbidden("this asset link is invalid or has expired")
         if not path.is_file():
             raise NotFound("no such asset")
         media_type = CONTENT_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]

@@ -30,7 +30,7 @@ ErrorRenderer = Callable[[ReelgateError, str], Response]
 
 
 def plain_error(error: ReelgateError, trace_id: str) -> Response:
-    status = {"invalid_request": 400, "unauthorized": 401, "not_found": 404,
+    status = {"invalid_request": 400, "unauthorized": 401, "forbidden": 403, "not_found": 404,
               "payload_too_large": 413, "rate_limited": 429}.get(error.code, 500)
     return JSONResponse({"detail": error.message, "trace_id": trace_id}, status_code=status)
 
