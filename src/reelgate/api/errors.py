@@ -29,9 +29,24 @@ ErrorRenderer = Callable[[ReelgateError, str], Response]
 """(error, trace id) -> response in the dialect's shape."""
 
 
+STATUS_FOR_CODE = {
+    "invalid_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "payload_too_large": 413,
+    "rate_limited": 429,
+    "timeout": 504,
+}
+"""HTTP status of each neutral error code, for dialects that use plain statuses."""
+
+
+def status_for(error: ReelgateError) -> int:
+    return STATUS_FOR_CODE.get(error.code, 500)
+
+
 def plain_error(error: ReelgateError, trace_id: str) -> Response:
-    status = {"invalid_request": 400, "unauthorized": 401, "forbidden": 403, "not_found": 404,
-              "payload_too_large": 413, "rate_limited": 429}.get(error.code, 500)
+    status = status_for(error)
     return JSONResponse({"detail": error.message, "trace_id": trace_id}, status_code=status)
 
 

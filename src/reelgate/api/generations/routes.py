@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from reelgate.api.context import ApiContext
 from reelgate.api.deliveries import delivery_dict
+from reelgate.api.errors import status_for
 from reelgate.api.generations.present import task_object, wrapped
 from reelgate.api.generations.schemas import CreateRequest, UploadRequest
 from reelgate.core.errors import InvalidRequest, ReelgateError
@@ -23,13 +24,11 @@ from reelgate.store.tokens import TokenInfo
 DIALECT = "generations"
 PREFIX = "/luma/generations"
 
-_STATUS = {"invalid_request": 400, "unauthorized": 401, "forbidden": 403, "not_found": 404,
-           "rate_limited": 429, "timeout": 504, "payload_too_large": 413}
 _BASE64 = re.compile(r"^[A-Za-z0-9+/=\s_-]+$")
 
 
 def render_error(error: ReelgateError, trace_id: str) -> Response:
-    status = _STATUS.get(error.code, 500)
+    status = status_for(error)
     return JSONResponse({"code": status, "message": error.message, "request_id": trace_id,
                          "data": None}, status_code=status)
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
 from reelgate.api.context import ApiContext
+from reelgate.api.errors import status_for
 from reelgate.api.official.present import generation
 from reelgate.api.official.schemas import CreateGeneration, GenerationKeyframe, ImageKeyframe
 from reelgate.core.errors import InvalidRequest, ReelgateError
@@ -21,12 +22,10 @@ DIALECT = "official"
 PREFIX = "/dream-machine/v1"
 MODELS = ("ray-1-6", "ray-2", "ray-flash-2")
 
-_STATUS = {"invalid_request": 400, "unauthorized": 401, "forbidden": 403, "not_found": 404,
-           "rate_limited": 429, "timeout": 504, "payload_too_large": 413}
 
 
 def render_error(error: ReelgateError, trace_id: str) -> Response:
-    return JSONResponse({"detail": error.message}, status_code=_STATUS.get(error.code, 500))
+    return JSONResponse({"detail": error.message}, status_code=status_for(error))
 
 
 def to_neutral(body: CreateGeneration, known_models: set[str]) -> GenerationRequest:
