@@ -61,6 +61,17 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0, description="Request body cap")
 
+    # LTX-Video engine (pip install 'reelgate[ltx]')
+    ltx_weights: str | None = Field(
+        default=None, description="Local LTX-Video directory or cached repo id; enables `ltx`"
+    )
+    ltx_device: str = Field(default="auto", description="auto, cuda, cuda:1, cpu")
+    ltx_dtype: str = Field(default="auto", description="auto (bf16 on GPU), bfloat16, float16, float32")
+    ltx_cpu_offload: bool = False
+    ltx_profiles: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description='Per model: {"ray-2": {"steps": 40, "guidance": 3.0}}'
+    )
+
     # Per-token limits (0 turns a limit off)
     rate_limit_per_minute: int = Field(default=60, ge=0, description="Creates per token per minute")
     max_active_tasks: int = Field(default=16, ge=0, description="Queued + running tasks per token")

@@ -40,6 +40,14 @@ log = logging.getLogger(__name__)
 
 def build_engines(settings: Settings) -> dict[str, Engine]:
     engines: dict[str, Engine] = {"preview": PreviewEngine()}
+    if settings.ltx_weights:
+        from reelgate.engines.ltx import LtxConfig, LtxEngine, LtxProfile
+
+        engines["ltx"] = LtxEngine(LtxConfig(
+            weights=settings.ltx_weights, device=settings.ltx_device, dtype=settings.ltx_dtype,
+            cpu_offload=settings.ltx_cpu_offload,
+            profiles={model: LtxProfile(**values) for model, values in settings.ltx_profiles.items()},
+        ))
     if settings.default_engine not in engines:
         raise ValueError(
             f"unknown engine {settings.default_engine!r}; available: {', '.join(engines)}"

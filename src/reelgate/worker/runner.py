@@ -185,8 +185,10 @@ class Worker:
             beat.progress = max(beat.progress, 0.99 * count / total)
 
         def on_engine_progress(value: float) -> None:
+            # Engines that work before the first frame (denoising) report here.
             if beat.lost.is_set():
                 raise LeaseLost()
+            beat.progress = max(beat.progress, 0.9 * value * job.num_frames / total)
 
         frames = itertools.chain(
             iter_frames(before.path, (width, height)) if before else (),
