@@ -179,3 +179,22 @@ def test_models_route_to_ltx_and_a_worker_survives_missing_weights(tmp_path: Pat
         assert preview.state == "completed" and preview.model == "reelgate-preview"
     finally:
         srv.stop()
+
+
+def test_gpu_out_of_memory_becomes_a_clear_error(weights: Path) -> None:
+    oom = LtxEngine(LtxConfig(weights=str(weights), device="cpu",
+                              default_profile=LtxProfile(steps=1)))
+    pipe = oom.pipeline()
+
+    class OutOfMemory:
+        """Stands in for a GPU that has no memory left (none exists here)."""
+
+        def __getattr__(self, name: str):
+            return getattr(pipe, name)
+
+        def __call__(self, **kwargs):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    oom._pipeline = OutOfMemory()
+    with pytest.raises(EngineError, match="ran out of memory"):
+        list(oom.render(job(), lambda _: None))

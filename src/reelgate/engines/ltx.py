@@ -39,6 +39,8 @@ class LtxProfile:
 
     steps: int = 30
     guidance: float = 3.0
+    decode_timestep: float = 0.05  # timestep-aware VAEs (0.9.1+), as diffusers recommends
+    image_cond_noise_scale: float = 0.025
     negative_prompt: str = "worst quality, inconsistent motion, blurry, jittery, distorted"
 
 
@@ -186,6 +188,8 @@ class LtxEngine:
                     frame_rate=job.fps,
                     num_inference_steps=profile.steps,
                     guidance_scale=profile.guidance,
+                    decode_timestep=profile.decode_timestep,
+                    image_cond_noise_scale=profile.image_cond_noise_scale,
                     generator=generator,
                     output_type="np",
                     callback_on_step_end=on_step,
