@@ -188,10 +188,13 @@ class TaskService:
     def get_many(self, owner_id: str, task_ids: Sequence[str]) -> list[Task]:
         return self.tasks.get_many_owned(owner_id, task_ids)
 
-    def deliveries(self, owner_id: str, task_id: str) -> list[Delivery]:
-        """The task's callbacks and how each delivery went."""
-        self.get(owner_id, task_id)
-        return self.callbacks.for_task(task_id) if self.callbacks else []
+    def deliveries(self, tasks: Sequence[Task]) -> dict[str, list[Delivery]]:
+        """Each task's callbacks and how each delivery went, in one query. The
+        tasks come from `get`/`get_many`, so ownership is already checked."""
+        ids = [t.id for t in tasks]
+        if not ids or self.callbacks is None:
+            return {task_id: [] for task_id in ids}
+        return self.callbacks.for_tasks(ids)
 
     def list(self, owner_id: str, limit: int, offset: int) -> tuple[list[Task], int]:
         return self.tasks.list_owned(owner_id, limit, offset)

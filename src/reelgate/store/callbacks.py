@@ -77,9 +77,16 @@ class CallbackStore:
                 row.next_attempt_at = retry_at
 
     def for_task(self, task_id: str) -> list[Delivery]:
+        return self.for_tasks([task_id])[task_id]
+
+    def for_tasks(self, task_ids: list[str]) -> dict[str, list[Delivery]]:
+        """Deliveries of many tasks in one query, each task's oldest first."""
+        found: dict[str, list[Delivery]] = {task_id: [] for task_id in task_ids}
         with self.db.read() as s:
             rows = s.scalars(
-                select(CallbackRow).where(CallbackRow.task_id == task_id)
+                select(CallbackRow).where(CallbackRow.task_id.in_(task_ids))
                 .order_by(CallbackRow.created_at)
             ).all()
-            return [_delivery(r) for r in rows]
+            for row in rows:
+                found[row.task_id].append(_delivery(row))
+        return found

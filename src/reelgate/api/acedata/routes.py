@@ -14,7 +14,7 @@ from reelgate.api.acedata.schemas import TasksRequest, VideoRequest
 from reelgate.api.context import ApiContext
 from reelgate.api.deliveries import delivery_dict
 from reelgate.core.errors import InvalidRequest, ReelgateError, TaskFailed, WaitTimeout
-from reelgate.core.models import FailureCode, GenerationRequest, Kind, State
+from reelgate.core.models import FailureCode, GenerationRequest, Kind, State, Task
 from reelgate.store.tokens import TokenInfo
 
 DIALECT = "acedata"
@@ -75,18 +75,18 @@ def retrieve(ctx: ApiContext, owner: TokenInfo, body: TasksRequest) -> dict[str,
     if action == "retrieve_batch":
         if body.ids is None:
             raise InvalidRequest("retrieve_batch needs 'ids'")
-        items = [_with_deliveries(ctx, owner, retrieve_item(t, ctx.url_for))
-                 for t in ctx.service.get_many(owner.id, body.ids)]
+        items = _items(ctx, ctx.service.get_many(owner.id, body.ids))
         return {"items": items, "count": len(items)}
     if not body.id:
         raise InvalidRequest("retrieve needs 'id'")
-    return _with_deliveries(ctx, owner, retrieve_item(ctx.service.get(owner.id, body.id),
-                                                      ctx.url_for))
+    return _items(ctx, [ctx.service.get(owner.id, body.id)])[0]
 
 
-def _with_deliveries(ctx: ApiContext, owner: TokenInfo, item: dict[str, Any]) -> dict[str, Any]:
-    item["callbacks"] = [delivery_dict(d) for d in ctx.service.deliveries(owner.id, item["id"])]
-    return item
+def _items(ctx: ApiContext, tasks: list[Task]) -> list[dict[str, Any]]:
+    """Retrieve items with each task's callback deliveries (one query for all)."""
+    deliveries = ctx.service.deliveries(tasks)
+    return [{**retrieve_item(t, ctx.url_for),
+             "callbacks": [delivery_dict(d) for d in deliveries[t.id]]} for t in tasks]
 
 
 def build_router(ctx: ApiContext) -> APIRouter:

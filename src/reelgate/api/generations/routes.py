@@ -118,9 +118,9 @@ def build_router(ctx: ApiContext) -> APIRouter:
     @router.get("/{generation_id}", summary="Get a generation")
     async def get(generation_id: str, owner: TokenInfo = Depends(ctx.auth)) -> dict[str, Any]:
         task = await run_sync(ctx.service.get, owner.id, generation_id)
-        deliveries = await run_sync(ctx.service.deliveries, owner.id, generation_id)
+        deliveries = await run_sync(ctx.service.deliveries, [task])
         return {**task_object(task, ctx.url_for),
-                "callbacks": [delivery_dict(d) for d in deliveries]}
+                "callbacks": [delivery_dict(d) for d in deliveries[task.id]]}
 
     @router.get("/{generation_id}/download_video_url", summary="The video's URL once completed")
     async def download_url(generation_id: str,
