@@ -75,12 +75,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 class Server:
     """`reelgate serve` in a subprocess on a loopback port."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None,
+    def __init__(self, data_dir: Path, env: dict[str, str | None] | None = None,
                  workers: int = 1) -> None:
+        """`env` adds variables; a None value removes one (e.g. the public URL)."""
         self.data_dir = data_dir
         self.port = free_port()
         self.workers = workers
-        self.env = {
+        merged: dict[str, str | None] = {
             **os.environ,
             "REELGATE_DATA_DIR": str(data_dir),
             # separate `reelgate worker` processes must link to this server
@@ -95,6 +96,7 @@ class Server:
             "REELGATE_MAX_ACTIVE_TASKS": "0",
             **(env or {}),
         }
+        self.env = {k: v for k, v in merged.items() if v is not None}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"
 

@@ -158,6 +158,50 @@ def webhook_secret(data_dir: DataDir = None, database_url: DatabaseUrl = None) -
     print(Runtime(_settings(data_dir=data_dir, database_url=database_url)).webhook_secret)
 
 
+@app.command("upstream-keys")
+def upstream_keys(
+    reset: Annotated[bool, typer.Option(help="Put every set-aside key back in use")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    data_dir: DataDir = None, database_url: DatabaseUrl = None,
+) -> None:
+    """Show the upstream API keys (by their last characters): in use, resting or set aside, why."""
+    import json
+
+    from reelgate.runtime import Runtime
+
+    runtime = Runtime(_settings(data_dir=data_dir, database_url=database_url))
+    if reset:
+        err.print(f"{runtime.upstream_keys.reset()} key(s) back in use")
+    configured = {fingerprint for fingerprint in _configured_keys(runtime)}
+    rows = []
+    for key in runtime.upstream_keys.statuses():
+        if key.usable:
+            state = "in use"
+        elif key.set_aside_until == -1:
+            state = "set aside"
+        else:
+            state = f"resting until {_when(key.set_aside_until or 0)}"
+        rows.append({"key": key.label, "engine": key.engine, "state": state,
+                     "configured": key.id in configured, "in_flight": key.in_flight,
+                     "failures": key.failures, "reason": key.set_aside_reason or "",
+                     "last_error": key.last_error or ""})
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table("key", "engine", "state", "in flight", "failures", "reason")
+    for row in rows:
+        table.add_row(row["key"] + ("" if row["configured"] else " (no longer configured)"),
+                      row["engine"], row["state"], str(row["in_flight"]), str(row["failures"]),
+                      row["reason"])
+    Console().print(table)
+
+
+def _configured_keys(runtime: Any) -> list[str]:
+    from reelgate.store.upstream_keys import fingerprint
+
+    return [fingerprint(k) for k in runtime.settings.luma_api_keys]
+
+
 def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 

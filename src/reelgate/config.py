@@ -8,13 +8,15 @@ in the project reads the environment.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -71,6 +73,31 @@ class Settings(BaseSettings):
     ltx_profiles: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description='Per model: {"ray-2": {"steps": 40, "guidance": 3.0}}'
     )
+
+    # Luma upstream engine (the official Dream Machine API, or another reelgate)
+    luma_base_url: str = Field(
+        default="https://api.lumalabs.ai/dream-machine/v1",
+        description="Dream Machine API base; another reelgate's /dream-machine/v1 works too",
+    )
+    luma_api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Upstream API keys (comma-separated or a JSON list); "
+        "enables the `luma` engine",
+    )
+    luma_model: str = Field(default="ray-2", description="Upstream model for requests that "
+                            "name none the upstream knows (e.g. AceData's \"luma\")")
+    luma_max_concurrent_per_key: int = Field(
+        default=10, ge=1, description="Generations in flight per key (Build tier: 10)")
+    luma_creates_per_minute_per_key: int = Field(
+        default=20, ge=1, description="Creates per key per minute (Build tier: 20)")
+    luma_key_failure_limit: int = Field(
+        default=5, ge=1, description="Failures in a row before a key is set aside for a while")
+    luma_key_cooldown_seconds: float = Field(default=300.0, ge=0)
+    luma_poll_seconds: float = Field(default=2.0, gt=0, description="First poll delay; grows")
+    luma_poll_max_seconds: float = Field(
+        default=30.0, gt=0, description="Longest poll delay; with callbacks, the safety poll")
+    luma_timeout_seconds: float = Field(
+        default=1800.0, gt=0, description="Give up (and cancel upstream) after this long")
+    luma_request_timeout: float = Field(default=60.0, gt=0, description="Per upstream request")
 
     # Per-token limits (0 turns a limit off)
     rate_limit_per_minute: int = Field(default=60, ge=0, description="Creates per token per minute")
@@ -138,6 +165,17 @@ class Settings(BaseSettings):
         allowed = _CHOICES[info.field_name or ""]
         if v not in allowed:
             raise ValueError(f"must be one of {', '.join(allowed)}")
+        return v
+
+    @field_validator("luma_api_keys", mode="before")
+    @classmethod
+    def _key_list(cls, v: Any) -> Any:
+        """A JSON list, or comma-separated keys (the easy form in an environment)."""
+        if isinstance(v, str):
+            text = v.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
         return v
 
     @classmethod

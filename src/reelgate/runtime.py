@@ -22,8 +22,9 @@ from reelgate.config import Settings
 from reelgate.core.enhance import load_enhancer
 from reelgate.core.models import Task
 from reelgate.core.service import TaskService
+from reelgate.core.upstream_links import UpstreamCallbackLinks
 from reelgate.core.uploads import Uploads
-from reelgate.engines.base import Engine
+from reelgate.engines.base import Engine, UpstreamEngine
 from reelgate.engines.preview import PreviewEngine
 from reelgate.media.fetch import GuardedClient
 from reelgate.storage.local import LocalStorage, UrlSigner
@@ -31,6 +32,7 @@ from reelgate.store.callbacks import CallbackStore
 from reelgate.store.db import Database
 from reelgate.store.tasks import TaskStore
 from reelgate.store.tokens import TokenStore
+from reelgate.store.upstream_keys import UpstreamKeyStore
 from reelgate.worker.callbacks import CallbackDispatcher
 from reelgate.worker.inputs import InputResolver
 from reelgate.worker.runner import Worker
@@ -38,8 +40,9 @@ from reelgate.worker.runner import Worker
 log = logging.getLogger(__name__)
 
 
-def build_engines(settings: Settings) -> dict[str, Engine]:
-    engines: dict[str, Engine] = {"preview": PreviewEngine()}
+def build_engines(settings: Settings, upstream_keys: UpstreamKeyStore | None = None,
+                  ) -> dict[str, Engine | UpstreamEngine]:
+    engines: dict[str, Engine | UpstreamEngine] = {"preview": PreviewEngine()}
     if settings.ltx_weights:
         from reelgate.engines.ltx import LtxConfig, LtxEngine, LtxProfile
 
@@ -48,6 +51,22 @@ def build_engines(settings: Settings) -> dict[str, Engine]:
             cpu_offload=settings.ltx_cpu_offload,
             profiles={model: LtxProfile(**values) for model, values in settings.ltx_profiles.items()},
         ))
+    if settings.luma_api_keys and upstream_keys is not None:
+        from reelgate.engines.luma import LumaConfig, LumaEngine
+
+        engines["luma"] = LumaEngine(LumaConfig(
+            base_url=settings.luma_base_url, keys=list(settings.luma_api_keys),
+            default_model=settings.luma_model,
+            max_in_flight=settings.luma_max_concurrent_per_key,
+            per_minute=settings.luma_creates_per_minute_per_key,
+            failure_limit=settings.luma_key_failure_limit,
+            cooldown=settings.luma_key_cooldown_seconds,
+            poll=settings.luma_poll_seconds, poll_max=settings.luma_poll_max_seconds,
+            timeout=settings.luma_timeout_seconds,
+            request_timeout=settings.luma_request_timeout,
+            max_download_bytes=settings.fetch_max_bytes,
+            extra_models=tuple(settings.model_engines),
+        ), upstream_keys)
     if settings.default_engine not in engines:
         raise ValueError(
             f"unknown engine {settings.default_engine!r}; available: {', '.join(engines)}"
@@ -83,23 +102,30 @@ class Runtime:
         self.tasks = TaskStore(self.db)
         self.tokens = TokenStore(self.db)
         self.callbacks = CallbackStore(self.db)
+        self.upstream_keys = UpstreamKeyStore(self.db)
         self.webhook_secret = settings.webhook_secret or _stored_secret(settings.data_dir)
+        self.upstream_links = UpstreamCallbackLinks(self.webhook_secret, settings.public_base_url)
         signer = None
         if settings.asset_url_ttl_seconds:
             key = hmac.new(self.webhook_secret.encode(), b"asset-urls", hashlib.sha256).digest()
             signer = UrlSigner(key, settings.asset_url_ttl_seconds)
         self.storage = LocalStorage(settings.assets_dir, settings.resolved_public_base_url, signer)
         self.client = GuardedClient(settings)
-        self.engines = build_engines(settings)
+        self.engines = build_engines(settings, self.upstream_keys)
         self.work_available = threading.Event()
         self.service = TaskService(
             settings, self.tasks, self.engines, load_enhancer(settings.enhancer),
             wake_workers=self.work_available.set, delete_assets=self.storage.delete_prefix,
-            callbacks=self.callbacks,
+            callbacks=self.callbacks, cancel_upstream=self.cancel_upstream,
         )
         self.uploads = Uploads(self.storage, self.client, settings.image_max_pixels)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+
+    def cancel_upstream(self, task: Task) -> None:
+        engine = self.engines.get(task.engine)
+        if task.upstream_id and engine is not None and hasattr(engine, "cancel"):
+            engine.cancel(task.upstream_id, task.upstream_key)
 
     def asset_url(self, key: str) -> str:
         return self.storage.url(key)
@@ -116,7 +142,7 @@ class Runtime:
 
         for i in range(count):
             worker = Worker(self.settings, self.tasks, self.storage, self.engines, inputs,
-                            on_finished=finished)
+                            on_finished=finished, upstream_callback_url=self.upstream_links.url)
             self._spawn(f"worker-{i}", worker.run, self.work_available)
         dispatcher = CallbackDispatcher(self.settings, self.callbacks, self.tasks, self.client,
                                         render_callback, Webhook(self.webhook_secret))

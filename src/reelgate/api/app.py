@@ -6,6 +6,7 @@ import mimetypes
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio.to_thread import run_sync
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
 
@@ -16,6 +17,7 @@ from reelgate.api.callbacks import callback_renderer
 from reelgate.api.context import ApiContext
 from reelgate.api.errors import BodyLimit, ErrorRouting
 from reelgate.core.errors import Forbidden, NotFound
+from reelgate.core.upstream_links import CALLBACK_ROUTE
 from reelgate.core.waiting import CompletionHub
 from reelgate.runtime import Runtime
 from reelgate.storage.local import ASSET_ROUTE
@@ -59,6 +61,16 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
     @app.get("/healthz", tags=["server"], summary="Liveness")
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
+
+    @app.post(CALLBACK_ROUTE + "/{task_id}/{token}", tags=["server"],
+              summary="Receives an upstream engine's callback for a task")
+    async def upstream_callback(task_id: str, token: str) -> dict[str, bool]:
+        """The link carries an HMAC of the task id; the body is not trusted (the
+        worker re-reads the generation from the upstream), so it is not read."""
+        if len(task_id) > 64 or not runtime.upstream_links.valid(task_id, token):
+            raise NotFound("no such callback link")
+        await run_sync(runtime.tasks.nudge_upstream, task_id)
+        return {"received": True}
 
     @app.head(ASSET_ROUTE + "/{key:path}", include_in_schema=False)
     @app.get(ASSET_ROUTE + "/{key:path}", tags=["assets"],

@@ -186,6 +186,11 @@ class Task:
     result: TaskResult | None = None
     lease_owner: str | None = None
     lease_expires_at: float | None = None
+    upstream_id: str | None = None
+    """Upstream engines: the generation this task follows (kept so an extend
+    can refer to it and a delete can cancel it)."""
+    upstream_key: str | None = None
+    upstream_submitted_at: float | None = None
 
     @property
     def effective_prompt(self) -> str:

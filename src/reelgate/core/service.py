@@ -57,6 +57,7 @@ class TaskService:
         wake_workers: Callable[[], None] = lambda: None,
         delete_assets: Callable[[str], None] = lambda task_id: None,
         callbacks: CallbackStore | None = None,
+        cancel_upstream: Callable[[Task], None] = lambda task: None,
     ) -> None:
         self.settings = settings
         self.tasks = tasks
@@ -65,6 +66,7 @@ class TaskService:
         self.wake_workers = wake_workers
         self.delete_assets = delete_assets
         self.callbacks = callbacks
+        self.cancel_upstream = cancel_upstream
 
     def route(self, model: str | None) -> Engine:
         """The engine for a requested model: `model_engines` in the settings,
@@ -89,6 +91,7 @@ class TaskService:
             "duration", req.duration or self.settings.default_duration, DURATIONS
         )
         source_task_id, source_video_url, end_source_task_id = None, None, None
+        sources: list[Task] = []
         if req.kind is Kind.EXTEND:
             source = self._extend_source(owner_id, req)
             end_source = self._end_source(owner_id, req)
@@ -101,6 +104,7 @@ class TaskService:
             source_task_id = source.id if source else None
             source_video_url = req.source_video_url if source is None else None
             end_source_task_id = end_source.id if end_source else None
+            sources = [t for t in (source, end_source) if t is not None]
         elif not prompt and not req.start_image and not req.end_image:
             raise InvalidRequest("prompt is required (or a start or end image)")
         if req.callback_url:
@@ -111,6 +115,7 @@ class TaskService:
         width, height = frame_size(aspect_ratio, resolution)
         try:
             engine.check(width, height, frame_count(duration))
+            self._check_sources(engine, sources, source_video_url)
         except EngineError as exc:
             raise InvalidRequest(str(exc)) from exc
 
@@ -139,6 +144,18 @@ class TaskService:
         )
         self.wake_workers()
         return task
+
+    @staticmethod
+    def _check_sources(engine: Engine, sources: list[Task], video_url: str | None) -> None:
+        """Upstream engines refer to sources by their upstream ids, so they can
+        continue only what they made themselves."""
+        check = getattr(engine, "check_sources", None)
+        if check is None:
+            return
+        if video_url:
+            raise EngineError(f"the {engine.name} engine can only extend videos it generated "
+                              "itself, not a video URL")
+        check([(t.engine, t.upstream_id) for t in sources])
 
     def _check_limits(self, owner_id: str) -> None:
         """Creates per minute and tasks in flight, per token (answered with 429)."""
@@ -200,7 +217,10 @@ class TaskService:
         return self.tasks.list_owned(owner_id, limit, offset)
 
     def delete(self, owner_id: str, task_id: str) -> None:
-        """Delete a task and its assets."""
-        self.get(owner_id, task_id)
+        """Delete a task and its assets, and its generation upstream if it has one
+        (a worker following it also notices and stops)."""
+        task = self.get(owner_id, task_id)
         self.tasks.delete(task_id)
         self.delete_assets(task_id)
+        if task.upstream_id:
+            self.cancel_upstream(task)

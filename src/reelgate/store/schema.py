@@ -63,8 +63,15 @@ class TaskRow(Base):
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Upstream engines: the generation this task follows, the key (its
+    # fingerprint, never the secret) that made it, and the last callback nudge.
+    upstream_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    upstream_key: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    upstream_submitted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    upstream_nudged_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (
+        Index("ix_tasks_upstream_key", "upstream_key", "state"),
         Index("ix_tasks_queue", "state", "not_before", "created_at"),
         Index("ix_tasks_owner_created", "owner_id", "created_at"),
     )
@@ -91,3 +98,32 @@ class CallbackRow(Base):
     delivered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (Index("ix_callbacks_due", "state", "next_attempt_at"),)
+
+
+class UpstreamKeyRow(Base):
+    """What reelgate knows about one upstream API key, by fingerprint: whether
+    it is set aside (and why, and until when) and how often it failed in a row."""
+
+    __tablename__ = "upstream_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    engine: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(32))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    set_aside_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """None: in use; a time: resting until then; infinity is stored as -1 (for good)."""
+    set_aside_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class UpstreamSubmitRow(Base):
+    """One create sent upstream with a key, for the per-key creates-per-minute limit."""
+
+    __tablename__ = "upstream_submits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(String(32))
+    at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_upstream_submits_key_at", "key_id", "at"),)

@@ -59,6 +59,9 @@ def _to_task(row: TaskRow) -> Task:
         result=TaskResult.from_dict(row.result) if row.result else None,
         lease_owner=row.lease_owner,
         lease_expires_at=row.lease_expires_at,
+        upstream_id=row.upstream_id,
+        upstream_key=row.upstream_key,
+        upstream_submitted_at=row.upstream_submitted_at,
     )
 
 
@@ -258,6 +261,33 @@ class TaskStore:
                 .values(**values)
             )
             return result.rowcount == 1
+
+    # Upstream generations
+
+    def remember_upstream(self, task_id: str, lease_owner: str, upstream_id: str,
+                          key_id: str, submitted_at: float) -> bool:
+        """Record the upstream generation a run created, fenced on its lease, so a
+        later attempt follows it instead of creating (and paying for) another."""
+        with self.db.write() as s:
+            row = self._fenced_row(s, task_id, lease_owner)
+            if row is None:
+                return False
+            row.upstream_id = upstream_id
+            row.upstream_key = key_id
+            row.upstream_submitted_at = submitted_at
+            row.updated_at = time.time()
+            return True
+
+    def nudge_upstream(self, task_id: str) -> bool:
+        """An upstream callback arrived: the worker following the task looks now."""
+        with self.db.write() as s:
+            return s.execute(
+                update(TaskRow).where(TaskRow.id == task_id).values(upstream_nudged_at=time.time())
+            ).rowcount == 1
+
+    def upstream_nudged_at(self, task_id: str) -> float | None:
+        with self.db.read() as s:
+            return s.scalar(select(TaskRow.upstream_nudged_at).where(TaskRow.id == task_id))
 
     def complete(self, task_id: str, lease_owner: str, result: TaskResult) -> bool:
         return self._finish_fenced(

@@ -14,7 +14,7 @@ import numpy as np
 from reelgate.config import Settings
 from reelgate.core.models import Task
 from reelgate.media.fetch import GuardedClient
-from reelgate.media.images import decode_image
+from reelgate.media.images import decode_image, save_jpeg
 from reelgate.media.probe import VideoInfo, probe_video, read_last_frame
 from reelgate.storage.local import LocalStorage
 from reelgate.store.tasks import TaskStore
@@ -48,6 +48,23 @@ class InputResolver:
             return decode_image(data, self.settings.image_max_pixels)
         except Exception as exc:
             raise InputError(f"{what}: {exc}") from exc
+
+    def shareable_image(self, ref: str | None, key_prefix: str, what: str) -> str | None:
+        """A URL an upstream service can fetch the image from: the client's own
+        http(s) URL as given, a fresh link to our own asset, or, for data URIs,
+        a link to a checked JPEG stored under `key_prefix`."""
+        if not ref:
+            return None
+        key = self.storage.key_for_url(ref)
+        if key:
+            return self.storage.url(key)
+        if not ref.startswith("data:"):
+            return ref
+        image = self.image(ref, what)
+        assert image is not None
+        stored = f"{key_prefix}/{what.replace(' ', '_')}.jpg"
+        save_jpeg(image, self.storage.path(stored))
+        return self.storage.url(stored)
 
     def source_video(self, task: Task, workdir: Path) -> SourceVideo | None:
         """The video an extend continues (its last frame starts the new clip)."""

@@ -7,9 +7,11 @@ to another), rendering stops and nothing this run made is published.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,12 +20,20 @@ import numpy as np
 
 from reelgate.config import Settings
 from reelgate.core.models import FPS, Asset, Kind, Task, TaskResult, frame_count, frame_size
-from reelgate.engines.base import Engine, EngineError, RenderJob
+from reelgate.engines.base import (
+    Engine,
+    EngineError,
+    LeaseLost,
+    ProducedVideo,
+    RenderJob,
+    UpstreamEngine,
+    UpstreamJob,
+)
 from reelgate.media.encode import encode_mp4
 from reelgate.media.errors import MediaError
 from reelgate.media.fetch import FetchError
-from reelgate.media.images import cover_fit, save_jpeg
-from reelgate.media.probe import iter_frames, probe_video, read_first_frame
+from reelgate.media.images import cover_fit, decode_image, save_jpeg
+from reelgate.media.probe import iter_frames, probe_video, read_first_frame, read_last_frame
 from reelgate.storage.local import LocalStorage
 from reelgate.store.tasks import TaskStore
 from reelgate.worker.inputs import InputError, InputResolver
@@ -35,10 +45,7 @@ PERMANENT_ERRORS = (InputError, FetchError, MediaError, EngineError)
 
 
 SOURCE_FILE = "source.mp4"
-
-
-class LeaseLost(Exception):
-    pass
+UPSTREAM_THUMBNAIL = "upstream_thumbnail"
 
 
 class _Heartbeat:
@@ -76,15 +83,57 @@ class _Heartbeat:
                 return
 
 
+class _Follow:
+    """The worker's side of an upstream engine's run: progress and waits that
+    notice a lost lease, the upstream id kept on the task, callback nudges."""
+
+    def __init__(self, tasks: TaskStore, task: Task, beat: _Heartbeat,
+                 check_interval: float) -> None:
+        self.tasks = tasks
+        self.task_id = task.id
+        self.lease_owner = task.lease_owner or ""
+        self.beat = beat
+        self.check_interval = check_interval
+        self._seen_nudge = tasks.upstream_nudged_at(task.id)
+
+    def progress(self, value: float) -> None:
+        if self.beat.lost.is_set():
+            raise LeaseLost()
+        self.beat.progress = max(self.beat.progress, value)
+
+    def remember(self, upstream_id: str, key_id: str, submitted_at: float) -> None:
+        if not self.tasks.remember_upstream(self.task_id, self.lease_owner, upstream_id,
+                                            key_id, submitted_at):
+            raise LeaseLost()
+
+    async def wait(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            if self.beat.lost.is_set():
+                raise LeaseLost()
+            nudged = self.tasks.upstream_nudged_at(self.task_id)
+            if nudged is not None and nudged != self._seen_nudge:
+                self._seen_nudge = nudged
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, self.check_interval))
+
+    def deleted(self) -> bool:
+        return self.tasks.get(self.task_id) is None
+
+
 class Worker:
     def __init__(
         self,
         settings: Settings,
         tasks: TaskStore,
         storage: LocalStorage,
-        engines: Mapping[str, Engine],
+        engines: Mapping[str, Engine | UpstreamEngine],
         inputs: InputResolver,
         on_finished: Callable[[str], None] = lambda task_id: None,
+        upstream_callback_url: Callable[[str], str | None] = lambda task_id: None,
     ) -> None:
         self.settings = settings
         self.tasks = tasks
@@ -92,6 +141,7 @@ class Worker:
         self.engines = engines
         self.inputs = inputs
         self.on_finished = on_finished
+        self.upstream_callback_url = upstream_callback_url
 
     def run(self, stop: threading.Event, wake: threading.Event) -> None:
         """Work until `stop` is set; sleep on `wake` (or the poll interval) when idle."""
@@ -133,6 +183,7 @@ class Worker:
             self.tasks.retry_later(task.id, lease, reason, delay, self.settings.max_attempts)
         finally:
             (workdir / SOURCE_FILE).unlink(missing_ok=True)
+            (workdir / UPSTREAM_THUMBNAIL).unlink(missing_ok=True)
         latest = self.tasks.get(task.id)
         if latest is not None and self._published(latest, run_key):
             self.storage.prune_runs(task.id, keep=run_key)
@@ -147,6 +198,8 @@ class Worker:
 
     def _render(self, task: Task, run_key: str, workdir: Path, beat: _Heartbeat) -> TaskResult:
         engine = self.engines[task.engine]
+        if getattr(engine, "produces_file", False):
+            return self._produce(task, engine, run_key, workdir, beat)  # type: ignore[arg-type]
         extend = task.kind is Kind.EXTEND
         source = self.inputs.source_video(task, workdir) if extend else None
         leads_into = self.inputs.end_source_video(task) if extend else None
@@ -201,17 +254,68 @@ class Worker:
                              on_frame=on_frame)
         return self._publish(run_key, workdir, video_path, summary.first_frame, summary.last_frame)
 
+    def _produce(self, task: Task, engine: UpstreamEngine, run_key: str, workdir: Path,
+                 beat: _Heartbeat) -> TaskResult:
+        """An upstream engine makes the whole file; we check it by decoding it
+        and publish it from our storage."""
+        if task.kind is Kind.EXTEND and task.source_video_url and not task.source_task_id:
+            raise EngineError(f"the {engine.name} engine can only extend videos it generated "
+                              "itself, not a video URL")
+        job = UpstreamJob(
+            task_id=task.id, prompt=task.effective_prompt, model=task.model,
+            aspect_ratio=task.aspect_ratio, resolution=task.resolution, duration=task.duration,
+            loop=task.loop, workdir=workdir,
+            start_image_url=self.inputs.shareable_image(task.start_image, run_key, "start image"),
+            end_image_url=self.inputs.shareable_image(task.end_image, run_key, "end image"),
+            extend_generation_id=self._upstream_id(engine, task.source_task_id),
+            leads_into_generation_id=self._upstream_id(engine, task.end_source_task_id),
+            upstream_id=task.upstream_id, upstream_key=task.upstream_key,
+            submitted_at=task.upstream_submitted_at,
+            callback_url=self.upstream_callback_url(task.id),
+        )
+        produced = engine.produce(job, _Follow(self.tasks, task, beat, self.settings.poll_interval))
+        return self._publish_produced(run_key, workdir, produced)
+
+    def _upstream_id(self, engine: UpstreamEngine, source_task_id: str | None) -> str | None:
+        if not source_task_id:
+            return None
+        source = self.tasks.get(source_task_id)
+        if source is None:
+            raise EngineError(f"source task {source_task_id} no longer exists")
+        engine.check_sources([(source.engine, source.upstream_id)])
+        return source.upstream_id
+
+    def _publish_produced(self, run_key: str, workdir: Path,
+                          produced: ProducedVideo) -> TaskResult:
+        try:
+            info = probe_video(produced.video)
+            first = read_first_frame(produced.video, (info.width, info.height))
+            last = read_last_frame(produced.video)
+        except Exception as exc:
+            raise EngineError(f"the upstream video cannot be decoded: {exc}") from exc
+        thumbnail = None
+        if produced.thumbnail is not None:
+            try:
+                thumbnail = decode_image(produced.thumbnail.read_bytes(),
+                                         self.settings.image_max_pixels)
+            except Exception as exc:  # a broken thumbnail is not worth failing for
+                log.warning("upstream thumbnail unusable (%s); using the first frame", exc)
+        return self._publish(run_key, workdir, produced.video, first, last, thumbnail)
+
     def _publish(self, run_key: str, workdir: Path, video_path: Path,
-                 first: np.ndarray, last: np.ndarray) -> TaskResult:
+                 first: np.ndarray, last: np.ndarray,
+                 thumbnail: np.ndarray | None = None) -> TaskResult:
         info = probe_video(video_path)
-        save_jpeg(first, workdir / "thumbnail.jpg")
+        thumbnail = first if thumbnail is None else thumbnail
+        save_jpeg(thumbnail, workdir / "thumbnail.jpg")
         save_jpeg(last, workdir / "last_frame.jpg")
-        h, w = first.shape[:2]
+        th, tw = thumbnail.shape[:2]
+        h, w = last.shape[:2]
         return TaskResult(
             video=Asset(key=f"{run_key}/video.mp4", width=info.width, height=info.height,
                         content_type="video/mp4", bytes=info.bytes, duration=info.duration,
                         fps=info.fps, frames=info.frames),
-            thumbnail=Asset(key=f"{run_key}/thumbnail.jpg", width=w, height=h,
+            thumbnail=Asset(key=f"{run_key}/thumbnail.jpg", width=tw, height=th,
                             content_type="image/jpeg",
                             bytes=(workdir / "thumbnail.jpg").stat().st_size),
             last_frame=Asset(key=f"{run_key}/last_frame.jpg", width=w, height=h,

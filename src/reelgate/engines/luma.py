@@ -1,0 +1,373 @@
+"""The `luma` engine: the official Dream Machine API (or another reelgate) upstream.
+
+The engine submits a neutral request through the `lumaai` async client with
+one of the configured keys (spread by `UpstreamKeyStore` under per-key limits),
+records the upstream id on the task at once, so a crashed worker's successor
+follows the same generation rather than paying for a second one, follows the
+generation by callback nudges or polling with backoff, and downloads the
+finished video and thumbnail so reelgate can serve them from its own storage
+(upstream links expire).
+
+Error handling follows what each answer means for the key and the task:
+401 sets the key aside for good; 402/403 rest it; 429 rests it for
+`Retry-After`; 5xx and connection errors are retried with backoff and count
+toward resting a key that keeps failing; other 4xx answers fail the task with
+the upstream's own words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import lumaai
+
+from reelgate.engines.base import (
+    EngineError,
+    FollowContext,
+    LeaseLost,
+    ProducedVideo,
+    UpstreamJob,
+)
+from reelgate.store.upstream_keys import NoUsableKey, UpstreamKeyStore, fingerprint
+
+log = logging.getLogger(__name__)
+
+UPSTREAM_MODELS = ("ray-2", "ray-flash-2", "ray-1-6")
+MODEL_ALIASES = {"ray-v2": "ray-2", "ray-v1": "ray-1-6", "ray-flash-v2": "ray-flash-2",
+                 "ray-1.6": "ray-1-6"}
+SIZED_MODELS = ("ray-2", "ray-flash-2")
+"""Models that take `resolution` and `duration` (ray-1-6 predates them)."""
+
+
+@dataclass
+class LumaConfig:
+    base_url: str
+    keys: list[str]
+    default_model: str = "ray-2"
+    max_in_flight: int = 10
+    per_minute: int = 20
+    failure_limit: int = 5
+    cooldown: float = 300.0
+    poll: float = 2.0
+    poll_max: float = 30.0
+    timeout: float = 1800.0
+    request_timeout: float = 60.0
+    max_download_bytes: int = 1024 * 1024 * 1024
+    extra_models: tuple[str, ...] = field(default_factory=tuple)
+
+
+class _TooLarge(EngineError):
+    """An upstream asset over the download cap: trying again would not help."""
+
+
+def _detail(exc: lumaai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        detail = body.get("detail") or body.get("error") or body.get("message")
+        if detail:
+            return str(detail)[:300]
+    return str(exc.message)[:300]
+
+
+def retry_after(exc: lumaai.APIStatusError) -> float | None:
+    """Seconds from a Retry-After header (delta seconds or an HTTP date)."""
+    value = exc.response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+class LumaEngine:
+    name = "luma"
+    produces_file = True
+
+    def __init__(self, config: LumaConfig, keys: UpstreamKeyStore) -> None:
+        if not config.keys:
+            raise ValueError("the luma engine needs at least one API key")
+        self.config = config
+        self.keys = keys
+        self.secrets = {fingerprint(k): k for k in config.keys}
+        keys.register(self.name, config.keys)
+
+    # What the service asks before a task exists
+
+    def model_label(self, requested: str | None) -> str:
+        model = MODEL_ALIASES.get(requested or "", requested or "")
+        known = UPSTREAM_MODELS + self.config.extra_models
+        return model if model in known else self.config.default_model
+
+    def check(self, width: int, height: int, num_frames: int) -> None:
+        """Sizes are the upstream's to judge; it answers 400 with its reason."""
+
+    def check_sources(self, sources: list[tuple[str, str | None]]) -> None:
+        for engine, upstream_id in sources:
+            if engine != self.name or not upstream_id:
+                raise EngineError(
+                    "the luma engine can only extend or join videos it generated upstream "
+                    f"itself; this source was rendered by the {engine!r} engine")
+
+    # Running a task
+
+    def produce(self, job: UpstreamJob, ctx: FollowContext) -> ProducedVideo:
+        return asyncio.run(self._produce(job, ctx))
+
+    async def _produce(self, job: UpstreamJob, ctx: FollowContext) -> ProducedVideo:
+        if job.upstream_id and job.upstream_key:
+            gen_id, key_id = job.upstream_id, job.upstream_key
+            submitted = job.submitted_at or time.time()
+            log.info("task %s: following upstream generation %s again", job.task_id, gen_id)
+        else:
+            gen_id, key_id, submitted = await self._submit(job, ctx)
+        async with self._client(self._secret(key_id)) as client:
+            try:
+                generation = await self._follow(client, ctx, key_id, gen_id, submitted,
+                                                callbacks=job.callback_url is not None)
+            except LeaseLost:
+                if ctx.deleted():
+                    await self._delete(client, gen_id)
+                raise
+        ctx.progress(0.9)
+        return await self._download(generation, job.workdir)
+
+    def _secret(self, key_id: str) -> str:
+        secret = self.secrets.get(key_id)
+        if secret is None:
+            raise EngineError("the upstream API key that created this generation is no longer "
+                              "configured, so the generation cannot be followed")
+        return secret
+
+    def _client(self, secret: str) -> lumaai.AsyncLumaAI:
+        return lumaai.AsyncLumaAI(auth_token=secret, base_url=self.config.base_url,
+                                  max_retries=0, timeout=self.config.request_timeout)
+
+    def _params(self, job: UpstreamJob) -> dict[str, Any]:
+        model = self.model_label(job.model)
+        params: dict[str, Any] = {"model": model, "aspect_ratio": job.aspect_ratio,
+                                  "loop": job.loop}
+        if job.prompt:
+            params["prompt"] = job.prompt
+        if model in SIZED_MODELS:
+            params["resolution"] = job.resolution
+            params["duration"] = job.duration
+        keyframes: dict[str, dict[str, str]] = {}
+        if job.extend_generation_id:
+            keyframes["frame0"] = {"type": "generation", "id": job.extend_generation_id}
+        elif job.start_image_url:
+            keyframes["frame0"] = {"type": "image", "url": job.start_image_url}
+        if job.leads_into_generation_id:
+            keyframes["frame1"] = {"type": "generation", "id": job.leads_into_generation_id}
+        elif job.end_image_url:
+            keyframes["frame1"] = {"type": "image", "url": job.end_image_url}
+        if keyframes:
+            params["keyframes"] = keyframes
+        if job.callback_url:
+            params["callback_url"] = job.callback_url
+        return params
+
+    async def _submit(self, job: UpstreamJob, ctx: FollowContext) -> tuple[str, str, float]:
+        """Create the generation with the least busy usable key, moving past keys
+        the upstream refuses and waiting out limits and transient errors."""
+        deadline = time.time() + self.config.timeout
+        backoff = self.config.poll
+        params = self._params(job)
+        while True:
+            try:
+                reservation = self.keys.reserve(
+                    ctx.task_id, ctx.lease_owner, list(self.secrets),
+                    max_in_flight=self.config.max_in_flight, per_minute=self.config.per_minute)
+            except NoUsableKey as exc:
+                raise EngineError(str(exc)) from exc
+            key_id = reservation.key_id
+            if key_id is None:
+                if reservation.why == "lease lost":
+                    raise LeaseLost()
+                await self._wait_or_give_up(ctx, reservation.wait, deadline, reservation.why)
+                continue
+            submitted = time.time()
+            async with self._client(self.secrets[key_id]) as client:
+                try:
+                    generation = await client.generations.create(**params)
+                except lumaai.APIStatusError as exc:
+                    if exc.status_code >= 500:
+                        self._count_failure(key_id, f"HTTP {exc.status_code}: {_detail(exc)}")
+                    elif not self._key_refused(key_id, exc):
+                        raise EngineError(f"the upstream refused the request (HTTP "
+                                          f"{exc.status_code}): {_detail(exc)}") from exc
+                    else:
+                        continue
+                except lumaai.APIConnectionError as exc:
+                    self._count_failure(key_id, f"{exc.__class__.__name__}: {exc}")
+                else:
+                    self.keys.succeeded(key_id)
+                    try:
+                        ctx.remember(generation.id, key_id, submitted)
+                    except LeaseLost:
+                        await self._delete(client, generation.id)  # nobody will follow it
+                        raise
+                    ctx.progress(0.02)
+                    log.info("task %s: upstream generation %s (key %s)", job.task_id,
+                             generation.id, key_id)
+                    return generation.id, key_id, submitted
+            await self._wait_or_give_up(ctx, backoff, deadline, "the upstream keeps failing")
+            backoff = min(backoff * 2, self.config.poll_max)
+
+    def _key_refused(self, key_id: str, exc: lumaai.APIStatusError) -> bool:
+        """Set a key aside when the answer is about the key, not the request."""
+        status = exc.status_code
+        if status == 401:
+            reason = f"was refused by the upstream (HTTP 401: {_detail(exc)})"
+            self.keys.set_aside(key_id, reason)
+        elif status in (402, 403):
+            reason = f"was refused by the upstream (HTTP {status}: {_detail(exc)})"
+            self.keys.set_aside(key_id, reason, until=time.time() + self.config.cooldown)
+        elif status == 429:
+            wait = retry_after(exc)
+            wait = self.config.poll if wait is None else wait
+            reason = f"is rate limited by the upstream for {wait:g} s (HTTP 429)"
+            self.keys.set_aside(key_id, reason, until=time.time() + wait)
+        else:
+            return False
+        log.warning("upstream key %s %s", self._label(key_id), reason)
+        return True
+
+    def _count_failure(self, key_id: str, error: str) -> None:
+        if self.keys.failed(key_id, error, limit=self.config.failure_limit,
+                            cooldown=self.config.cooldown):
+            log.warning("upstream key %s set aside for %g s: it failed %d times in a row "
+                        "(last: %s)", self._label(key_id), self.config.cooldown,
+                        self.config.failure_limit, error)
+
+    def _label(self, key_id: str) -> str:
+        secret = self.secrets.get(key_id, "")
+        return "..." + secret[-4:] if len(secret) > 8 else key_id
+
+    @staticmethod
+    async def _wait_or_give_up(ctx: FollowContext, seconds: float, deadline: float,
+                               why: str) -> None:
+        if time.time() + seconds > deadline:
+            raise EngineError(f"could not create the upstream generation in time: {why}")
+        await ctx.wait(seconds)
+
+    async def _follow(self, client: lumaai.AsyncLumaAI, ctx: FollowContext, key_id: str,
+                      gen_id: str, submitted: float, *, callbacks: bool) -> Any:
+        """Poll until the generation ends. With callbacks the poll is only a
+        safety net: a callback nudge ends each wait early."""
+        deadline = submitted + self.config.timeout
+        delay = self.config.poll_max if callbacks else self.config.poll
+        failing = False
+        while True:
+            wait = delay
+            try:
+                generation = await client.generations.get(gen_id)
+            except lumaai.NotFoundError as exc:
+                raise EngineError(f"the upstream generation {gen_id} no longer exists") from exc
+            except lumaai.APIStatusError as exc:
+                if exc.status_code < 500 and exc.status_code != 429:
+                    self._key_refused(key_id, exc)
+                    raise EngineError(f"the upstream refused to show generation {gen_id} (HTTP "
+                                      f"{exc.status_code}): {_detail(exc)}") from exc
+                if exc.status_code == 429:
+                    wait = retry_after(exc) or delay
+                else:
+                    self._count_failure(key_id, f"HTTP {exc.status_code}: {_detail(exc)}")
+                    failing = True
+            except lumaai.APIConnectionError as exc:
+                self._count_failure(key_id, f"{exc.__class__.__name__}: {exc}")
+                failing = True
+            else:
+                if failing:
+                    self.keys.succeeded(key_id)
+                    failing = False
+                if generation.state == "completed":
+                    return generation
+                if generation.state == "failed":
+                    raise EngineError("the upstream generation failed: "
+                                      + (generation.failure_reason or "no reason given"))
+                ctx.progress(0.1 if generation.state == "dreaming" else 0.05)
+                delay = min(delay * 1.5, self.config.poll_max)
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                await self._delete(client, gen_id)
+                raise EngineError(f"the upstream generation did not finish within "
+                                  f"{self.config.timeout:g} s; it was cancelled upstream")
+            await ctx.wait(min(wait, remaining))
+
+    async def _download(self, generation: Any, workdir: Path) -> ProducedVideo:
+        assets = generation.assets
+        if assets is None or not assets.video:
+            raise EngineError(f"the upstream generation {generation.id} completed without a video")
+        video = workdir / "video.mp4"
+        async with httpx.AsyncClient(follow_redirects=True,
+                                     timeout=self.config.request_timeout) as http:
+            await self._fetch(http, assets.video, video)
+            thumbnail = None
+            if assets.image:
+                try:
+                    thumbnail = workdir / "upstream_thumbnail"
+                    await self._fetch(http, assets.image, thumbnail)
+                except EngineError as exc:  # the worker makes one from the video
+                    log.warning("upstream thumbnail of %s: %s", generation.id, exc)
+                    thumbnail = None
+        return ProducedVideo(video, thumbnail)
+
+    async def _fetch(self, http: httpx.AsyncClient, url: str, path: Path,
+                     attempts: int = 3) -> None:
+        """Download an upstream asset (capped), retrying transient failures."""
+        for attempt in range(1, attempts + 1):
+            try:
+                async with http.stream("GET", url) as response:
+                    if response.status_code != 200:
+                        raise EngineError(f"upstream asset answered HTTP {response.status_code}")
+                    total = 0
+                    with path.open("wb") as out:
+                        async for chunk in response.aiter_bytes():
+                            total += len(chunk)
+                            if total > self.config.max_download_bytes:
+                                raise _TooLarge("upstream asset is larger than "
+                                                f"{self.config.max_download_bytes} bytes")
+                            out.write(chunk)
+                return
+            except _TooLarge:
+                raise
+            except (httpx.HTTPError, EngineError) as exc:
+                if attempt == attempts:
+                    if isinstance(exc, EngineError):
+                        raise
+                    raise EngineError(f"cannot download the upstream asset: "
+                                      f"{exc.__class__.__name__}") from exc
+                await asyncio.sleep(self.config.poll * attempt)
+
+    async def _delete(self, client: lumaai.AsyncLumaAI, gen_id: str) -> None:
+        try:
+            await client.generations.delete(gen_id)
+            log.info("upstream generation %s deleted", gen_id)
+        except lumaai.NotFoundError:
+            pass
+        except lumaai.LumaAIError as exc:
+            log.warning("could not delete upstream generation %s: %s", gen_id, exc)
+
+    def cancel(self, upstream_id: str, key_id: str | None) -> None:
+        secret = self.secrets.get(key_id or "")
+        if secret is None:
+            log.warning("cannot cancel upstream generation %s: its key is not configured",
+                        upstream_id)
+            return
+
+        async def run() -> None:
+            async with self._client(secret) as client:
+                await self._delete(client, upstream_id)
+
+        asyncio.run(run())

@@ -1,0 +1,196 @@
+"""Upstream API keys: which may be used now, and which key a new create takes.
+
+Keys are known here only by fingerprint (the secret never reaches the
+database). A key in flight is one that a running task has reserved, so the
+per-key concurrency limit holds across every worker process sharing the
+database; the creates-per-minute limit counts recorded creates. Choosing a key
+and recording the choice happen in one write transaction (the key rows are
+locked on PostgreSQL; SQLite serialises writers), so two workers cannot both
+take the last free slot of a key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from reelgate.core.models import State
+from reelgate.store.db import Database
+from reelgate.store.schema import TaskRow, UpstreamKeyRow, UpstreamSubmitRow
+
+FOREVER = -1.0
+"""`set_aside_until` of a key that stays out until an operator resets it (401)."""
+
+
+def fingerprint(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+def label(secret: str) -> str:
+    """How a key is shown to operators: never more than its last four characters."""
+    return "..." + secret[-4:] if len(secret) > 8 else "..."
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    id: str
+    label: str
+    engine: str
+    failures: int
+    set_aside_until: float | None
+    set_aside_reason: str | None
+    last_error: str | None
+    in_flight: int = 0
+
+    @property
+    def usable(self) -> bool:
+        return self.set_aside_until is None or (
+            self.set_aside_until != FOREVER and self.set_aside_until <= time.time())
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Either a key to create with now, or how long to wait for one."""
+
+    key_id: str | None
+    wait: float = 0.0
+    why: str = ""
+
+
+class NoUsableKey(Exception):
+    """Every configured key is set aside for good; the message says why."""
+
+
+class UpstreamKeyStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def register(self, engine: str, secrets_: Sequence[str]) -> None:
+        """Make sure every configured key has a row (idempotent)."""
+        now = time.time()
+        with self.db.write() as s:
+            known = set(s.scalars(select(UpstreamKeyRow.id)))
+            for secret in secrets_:
+                key_id = fingerprint(secret)
+                if key_id not in known:
+                    s.add(UpstreamKeyRow(id=key_id, engine=engine, label=label(secret),
+                                         failures=0, updated_at=now))
+                    known.add(key_id)
+
+    def reserve(self, task_id: str, lease_owner: str, key_ids: Sequence[str], *,
+                max_in_flight: int, per_minute: int) -> Reservation:
+        """Reserve the least busy usable key for a task's create (fenced on the
+        task's lease; a lost lease reserves nothing and says so)."""
+        now = time.time()
+        with self.db.write() as s:
+            s.execute(delete(UpstreamSubmitRow).where(UpstreamSubmitRow.at < now - 120))
+            rows = s.scalars(select(UpstreamKeyRow).where(UpstreamKeyRow.id.in_(list(key_ids)))
+                             .order_by(UpstreamKeyRow.id).with_for_update()).all()
+            statuses = [_status(r) for r in rows]
+            usable = [k for k in statuses if k.usable]
+            if not usable:
+                resting = [k.set_aside_until for k in statuses
+                           if k.set_aside_until not in (None, FOREVER)]
+                if not resting:
+                    raise NoUsableKey("no usable upstream API key: " + "; ".join(
+                        f"key {k.label} {k.set_aside_reason}" for k in statuses) if statuses
+                        else "no upstream API key is configured")
+                return Reservation(None, max(0.5, min(resting) - now),  # type: ignore[type-var]
+                                   "every key is resting")
+            best: tuple[int, int, str] | None = None
+            wait = 1.0
+            for key in usable:
+                in_flight = _in_flight(s, key.id, exclude=task_id)
+                recent = sorted(s.scalars(select(UpstreamSubmitRow.at).where(
+                    UpstreamSubmitRow.key_id == key.id, UpstreamSubmitRow.at >= now - 60)))
+                if in_flight >= max_in_flight:
+                    continue
+                if len(recent) >= per_minute:
+                    wait = min(wait, max(0.2, recent[-per_minute] + 60 - now))
+                    continue
+                if best is None or (in_flight, len(recent)) < best[:2]:
+                    best = (in_flight, len(recent), key.id)
+            if best is None:
+                return Reservation(None, wait, "every usable key is at its limit")
+            task = s.scalar(select(TaskRow).where(
+                TaskRow.id == task_id, TaskRow.lease_owner == lease_owner,
+                TaskRow.state == State.RUNNING.value).with_for_update())
+            if task is None:
+                return Reservation(None, 0.0, "lease lost")
+            task.upstream_key = best[2]
+            s.add(UpstreamSubmitRow(key_id=best[2], at=now))
+            return Reservation(best[2])
+
+    def succeeded(self, key_id: str) -> None:
+        with self.db.write() as s:
+            row = s.get(UpstreamKeyRow, key_id)
+            if row is not None and (row.failures or row.set_aside_until not in (None, FOREVER)):
+                row.failures = 0
+                if row.set_aside_until is not None and row.set_aside_until <= time.time():
+                    row.set_aside_until = None
+                    row.set_aside_reason = None
+                row.updated_at = time.time()
+
+    def failed(self, key_id: str, error: str, *, limit: int, cooldown: float) -> bool:
+        """Count a failure; past `limit` in a row the key rests for `cooldown`.
+        True when this failure set the key aside."""
+        now = time.time()
+        with self.db.write() as s:
+            row = s.get(UpstreamKeyRow, key_id)
+            if row is None:
+                return False
+            row.failures += 1
+            row.last_error = error[:500]
+            row.updated_at = now
+            if row.failures >= limit and row.set_aside_until != FOREVER:
+                row.set_aside_until = now + cooldown
+                row.set_aside_reason = f"failed {row.failures} times in a row (last: {error[:200]})"
+                return True
+            return False
+
+    def set_aside(self, key_id: str, reason: str, until: float = FOREVER) -> None:
+        """Stop using a key until `until` (or for good: a key the upstream refuses)."""
+        with self.db.write() as s:
+            row = s.get(UpstreamKeyRow, key_id)
+            if row is None or row.set_aside_until == FOREVER:
+                return
+            row.set_aside_until = until
+            row.set_aside_reason = reason
+            row.last_error = reason
+            row.updated_at = time.time()
+
+    def reset(self, key_ids: Sequence[str] | None = None) -> int:
+        """Put keys back in use (after an operator fixed them)."""
+        with self.db.write() as s:
+            rows = s.scalars(select(UpstreamKeyRow) if key_ids is None else
+                             select(UpstreamKeyRow).where(UpstreamKeyRow.id.in_(list(key_ids))))
+            count = 0
+            for row in rows:
+                row.failures, row.set_aside_until, row.set_aside_reason = 0, None, None
+                row.updated_at = time.time()
+                count += 1
+            return count
+
+    def statuses(self) -> list[KeyStatus]:
+        with self.db.read() as s:
+            return [_status(row, _in_flight(s, row.id)) for row in
+                    s.scalars(select(UpstreamKeyRow).order_by(UpstreamKeyRow.engine,
+                                                               UpstreamKeyRow.label))]
+
+
+def _status(row: UpstreamKeyRow, in_flight: int = 0) -> KeyStatus:
+    return KeyStatus(row.id, row.label, row.engine, row.failures, row.set_aside_until,
+                     row.set_aside_reason, row.last_error, in_flight)
+
+
+def _in_flight(s: Session, key_id: str, exclude: str | None = None) -> int:
+    query = select(func.count()).select_from(TaskRow).where(
+        TaskRow.upstream_key == key_id, TaskRow.state == State.RUNNING.value)
+    if exclude:
+        query = query.where(TaskRow.id != exclude)
+    return int(s.scalar(query) or 0)
