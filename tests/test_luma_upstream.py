@@ -273,7 +273,30 @@ def test_upstream_callbacks_drive_the_task(tmp_path: Path, upstream: Server,
         srv.stop()
 
 
-# Keys
+# Keys and restarts
+
+
+def test_a_restarted_gateway_follows_the_same_upstream_generation(
+        tmp_path: Path, proxy: FaultProxy, upstream_key: str) -> None:
+    """The upstream id is kept on the task the moment it exists, so a crash
+    after the create never pays for a second generation."""
+    srv = downstream(tmp_path, proxy.url, upstream_key, REELGATE_PUBLIC_BASE_URL=None,
+                     REELGATE_LEASE_SECONDS="2")
+    try:
+        client = official(srv, srv.create_token("app"))
+        mark = proxy.mark()
+        created = client.generations.create(model="ray-2", prompt="survives a crash")
+        deadline = time.monotonic() + 30
+        while not upstream_ids(proxy, mark) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        srv.kill()
+        srv.start()
+        done = wait_generation(client, created.id)
+        assert done.state == "completed", done.failure_reason
+        assert [c.status for c in proxy.creates(mark)] == [201]
+    finally:
+        srv.stop()
 
 
 def test_a_bad_key_in_the_pool_is_set_aside_and_reported(
@@ -332,7 +355,8 @@ def idle_key(idle_upstream: Server) -> str:
 def down_idle(tmp_path_factory: pytest.TempPathFactory, idle_upstream: Server,
               idle_key: str) -> Iterator[Server]:
     srv = downstream(tmp_path_factory.mktemp("down-idle"), idle_upstream.url, idle_key,
-                     REELGATE_LUMA_TIMEOUT_SECONDS="6")
+                     REELGATE_LUMA_TIMEOUT_SECONDS="6",
+                     REELGATE_LUMA_MAX_CONCURRENT_PER_KEY="1")
     yield srv
     srv.stop()
 
@@ -373,3 +397,21 @@ def test_a_generation_that_never_finishes_times_out_and_is_cancelled(
     assert "did not finish within 6 s" in done.failure_reason
     with pytest.raises(lumaai.NotFoundError):
         up.generations.get(upstream_id)
+
+
+def test_per_key_concurrency_holds_the_next_create_until_a_slot_frees(
+        down_idle: Server, idle_upstream: Server, idle_key: str) -> None:
+    up = official(idle_upstream, idle_key)
+    before = {g.id for g in up.generations.list(limit=100).generations}
+    client = official(down_idle, down_idle.create_token("app"))
+    first = client.generations.create(model="ray-2", prompt="takes the only slot")
+    first_upstream = _upstream_generation(up, before)
+    second = client.generations.create(model="ray-2", prompt="waits for the slot")
+    time.sleep(2.5)
+    now = {g.id for g in up.generations.list(limit=100).generations}
+    assert now - before == {first_upstream}  # the key allows one at a time
+    assert client.generations.get(second.id).state == "dreaming"
+    client.generations.delete(first.id)
+    second_upstream = _upstream_generation(up, before | {first_upstream}, timeout=10)
+    assert second_upstream != first_upstream
+    client.generations.delete(second.id)

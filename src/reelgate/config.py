@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     luma_timeout_seconds: float = Field(
         default=1800.0, gt=0, description="Give up (and cancel upstream) after this long")
     luma_request_timeout: float = Field(default=60.0, gt=0, description="Per upstream request")
+    upstream_workers: int = Field(
+        default=16, ge=0, description="Upstream generations followed at once per process "
+        "(threads that mostly wait), besides the render workers")
 
     # Per-token limits (0 turns a limit off)
     rate_limit_per_minute: int = Field(default=60, ge=0, description="Creates per token per minute")

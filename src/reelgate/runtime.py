@@ -132,7 +132,8 @@ class Runtime:
 
     def start_workers(self, count: int, render_callback: Callable[[str, Task, str], Any],
                       on_finished: Callable[[str], None] = lambda task_id: None) -> None:
-        """Start `count` render workers and one callback dispatcher as threads."""
+        """Start `count` render workers, the upstream followers (when an upstream
+        engine is enabled) and one callback dispatcher, as threads."""
         inputs = InputResolver(self.tasks, self.storage, self.client, self.settings)
         callbacks_due = threading.Event()
 
@@ -140,10 +141,20 @@ class Runtime:
             callbacks_due.set()
             on_finished(task_id)
 
-        for i in range(count):
-            worker = Worker(self.settings, self.tasks, self.storage, self.engines, inputs,
-                            on_finished=finished, upstream_callback_url=self.upstream_links.url)
-            self._spawn(f"worker-{i}", worker.run, self.work_available)
+        # Following an upstream generation is mostly waiting, so those tasks get
+        # their own (larger) pool and never hold up a render worker, or the reverse.
+        upstream = [name for name, e in self.engines.items()
+                    if getattr(e, "produces_file", False)]
+        pools = [("worker", count, None, upstream)]
+        if count and upstream:
+            pools.append(("upstream", self.settings.upstream_workers, upstream, []))
+        for prefix, size, only, exclude in pools:
+            for i in range(size):
+                worker = Worker(self.settings, self.tasks, self.storage, self.engines, inputs,
+                                on_finished=finished,
+                                upstream_callback_url=self.upstream_links.url,
+                                only=only, exclude=exclude)
+                self._spawn(f"{prefix}-{i}", worker.run, self.work_available)
         dispatcher = CallbackDispatcher(self.settings, self.callbacks, self.tasks, self.client,
                                         render_callback, Webhook(self.webhook_secret))
         self._spawn("callbacks", dispatcher.run, callbacks_due)

@@ -189,10 +189,12 @@ class TaskStore:
 
     # The queue
 
-    def claim(self, lease_seconds: float, max_attempts: int) -> Task | None:
+    def claim(self, lease_seconds: float, max_attempts: int, *,
+              only: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> Task | None:
         """Take the oldest runnable task: queued and due, or running with an
         expired lease (its worker died). Tasks that have used up their attempts
-        fail with a reason instead of running again."""
+        fail with a reason instead of running again. `only`/`exclude` pick
+        engines, so render workers and upstream followers keep separate pools."""
         now = time.time()
         with self.db.write() as s:
             self._fail_exhausted(s, now, max_attempts)
@@ -200,6 +202,10 @@ class TaskStore:
                 and_(TaskRow.state == State.QUEUED.value, TaskRow.not_before <= now),
                 and_(TaskRow.state == State.RUNNING.value, TaskRow.lease_expires_at < now),
             )
+            if only is not None:
+                runnable = and_(runnable, TaskRow.engine.in_(list(only)))
+            if exclude:
+                runnable = and_(runnable, TaskRow.engine.not_in(list(exclude)))
             row = s.scalar(
                 select(TaskRow)
                 .where(runnable)

@@ -103,12 +103,13 @@ class UpstreamKeyStore:
                 return Reservation(None, max(0.5, min(resting) - now),  # type: ignore[type-var]
                                    "every key is resting")
             best: tuple[int, int, str] | None = None
-            wait = 1.0
+            wait = float("inf")  # a full key may free a slot any time: look again in 1 s
             for key in usable:
                 in_flight = _in_flight(s, key.id, exclude=task_id)
                 recent = sorted(s.scalars(select(UpstreamSubmitRow.at).where(
                     UpstreamSubmitRow.key_id == key.id, UpstreamSubmitRow.at >= now - 60)))
                 if in_flight >= max_in_flight:
+                    wait = min(wait, 1.0)
                     continue
                 if len(recent) >= per_minute:
                     wait = min(wait, max(0.2, recent[-per_minute] + 60 - now))

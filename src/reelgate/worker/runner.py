@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +134,10 @@ class Worker:
         inputs: InputResolver,
         on_finished: Callable[[str], None] = lambda task_id: None,
         upstream_callback_url: Callable[[str], str | None] = lambda task_id: None,
+        only: Sequence[str] | None = None,
+        exclude: Sequence[str] = (),
     ) -> None:
+        """`only`/`exclude`: which engines' tasks this worker claims."""
         self.settings = settings
         self.tasks = tasks
         self.storage = storage
@@ -142,6 +145,8 @@ class Worker:
         self.inputs = inputs
         self.on_finished = on_finished
         self.upstream_callback_url = upstream_callback_url
+        self.only = only
+        self.exclude = exclude
 
     def run(self, stop: threading.Event, wake: threading.Event) -> None:
         """Work until `stop` is set; sleep on `wake` (or the poll interval) when idle."""
@@ -156,7 +161,8 @@ class Worker:
                 wake.clear()
 
     def run_once(self) -> bool:
-        task = self.tasks.claim(self.settings.lease_seconds, self.settings.max_attempts)
+        task = self.tasks.claim(self.settings.lease_seconds, self.settings.max_attempts,
+                                only=self.only, exclude=self.exclude)
         if task is None:
             return False
         log.info("task %s: attempt %d", task.id, task.attempts)
@@ -197,7 +203,9 @@ class Worker:
         return task.result is not None and task.result.video.key.startswith(run_key + "/")
 
     def _render(self, task: Task, run_key: str, workdir: Path, beat: _Heartbeat) -> TaskResult:
-        engine = self.engines[task.engine]
+        engine = self.engines.get(task.engine)
+        if engine is None:
+            raise EngineError(f"the {task.engine!r} engine is not enabled on this worker")
         if getattr(engine, "produces_file", False):
             return self._produce(task, engine, run_key, workdir, beat)  # type: ignore[arg-type]
         extend = task.kind is Kind.EXTEND

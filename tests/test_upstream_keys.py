@@ -1,0 +1,131 @@
+"""The upstream key pool on SQLite and PostgreSQL: spreading creates over keys,
+per-key limits, keys set aside and put back, fencing on the task's lease."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from reelgate.store.db import Database
+from reelgate.store.tasks import TaskStore
+from reelgate.store.tokens import TokenStore
+from reelgate.store.upstream_keys import NoUsableKey, UpstreamKeyStore, fingerprint
+from tests.test_store_queue import new_task
+
+KEYS = ["luma-key-aaaa-1111", "luma-key-bbbb-2222"]
+A, B = (fingerprint(k) for k in KEYS)
+
+
+@pytest.fixture
+def db(database_url: str):
+    database = Database(database_url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def stores(db: Database):
+    owner, _ = TokenStore(db).create("owner")
+    tasks, keys = TaskStore(db), UpstreamKeyStore(db)
+    keys.register("luma", KEYS)
+    keys.register("luma", KEYS)  # idempotent
+
+    def running_task():
+        new_task(tasks, owner.id, engine="luma")
+        return tasks.claim(lease_seconds=60, max_attempts=3)
+
+    return tasks, keys, running_task
+
+
+def reserve(keys: UpstreamKeyStore, task, max_in_flight: int = 10, per_minute: int = 20):
+    return keys.reserve(task.id, task.lease_owner, [A, B], max_in_flight=max_in_flight,
+                        per_minute=per_minute)
+
+
+def test_creates_spread_over_the_least_busy_key(stores) -> None:
+    tasks, keys, running_task = stores
+    chosen = [reserve(keys, running_task()).key_id for _ in range(4)]
+    assert sorted(chosen) == sorted([A, A, B, B])
+    assert {s.id: s.in_flight for s in keys.statuses()} == {A: 2, B: 2}
+    assert all(s.label.startswith("...") and len(s.label) == 7 for s in keys.statuses())
+
+
+def test_concurrency_limit_per_key(stores) -> None:
+    tasks, keys, running_task = stores
+    first, second, third = running_task(), running_task(), running_task()
+    assert reserve(keys, first, max_in_flight=1).key_id
+    assert reserve(keys, second, max_in_flight=1).key_id
+    full = reserve(keys, third, max_in_flight=1)
+    assert full.key_id is None and full.wait > 0 and "limit" in full.why
+    # a finished task frees its key's slot
+    tasks.fail(first.id, first.lease_owner, "done")
+    assert reserve(keys, third, max_in_flight=1).key_id is not None
+
+
+def test_creates_per_minute_per_key(stores) -> None:
+    tasks, keys, running_task = stores
+    for _ in range(4):
+        task = running_task()
+        assert reserve(keys, task, per_minute=2).key_id
+        tasks.fail(task.id, task.lease_owner, "done")  # in flight does not limit here
+    blocked = reserve(keys, running_task(), per_minute=2)
+    assert blocked.key_id is None
+    assert 55 < blocked.wait <= 60  # until the oldest create leaves the minute
+
+
+def test_a_refused_key_is_set_aside_for_good_and_reported(stores) -> None:
+    tasks, keys, running_task = stores
+    keys.set_aside(A, "was refused by the upstream (HTTP 401: invalid token)")
+    assert {reserve(keys, running_task()).key_id for _ in range(3)} == {B}
+    keys.set_aside(B, "was refused by the upstream (HTTP 401: invalid token)")
+    with pytest.raises(NoUsableKey, match="401"):
+        reserve(keys, running_task())
+    assert [s.usable for s in keys.statuses()] == [False, False]
+    assert keys.reset() == 2
+    assert reserve(keys, running_task()).key_id is not None
+
+
+def test_a_key_that_keeps_failing_rests_then_returns(stores) -> None:
+    tasks, keys, running_task = stores
+    assert not keys.failed(A, "HTTP 500", limit=2, cooldown=0.3)
+    keys.succeeded(A)  # a success clears the count
+    assert not keys.failed(A, "HTTP 500", limit=2, cooldown=0.3)
+    assert keys.failed(A, "HTTP 502", limit=2, cooldown=0.3)
+    [status] = [s for s in keys.statuses() if s.id == A]
+    assert not status.usable and "failed 2 times in a row" in status.set_aside_reason
+    assert {reserve(keys, running_task()).key_id for _ in range(2)} == {B}
+    time.sleep(0.35)
+    assert A in {reserve(keys, running_task()).key_id for _ in range(3)}
+
+
+def test_all_keys_resting_means_wait_not_fail(stores) -> None:
+    tasks, keys, running_task = stores
+    for key in (A, B):
+        keys.set_aside(key, "is rate limited by the upstream for 5 s (HTTP 429)",
+                       until=time.time() + 5)
+    waiting = reserve(keys, running_task())
+    assert waiting.key_id is None and 4 < waiting.wait <= 5
+
+
+def test_reservation_is_fenced_on_the_lease(stores) -> None:
+    tasks, keys, running_task = stores
+    task = running_task()
+    lost = keys.reserve(task.id, "someone-else", [A, B], max_in_flight=10, per_minute=20)
+    assert lost.key_id is None and lost.why == "lease lost"
+    assert tasks.get(task.id).upstream_key is None
+    assert tasks.remember_upstream(task.id, task.lease_owner, "gen-1", A, time.time())
+    assert not tasks.remember_upstream(task.id, "someone-else", "gen-2", A, time.time())
+    assert tasks.get(task.id).upstream_id == "gen-1"
+
+
+def test_render_workers_and_upstream_followers_claim_separately(stores, db) -> None:
+    tasks, keys, _ = stores
+    owner, _ = TokenStore(db).create("o2")
+    new_task(tasks, owner.id, engine="luma")
+    new_task(tasks, owner.id, engine="preview")
+    render = tasks.claim(60, 3, exclude=["luma"])
+    follow = tasks.claim(60, 3, only=["luma"])
+    assert (render.engine, follow.engine) == ("preview", "luma")
+    assert tasks.claim(60, 3, only=["luma"]) is None
