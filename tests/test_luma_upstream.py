@@ -5,6 +5,7 @@ recording proxy between them where a test needs to see or break the traffic."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,6 +242,18 @@ def test_500s_are_retried(down: Server, down_token: str, proxy: FaultProxy) -> N
     assert reads.count(500) == 2 and reads[-1] == 200
 
 
+def test_creates_that_may_have_reached_the_upstream_are_not_retried_forever(
+        down: Server, down_token: str, proxy: FaultProxy) -> None:
+    mark = proxy.mark()
+    proxy.inject("POST", "/generations/video", 502, times=3)
+    client = official(down, down_token)
+    done = wait_generation(client, client.generations.create(
+        model="ray-2", prompt="every create answer is lost").id)
+    assert done.state == "failed"
+    assert "not trying again" in done.failure_reason and "502" in done.failure_reason
+    assert [c.status for c in proxy.creates(mark)] == [502, 502, 502]
+
+
 # Callbacks instead of polling
 
 
@@ -323,9 +336,15 @@ def test_a_bad_key_in_the_pool_is_set_aside_and_reported(
 
 
 def test_only_bad_keys_fail_the_task_clearly(tmp_path: Path, upstream: Server) -> None:
-    srv = downstream(tmp_path, upstream.url, BAD_KEY)
+    srv = downstream(tmp_path, upstream.url, BAD_KEY, REELGATE_ALLOW_PRIVATE_NETWORKS="false")
     try:
         client = official(srv, srv.create_token("app"))
+        # A client's image URL is checked before the upstream is asked to fetch it.
+        done = wait_generation(client, client.generations.create(
+            model="ray-2", prompt="from a private address",
+            keyframes={"frame0": {"type": "image", "url": "http://127.0.0.1:9/x.png"}}).id)
+        assert done.state == "failed" and "non-public address" in done.failure_reason
+
         done = wait_generation(client, client.generations.create(
             model="ray-2", prompt="no key can pay for this").id)
         assert done.state == "failed"
@@ -371,6 +390,19 @@ def _upstream_generation(up: LumaAI, before: set[str], timeout: float = 20) -> s
     raise AssertionError("no upstream generation appeared")
 
 
+def assert_deleted_upstream(up: LumaAI, upstream_id: str, timeout: float = 15) -> None:
+    """The generation is gone upstream: at once when the delete saw its id, or
+    within moments when the worker that was creating it finds its task gone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            up.generations.get(upstream_id)
+        except lumaai.NotFoundError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"upstream generation {upstream_id} still exists")
+
+
 def test_deleting_a_task_cancels_its_upstream_generation(
         down_idle: Server, idle_upstream: Server, idle_key: str) -> None:
     up = official(idle_upstream, idle_key)
@@ -381,8 +413,7 @@ def test_deleting_a_task_cancels_its_upstream_generation(
     assert up.generations.get(upstream_id).state == "queued"
     assert client.generations.get(created.id).state == "dreaming"
     client.generations.delete(created.id)
-    with pytest.raises(lumaai.NotFoundError):
-        up.generations.get(upstream_id)
+    assert_deleted_upstream(up, upstream_id)
 
 
 def test_a_generation_that_never_finishes_times_out_and_is_cancelled(
@@ -395,8 +426,7 @@ def test_a_generation_that_never_finishes_times_out_and_is_cancelled(
     done = wait_generation(client, created.id, timeout=30)
     assert done.state == "failed"
     assert "did not finish within 6 s" in done.failure_reason
-    with pytest.raises(lumaai.NotFoundError):
-        up.generations.get(upstream_id)
+    assert_deleted_upstream(up, upstream_id)
 
 
 def test_per_key_concurrency_holds_the_next_create_until_a_slot_frees(
@@ -415,3 +445,32 @@ def test_per_key_concurrency_holds_the_next_create_until_a_slot_frees(
     second_upstream = _upstream_generation(up, before | {first_upstream}, timeout=10)
     assert second_upstream != first_upstream
     client.generations.delete(second.id)
+
+
+def test_a_gateway_shutting_down_hands_its_upstream_tasks_back(
+        tmp_path: Path, idle_upstream: Server, idle_key: str) -> None:
+    """A graceful stop does not wait for upstream generations, and the task is
+    followed again after the restart, with no second create."""
+    srv = downstream(tmp_path, idle_upstream.url, idle_key)
+    try:
+        up = official(idle_upstream, idle_key)
+        before = {g.id for g in up.generations.list(limit=100).generations}
+        client = official(srv, srv.create_token("app"))
+        created = client.generations.create(model="ray-2", prompt="outlives a restart")
+        upstream_id = _upstream_generation(up, before)
+        started = time.monotonic()
+        srv.stop()  # SIGTERM: a graceful stop
+        assert time.monotonic() - started < 8
+        with sqlite3.connect(srv.data_dir / "reelgate.db") as db:
+            state, attempts = db.execute("SELECT state, attempts FROM tasks WHERE id = ?",
+                                         (created.id,)).fetchone()
+        assert (state, attempts) == ("queued", 0)  # handed back, no attempt used up
+        srv.start()
+        time.sleep(2)
+        assert client.generations.get(created.id).state == "dreaming"
+        assert {g.id for g in up.generations.list(limit=100).generations} - before == {
+            upstream_id}
+        client.generations.delete(created.id)
+        assert_deleted_upstream(up, upstream_id)
+    finally:
+        srv.stop()

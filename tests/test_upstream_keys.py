@@ -87,6 +87,56 @@ def test_a_refused_key_is_set_aside_for_good_and_reported(stores) -> None:
     assert reserve(keys, running_task()).key_id is not None
 
 
+def test_a_success_does_not_bring_back_a_refused_key(stores) -> None:
+    tasks, keys, running_task = stores
+    keys.failed(A, "HTTP 500", limit=5, cooldown=1)
+    keys.set_aside(A, "was refused by the upstream (HTTP 401: invalid token)")
+    keys.succeeded(A)
+    assert {reserve(keys, running_task()).key_id for _ in range(2)} == {B}
+
+
+def test_processes_starting_together_register_keys_once(database_url: str, db) -> None:
+    import threading
+
+    more = [f"luma-key-{i:04d}-xyz" for i in range(20)]
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        other = Database(database_url)
+        try:
+            UpstreamKeyStore(other).register("luma", more)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            other.dispose()
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(UpstreamKeyStore(db).statuses()) == 20
+
+
+def test_keys_never_show_in_settings_or_configuration_errors(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from reelgate.config import Settings
+
+    secret = "luma-secret-key-that-must-not-leak"
+    settings = Settings(data_dir=tmp_path, luma_api_keys=f"{secret},another-key-0000")
+    assert secret not in repr(settings) and secret not in str(settings.model_dump())
+    assert settings.luma_api_keys[0].get_secret_value() == secret
+    broken = subprocess.run(
+        [sys.executable, "-m", "reelgate.cli", "upstream-keys"], capture_output=True, text=True,
+        env={"REELGATE_LUMA_API_KEYS": f'["{secret}"', "REELGATE_DATA_DIR": str(tmp_path),
+             "PATH": ""}, timeout=60)
+    assert broken.returncode == 2
+    assert "luma_api_keys" in broken.stderr and secret[:12] not in broken.stderr
+
+
 def test_a_key_that_keeps_failing_rests_then_returns(stores) -> None:
     tasks, keys, running_task = stores
     assert not keys.failed(A, "HTTP 500", limit=2, cooldown=0.3)

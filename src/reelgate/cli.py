@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -38,7 +39,12 @@ DatabaseUrl = Annotated[str | None, typer.Option("--database-url",
 def _settings(**overrides: Any) -> Settings:
     try:
         return load_settings(**overrides)
-    except Exception as exc:  # pydantic's message names the bad setting
+    except ValidationError as exc:  # name the setting, never echo its value (keys)
+        for error in exc.errors(include_input=False):
+            where = ".".join(str(part) for part in error["loc"]) or "settings"
+            err.print(f"[red]invalid configuration:[/red] {where}: {error['msg']}")
+        raise typer.Exit(2) from None
+    except Exception as exc:
         err.print(f"[red]invalid configuration:[/red] {exc}")
         raise typer.Exit(2) from exc
 
@@ -168,6 +174,7 @@ def upstream_keys(
     import json
 
     from reelgate.runtime import Runtime
+    from reelgate.store.upstream_keys import FOREVER
 
     runtime = Runtime(_settings(data_dir=data_dir, database_url=database_url))
     if reset:
@@ -177,7 +184,7 @@ def upstream_keys(
     for key in runtime.upstream_keys.statuses():
         if key.usable:
             state = "in use"
-        elif key.set_aside_until == -1:
+        elif key.set_aside_until == FOREVER:
             state = "set aside"
         else:
             state = f"resting until {_when(key.set_aside_until or 0)}"
@@ -199,7 +206,7 @@ def upstream_keys(
 def _configured_keys(runtime: Any) -> list[str]:
     from reelgate.store.upstream_keys import fingerprint
 
-    return [fingerprint(k) for k in runtime.settings.luma_api_keys]
+    return [fingerprint(k.get_secret_value()) for k in runtime.settings.luma_api_keys]
 
 
 def _when(ts: float) -> str:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -79,7 +79,7 @@ class Settings(BaseSettings):
         default="https://api.lumalabs.ai/dream-machine/v1",
         description="Dream Machine API base; another reelgate's /dream-machine/v1 works too",
     )
-    luma_api_keys: Annotated[list[str], NoDecode] = Field(
+    luma_api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Upstream API keys (comma-separated or a JSON list); "
         "enables the `luma` engine",
     )
@@ -99,7 +99,7 @@ class Settings(BaseSettings):
         default=1800.0, gt=0, description="Give up (and cancel upstream) after this long")
     luma_request_timeout: float = Field(default=60.0, gt=0, description="Per upstream request")
     upstream_workers: int = Field(
-        default=16, ge=0, description="Upstream generations followed at once per process "
+        default=16, ge=1, description="Upstream generations followed at once per process "
         "(threads that mostly wait), besides the render workers")
 
     # Per-token limits (0 turns a limit off)
@@ -177,7 +177,10 @@ class Settings(BaseSettings):
         if isinstance(v, str):
             text = v.strip()
             if text.startswith("["):
-                return json.loads(text)
+                try:
+                    return json.loads(text)
+                except ValueError:
+                    raise ValueError("not a valid JSON list of keys") from None
             return [part.strip() for part in text.split(",") if part.strip()]
         return v
 

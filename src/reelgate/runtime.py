@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,8 @@ def build_engines(settings: Settings, upstream_keys: UpstreamKeyStore | None = N
         from reelgate.engines.luma import LumaConfig, LumaEngine
 
         engines["luma"] = LumaEngine(LumaConfig(
-            base_url=settings.luma_base_url, keys=list(settings.luma_api_keys),
+            base_url=settings.luma_base_url,
+            keys=[key.get_secret_value() for key in settings.luma_api_keys],
             default_model=settings.luma_model,
             max_in_flight=settings.luma_max_concurrent_per_key,
             per_minute=settings.luma_creates_per_minute_per_key,
@@ -65,7 +67,6 @@ def build_engines(settings: Settings, upstream_keys: UpstreamKeyStore | None = N
             timeout=settings.luma_timeout_seconds,
             request_timeout=settings.luma_request_timeout,
             max_download_bytes=settings.fetch_max_bytes,
-            extra_models=tuple(settings.model_engines),
         ), upstream_keys)
     if settings.default_engine not in engines:
         raise ValueError(
@@ -143,17 +144,17 @@ class Runtime:
 
         # Following an upstream generation is mostly waiting, so those tasks get
         # their own (larger) pool and never hold up a render worker, or the reverse.
-        upstream = [name for name, e in self.engines.items()
-                    if getattr(e, "produces_file", False)]
-        pools = [("worker", count, None, upstream)]
+        # Each pool claims only tasks for engines this process has.
+        upstream = [n for n, e in self.engines.items() if getattr(e, "produces_file", False)]
+        render = [n for n in self.engines if n not in upstream]
+        pools = [("worker", count, render)]
         if count and upstream:
-            pools.append(("upstream", self.settings.upstream_workers, upstream, []))
-        for prefix, size, only, exclude in pools:
+            pools.append(("upstream", self.settings.upstream_workers, upstream))
+        for prefix, size, engines in pools:
             for i in range(size):
                 worker = Worker(self.settings, self.tasks, self.storage, self.engines, inputs,
                                 on_finished=finished,
-                                upstream_callback_url=self.upstream_links.url,
-                                only=only, exclude=exclude)
+                                upstream_callback_url=self.upstream_links.url, only=engines)
                 self._spawn(f"{prefix}-{i}", worker.run, self.work_available)
         dispatcher = CallbackDispatcher(self.settings, self.callbacks, self.tasks, self.client,
                                         render_callback, Webhook(self.webhook_secret))
@@ -166,10 +167,13 @@ class Runtime:
         self._threads.append(thread)
 
     def stop_workers(self, timeout: float = 10.0) -> None:
+        """Stop every worker thread within one shared `timeout` (upstream
+        followers hand their tasks back at once; renders finish or are left)."""
         self._stop.set()
         self.work_available.set()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
 
     def close(self) -> None:

@@ -219,8 +219,8 @@ class TaskService:
     def delete(self, owner_id: str, task_id: str) -> None:
         """Delete a task and its assets, and its generation upstream if it has one
         (a worker following it also notices and stops)."""
-        task = self.get(owner_id, task_id)
-        self.tasks.delete(task_id)
+        self.get(owner_id, task_id)
+        deleted = self.tasks.delete(task_id)
         self.delete_assets(task_id)
-        if task.upstream_id:
-            self.cancel_upstream(task)
+        if deleted is not None and deleted.upstream_id:
+            self.cancel_upstream(deleted)

@@ -19,6 +19,9 @@ from typing import Protocol
 
 import numpy as np
 
+UPSTREAM_THUMBNAIL = "upstream_thumbnail"
+"""File name, in a run's directory, of a thumbnail an upstream made."""
+
 ProgressFn = Callable[[float], None]
 """Called with 0..1 while rendering; cheap to call often (callers throttle)."""
 
@@ -29,6 +32,10 @@ class EngineError(Exception):
 
 class LeaseLost(Exception):
     """The task is no longer this run's (deleted, or handed to another worker)."""
+
+
+class WorkerStopping(Exception):
+    """The process is shutting down: hand the task back without using an attempt."""
 
 
 @dataclass
@@ -118,7 +125,8 @@ class FollowContext(Protocol):
 
     async def wait(self, seconds: float) -> None:
         """Sleep up to `seconds`, less when an upstream callback arrives;
-        raises LeaseLost once the task is no longer ours."""
+        raises LeaseLost once the task is no longer ours, WorkerStopping when
+        the process shuts down."""
         ...
 
     def deleted(self) -> bool:

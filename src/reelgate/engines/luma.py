@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +30,14 @@ import httpx
 import lumaai
 
 from reelgate.engines.base import (
+    UPSTREAM_THUMBNAIL,
     EngineError,
     FollowContext,
     LeaseLost,
     ProducedVideo,
     UpstreamJob,
 )
-from reelgate.store.upstream_keys import NoUsableKey, UpstreamKeyStore, fingerprint
+from reelgate.store.upstream_keys import NoUsableKey, UpstreamKeyStore, fingerprint, label
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ SIZED_MODELS = ("ray-2", "ray-flash-2")
 @dataclass
 class LumaConfig:
     base_url: str
-    keys: list[str]
+    keys: list[str] = field(repr=False)
     default_model: str = "ray-2"
     max_in_flight: int = 10
     per_minute: int = 20
@@ -60,11 +62,15 @@ class LumaConfig:
     timeout: float = 1800.0
     request_timeout: float = 60.0
     max_download_bytes: int = 1024 * 1024 * 1024
-    extra_models: tuple[str, ...] = field(default_factory=tuple)
+    max_unclear_creates: int = 3
+    """Creates that may have reached the upstream (5xx, timeouts) before the
+    task gives up: each retry risks paying for a duplicate."""
+    max_wait: float = 3600.0
+    """Cap on any wait an upstream asks for (Retry-After)."""
 
 
 class _TooLarge(EngineError):
-    """An upstream asset over the download cap: trying again would not help."""
+    """An upstream asset over the size or time cap: trying again would not help."""
 
 
 def _detail(exc: lumaai.APIStatusError) -> str:
@@ -82,12 +88,13 @@ def retry_after(exc: lumaai.APIStatusError) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         try:
-            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
         except (TypeError, ValueError):
             return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 class LumaEngine:
@@ -106,8 +113,7 @@ class LumaEngine:
 
     def model_label(self, requested: str | None) -> str:
         model = MODEL_ALIASES.get(requested or "", requested or "")
-        known = UPSTREAM_MODELS + self.config.extra_models
-        return model if model in known else self.config.default_model
+        return model if model in UPSTREAM_MODELS else self.config.default_model
 
     def check(self, width: int, height: int, num_frames: int) -> None:
         """Sizes are the upstream's to judge; it answers 400 with its reason."""
@@ -133,14 +139,15 @@ class LumaEngine:
             gen_id, key_id, submitted = await self._submit(job, ctx)
         async with self._client(self._secret(key_id)) as client:
             try:
+                ctx.progress(0.02)
                 generation = await self._follow(client, ctx, key_id, gen_id, submitted,
                                                 callbacks=job.callback_url is not None)
+                ctx.progress(0.9)
+                return await self._download(generation, job.workdir, ctx)
             except LeaseLost:
                 if ctx.deleted():
                     await self._delete(client, gen_id)
                 raise
-        ctx.progress(0.9)
-        return await self._download(generation, job.workdir)
 
     def _secret(self, key_id: str) -> str:
         secret = self.secrets.get(key_id)
@@ -182,7 +189,38 @@ class LumaEngine:
         the upstream refuses and waiting out limits and transient errors."""
         deadline = time.time() + self.config.timeout
         backoff = self.config.poll
+        unclear = 0
         params = self._params(job)
+        while True:
+            key_id = await self._reserve(ctx, deadline)
+            submitted = time.time()
+            async with self._client(self.secrets[key_id]) as client:
+                try:
+                    generation = await client.generations.create(**params)
+                except lumaai.APIStatusError as exc:
+                    if exc.status_code < 500:
+                        if self._key_refused(key_id, exc):
+                            continue
+                        raise EngineError(f"the upstream refused the request (HTTP "
+                                          f"{exc.status_code}): {_detail(exc)}") from exc
+                    error, maybe_created = f"HTTP {exc.status_code}: {_detail(exc)}", True
+                except lumaai.APIConnectionError as exc:
+                    error = f"{exc.__class__.__name__}: {exc}"
+                    # refused connections never reached the upstream; timeouts may have
+                    maybe_created = not isinstance(exc.__cause__, httpx.ConnectError)
+                else:
+                    return await self._keep(client, ctx, generation, key_id, submitted)
+            self._count_failure(key_id, error)
+            unclear += maybe_created
+            if unclear >= self.config.max_unclear_creates:
+                raise EngineError(f"the upstream failed {unclear} create requests that it may "
+                                  f"have received (last: {error}); not trying again, so as not "
+                                  "to pay for duplicates")
+            await self._wait_or_give_up(ctx, backoff, deadline,
+                                        f"the upstream keeps failing ({error})")
+            backoff = min(backoff * 2, self.config.poll_max)
+
+    async def _reserve(self, ctx: FollowContext, deadline: float) -> str:
         while True:
             try:
                 reservation = self.keys.reserve(
@@ -190,39 +228,29 @@ class LumaEngine:
                     max_in_flight=self.config.max_in_flight, per_minute=self.config.per_minute)
             except NoUsableKey as exc:
                 raise EngineError(str(exc)) from exc
-            key_id = reservation.key_id
-            if key_id is None:
-                if reservation.why == "lease lost":
-                    raise LeaseLost()
-                await self._wait_or_give_up(ctx, reservation.wait, deadline, reservation.why)
-                continue
-            submitted = time.time()
-            async with self._client(self.secrets[key_id]) as client:
-                try:
-                    generation = await client.generations.create(**params)
-                except lumaai.APIStatusError as exc:
-                    if exc.status_code >= 500:
-                        self._count_failure(key_id, f"HTTP {exc.status_code}: {_detail(exc)}")
-                    elif not self._key_refused(key_id, exc):
-                        raise EngineError(f"the upstream refused the request (HTTP "
-                                          f"{exc.status_code}): {_detail(exc)}") from exc
-                    else:
-                        continue
-                except lumaai.APIConnectionError as exc:
-                    self._count_failure(key_id, f"{exc.__class__.__name__}: {exc}")
-                else:
-                    self.keys.succeeded(key_id)
-                    try:
-                        ctx.remember(generation.id, key_id, submitted)
-                    except LeaseLost:
-                        await self._delete(client, generation.id)  # nobody will follow it
-                        raise
-                    ctx.progress(0.02)
-                    log.info("task %s: upstream generation %s (key %s)", job.task_id,
-                             generation.id, key_id)
-                    return generation.id, key_id, submitted
-            await self._wait_or_give_up(ctx, backoff, deadline, "the upstream keeps failing")
-            backoff = min(backoff * 2, self.config.poll_max)
+            if reservation.key_id is not None:
+                return reservation.key_id
+            if reservation.why == "lease lost":
+                raise LeaseLost()
+            await self._wait_or_give_up(ctx, reservation.wait, deadline, reservation.why)
+
+    async def _keep(self, client: lumaai.AsyncLumaAI, ctx: FollowContext, generation: Any,
+                    key_id: str, submitted: float) -> tuple[str, str, float]:
+        """Put the new upstream id on the task before anything else; if that
+        fails, nobody would ever follow the generation, so delete it."""
+        gen_id = generation.id
+        try:
+            if not gen_id or len(gen_id) > 64:
+                raise EngineError(f"the upstream answered a create with no usable id ({gen_id!r})")
+            ctx.remember(gen_id, key_id, submitted)
+        except BaseException:
+            if gen_id:
+                await self._delete(client, gen_id)
+            raise
+        self.keys.succeeded(key_id)
+        log.info("task %s: upstream generation %s (key %s)", ctx.task_id, gen_id,
+                 self._label(key_id))
+        return gen_id, key_id, submitted
 
     def _key_refused(self, key_id: str, exc: lumaai.APIStatusError) -> bool:
         """Set a key aside when the answer is about the key, not the request."""
@@ -232,10 +260,10 @@ class LumaEngine:
             self.keys.set_aside(key_id, reason)
         elif status in (402, 403):
             reason = f"was refused by the upstream (HTTP {status}: {_detail(exc)})"
-            self.keys.set_aside(key_id, reason, until=time.time() + self.config.cooldown)
+            self.keys.set_aside(key_id, reason, until=time.time() + self._bounded(
+                self.config.cooldown))
         elif status == 429:
-            wait = retry_after(exc)
-            wait = self.config.poll if wait is None else wait
+            wait = self._bounded(retry_after(exc))
             reason = f"is rate limited by the upstream for {wait:g} s (HTTP 429)"
             self.keys.set_aside(key_id, reason, until=time.time() + wait)
         else:
@@ -251,8 +279,12 @@ class LumaEngine:
                         self.config.failure_limit, error)
 
     def _label(self, key_id: str) -> str:
-        secret = self.secrets.get(key_id, "")
-        return "..." + secret[-4:] if len(secret) > 8 else key_id
+        return label(self.secrets.get(key_id, ""))
+
+    def _bounded(self, seconds: float | None) -> float:
+        """A wait we accept from the upstream or the settings: never so short
+        that a refused key is hammered, never longer than `max_wait`."""
+        return min(max(seconds or 0.0, self.config.poll), self.config.max_wait)
 
     @staticmethod
     async def _wait_or_give_up(ctx: FollowContext, seconds: float, deadline: float,
@@ -280,7 +312,7 @@ class LumaEngine:
                     raise EngineError(f"the upstream refused to show generation {gen_id} (HTTP "
                                       f"{exc.status_code}): {_detail(exc)}") from exc
                 if exc.status_code == 429:
-                    wait = retry_after(exc) or delay
+                    wait = self._bounded(retry_after(exc) or delay)
                 else:
                     self._count_failure(key_id, f"HTTP {exc.status_code}: {_detail(exc)}")
                     failing = True
@@ -305,27 +337,30 @@ class LumaEngine:
                                   f"{self.config.timeout:g} s; it was cancelled upstream")
             await ctx.wait(min(wait, remaining))
 
-    async def _download(self, generation: Any, workdir: Path) -> ProducedVideo:
+    async def _download(self, generation: Any, workdir: Path,
+                        ctx: FollowContext) -> ProducedVideo:
         assets = generation.assets
         if assets is None or not assets.video:
             raise EngineError(f"the upstream generation {generation.id} completed without a video")
         video = workdir / "video.mp4"
         async with httpx.AsyncClient(follow_redirects=True,
                                      timeout=self.config.request_timeout) as http:
-            await self._fetch(http, assets.video, video)
+            await self._fetch(http, assets.video, video, ctx)
             thumbnail = None
             if assets.image:
                 try:
-                    thumbnail = workdir / "upstream_thumbnail"
-                    await self._fetch(http, assets.image, thumbnail)
+                    thumbnail = workdir / UPSTREAM_THUMBNAIL
+                    await self._fetch(http, assets.image, thumbnail, ctx)
                 except EngineError as exc:  # the worker makes one from the video
                     log.warning("upstream thumbnail of %s: %s", generation.id, exc)
                     thumbnail = None
         return ProducedVideo(video, thumbnail)
 
-    async def _fetch(self, http: httpx.AsyncClient, url: str, path: Path,
+    async def _fetch(self, http: httpx.AsyncClient, url: str, path: Path, ctx: FollowContext,
                      attempts: int = 3) -> None:
-        """Download an upstream asset (capped), retrying transient failures."""
+        """Download an upstream asset (capped in size and in overall time, and
+        stopped when the task is no longer ours), retrying transient failures."""
+        deadline = time.monotonic() + self.config.request_timeout * 10
         for attempt in range(1, attempts + 1):
             try:
                 async with http.stream("GET", url) as response:
@@ -338,6 +373,10 @@ class LumaEngine:
                             if total > self.config.max_download_bytes:
                                 raise _TooLarge("upstream asset is larger than "
                                                 f"{self.config.max_download_bytes} bytes")
+                            if time.monotonic() > deadline:
+                                raise _TooLarge("upstream asset download took longer than "
+                                                f"{self.config.request_timeout * 10:g} s")
+                            ctx.progress(0.9)  # raises LeaseLost once the task is gone
                             out.write(chunk)
                 return
             except _TooLarge:
@@ -367,7 +406,10 @@ class LumaEngine:
             return
 
         async def run() -> None:
-            async with self._client(secret) as client:
-                await self._delete(client, upstream_id)
+            # a client is waiting on its DELETE: a short timeout, one attempt
+            async with lumaai.AsyncLumaAI(auth_token=secret, base_url=self.config.base_url,
+                                          max_retries=0,
+                                          timeout=min(self.config.request_timeout, 10.0)) as c:
+                await self._delete(c, upstream_id)
 
         asyncio.run(run())

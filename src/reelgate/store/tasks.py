@@ -164,12 +164,19 @@ class TaskStore:
             )
             return [_to_task(r) for r in rows], int(total or 0)
 
-    def delete(self, task_id: str) -> bool:
+    def delete(self, task_id: str) -> Task | None:
         """Remove a task and its outbox entries; a worker still running it
-        finds its lease gone and discards its work."""
+        finds its lease gone and discards its work. Returns the task as it was
+        when deleted (read under the same lock, so an upstream id recorded a
+        moment earlier is seen), or None if it did not exist."""
         with self.db.write() as s:
+            row = s.scalar(select(TaskRow).where(TaskRow.id == task_id).with_for_update())
+            if row is None:
+                return None
+            task = _to_task(row)
             s.execute(delete(CallbackRow).where(CallbackRow.task_id == task_id))
-            return s.execute(delete(TaskRow).where(TaskRow.id == task_id)).rowcount == 1
+            s.execute(delete(TaskRow).where(TaskRow.id == task_id))
+            return task
 
     def terminal_among(self, task_ids: Iterable[str]) -> list[str]:
         """Which of these tasks are finished: one query for every waiting client."""
@@ -304,6 +311,22 @@ class TaskStore:
              code: FailureCode = FailureCode.INVALID_INPUT) -> bool:
         return self._finish_fenced(task_id, lease_owner, State.FAILED, failure_reason=reason,
                                    failure_code=code.value)
+
+    def release(self, task_id: str, lease_owner: str) -> bool:
+        """Hand a task back to the queue without using up an attempt (its
+        worker is shutting down, through no fault of the task)."""
+        now = time.time()
+        with self.db.write() as s:
+            row = self._fenced_row(s, task_id, lease_owner)
+            if row is None:
+                return False
+            row.state = State.QUEUED.value
+            row.lease_owner = None
+            row.lease_expires_at = None
+            row.attempts = max(0, row.attempts - 1)
+            row.not_before = now
+            row.updated_at = now
+            return True
 
     def retry_later(self, task_id: str, lease_owner: str, reason: str, delay: float,
                     max_attempts: int) -> bool:

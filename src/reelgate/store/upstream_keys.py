@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from reelgate.core.models import State
@@ -71,16 +73,17 @@ class UpstreamKeyStore:
         self.db = db
 
     def register(self, engine: str, secrets_: Sequence[str]) -> None:
-        """Make sure every configured key has a row (idempotent)."""
+        """Make sure every configured key has a row (idempotent, and safe when
+        several processes start on one database at once)."""
         now = time.time()
+        rows = [{"id": fingerprint(secret), "engine": engine, "label": label(secret),
+                 "failures": 0, "updated_at": now} for secret in dict.fromkeys(secrets_)]
+        if not rows:
+            return
         with self.db.write() as s:
-            known = set(s.scalars(select(UpstreamKeyRow.id)))
-            for secret in secrets_:
-                key_id = fingerprint(secret)
-                if key_id not in known:
-                    s.add(UpstreamKeyRow(id=key_id, engine=engine, label=label(secret),
-                                         failures=0, updated_at=now))
-                    known.add(key_id)
+            dialect = s.get_bind().dialect.name
+            insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+            s.execute(insert(UpstreamKeyRow).values(rows).on_conflict_do_nothing())
 
     def reserve(self, task_id: str, lease_owner: str, key_ids: Sequence[str], *,
                 max_in_flight: int, per_minute: int) -> Reservation:
@@ -88,9 +91,10 @@ class UpstreamKeyStore:
         task's lease; a lost lease reserves nothing and says so)."""
         now = time.time()
         with self.db.write() as s:
-            s.execute(delete(UpstreamSubmitRow).where(UpstreamSubmitRow.at < now - 120))
             rows = s.scalars(select(UpstreamKeyRow).where(UpstreamKeyRow.id.in_(list(key_ids)))
                              .order_by(UpstreamKeyRow.id).with_for_update()).all()
+            s.execute(delete(UpstreamSubmitRow).where(
+                UpstreamSubmitRow.key_id.in_(list(key_ids)), UpstreamSubmitRow.at < now - 120))
             statuses = [_status(r) for r in rows]
             usable = [k for k in statuses if k.usable]
             if not usable:
@@ -128,21 +132,27 @@ class UpstreamKeyStore:
             return Reservation(best[2])
 
     def succeeded(self, key_id: str) -> None:
+        """A request with the key went through: its failure count starts again,
+        and an expired rest ends (a key set aside for good stays aside)."""
+        now = time.time()
         with self.db.write() as s:
-            row = s.get(UpstreamKeyRow, key_id)
-            if row is not None and (row.failures or row.set_aside_until not in (None, FOREVER)):
+            row = s.get(UpstreamKeyRow, key_id, with_for_update=True)
+            if row is None or row.set_aside_until == FOREVER:
+                return
+            rested = row.set_aside_until is not None and row.set_aside_until <= now
+            if row.failures or rested:
                 row.failures = 0
-                if row.set_aside_until is not None and row.set_aside_until <= time.time():
+                if rested:
                     row.set_aside_until = None
                     row.set_aside_reason = None
-                row.updated_at = time.time()
+                row.updated_at = now
 
     def failed(self, key_id: str, error: str, *, limit: int, cooldown: float) -> bool:
         """Count a failure; past `limit` in a row the key rests for `cooldown`.
         True when this failure set the key aside."""
         now = time.time()
         with self.db.write() as s:
-            row = s.get(UpstreamKeyRow, key_id)
+            row = s.get(UpstreamKeyRow, key_id, with_for_update=True)
             if row is None:
                 return False
             row.failures += 1
@@ -157,7 +167,7 @@ class UpstreamKeyStore:
     def set_aside(self, key_id: str, reason: str, until: float = FOREVER) -> None:
         """Stop using a key until `until` (or for good: a key the upstream refuses)."""
         with self.db.write() as s:
-            row = s.get(UpstreamKeyRow, key_id)
+            row = s.get(UpstreamKeyRow, key_id, with_for_update=True)
             if row is None or row.set_aside_until == FOREVER:
                 return
             row.set_aside_until = until

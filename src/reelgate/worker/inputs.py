@@ -51,14 +51,18 @@ class InputResolver:
 
     def shareable_image(self, ref: str | None, key_prefix: str, what: str) -> str | None:
         """A URL an upstream service can fetch the image from: the client's own
-        http(s) URL as given, a fresh link to our own asset, or, for data URIs,
-        a link to a checked JPEG stored under `key_prefix`."""
+        http(s) URL as given (after the guarded client's address check), a
+        fresh link to our own asset, or, for data URIs, a link to a checked
+        JPEG stored under `key_prefix`."""
         if not ref:
             return None
         key = self.storage.key_for_url(ref)
         if key:
             return self.storage.url(key)
         if not ref.startswith("data:"):
+            # The upstream fetches it, but it must not become a way to make the
+            # upstream (perhaps a GPU box on our network) fetch private addresses.
+            self.client.target(ref)
             return ref
         image = self.image(ref, what)
         assert image is not None

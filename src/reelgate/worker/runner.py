@@ -21,6 +21,7 @@ import numpy as np
 from reelgate.config import Settings
 from reelgate.core.models import FPS, Asset, Kind, Task, TaskResult, frame_count, frame_size
 from reelgate.engines.base import (
+    UPSTREAM_THUMBNAIL,
     Engine,
     EngineError,
     LeaseLost,
@@ -28,12 +29,19 @@ from reelgate.engines.base import (
     RenderJob,
     UpstreamEngine,
     UpstreamJob,
+    WorkerStopping,
 )
 from reelgate.media.encode import encode_mp4
 from reelgate.media.errors import MediaError
 from reelgate.media.fetch import FetchError
 from reelgate.media.images import cover_fit, decode_image, save_jpeg
-from reelgate.media.probe import iter_frames, probe_video, read_first_frame, read_last_frame
+from reelgate.media.probe import (
+    VideoInfo,
+    iter_frames,
+    probe_video,
+    read_first_frame,
+    read_last_frame,
+)
 from reelgate.storage.local import LocalStorage
 from reelgate.store.tasks import TaskStore
 from reelgate.worker.inputs import InputError, InputResolver
@@ -45,7 +53,6 @@ PERMANENT_ERRORS = (InputError, FetchError, MediaError, EngineError)
 
 
 SOURCE_FILE = "source.mp4"
-UPSTREAM_THUMBNAIL = "upstream_thumbnail"
 
 
 class _Heartbeat:
@@ -88,8 +95,9 @@ class _Follow:
     notice a lost lease, the upstream id kept on the task, callback nudges."""
 
     def __init__(self, tasks: TaskStore, task: Task, beat: _Heartbeat,
-                 check_interval: float) -> None:
+                 check_interval: float, stopping: threading.Event) -> None:
         self.tasks = tasks
+        self.stopping = stopping
         self.task_id = task.id
         self.lease_owner = task.lease_owner or ""
         self.beat = beat
@@ -111,6 +119,8 @@ class _Follow:
         while True:
             if self.beat.lost.is_set():
                 raise LeaseLost()
+            if self.stopping.is_set():
+                raise WorkerStopping()
             nudged = self.tasks.upstream_nudged_at(self.task_id)
             if nudged is not None and nudged != self._seen_nudge:
                 self._seen_nudge = nudged
@@ -147,9 +157,11 @@ class Worker:
         self.upstream_callback_url = upstream_callback_url
         self.only = only
         self.exclude = exclude
+        self.stopping = threading.Event()
 
     def run(self, stop: threading.Event, wake: threading.Event) -> None:
         """Work until `stop` is set; sleep on `wake` (or the poll interval) when idle."""
+        self.stopping = stop
         while not stop.is_set():
             try:
                 worked = self.run_once()
@@ -180,6 +192,9 @@ class Worker:
                 log.warning("task %s: superseded by another run, discarding this one", task.id)
         except LeaseLost:
             log.warning("task %s: lease lost, discarding this run", task.id)
+        except WorkerStopping:
+            log.info("task %s: shutting down, handing the task back", task.id)
+            self.tasks.release(task.id, lease)
         except PERMANENT_ERRORS as exc:
             self.tasks.fail(task.id, lease, str(exc))
         except Exception as exc:
@@ -266,22 +281,21 @@ class Worker:
                  beat: _Heartbeat) -> TaskResult:
         """An upstream engine makes the whole file; we check it by decoding it
         and publish it from our storage."""
-        if task.kind is Kind.EXTEND and task.source_video_url and not task.source_task_id:
-            raise EngineError(f"the {engine.name} engine can only extend videos it generated "
-                              "itself, not a video URL")
         job = UpstreamJob(
             task_id=task.id, prompt=task.effective_prompt, model=task.model,
             aspect_ratio=task.aspect_ratio, resolution=task.resolution, duration=task.duration,
-            loop=task.loop, workdir=workdir,
-            start_image_url=self.inputs.shareable_image(task.start_image, run_key, "start image"),
-            end_image_url=self.inputs.shareable_image(task.end_image, run_key, "end image"),
-            extend_generation_id=self._upstream_id(engine, task.source_task_id),
-            leads_into_generation_id=self._upstream_id(engine, task.end_source_task_id),
-            upstream_id=task.upstream_id, upstream_key=task.upstream_key,
-            submitted_at=task.upstream_submitted_at,
+            loop=task.loop, workdir=workdir, upstream_id=task.upstream_id,
+            upstream_key=task.upstream_key, submitted_at=task.upstream_submitted_at,
             callback_url=self.upstream_callback_url(task.id),
         )
-        produced = engine.produce(job, _Follow(self.tasks, task, beat, self.settings.poll_interval))
+        if not task.upstream_id:  # inputs matter only to a create, not to a follow
+            job.start_image_url = self.inputs.shareable_image(task.start_image, run_key,
+                                                              "start image")
+            job.end_image_url = self.inputs.shareable_image(task.end_image, run_key, "end image")
+            job.extend_generation_id = self._upstream_id(engine, task.source_task_id)
+            job.leads_into_generation_id = self._upstream_id(engine, task.end_source_task_id)
+        follow = _Follow(self.tasks, task, beat, self.settings.poll_interval, self.stopping)
+        produced = engine.produce(job, follow)
         return self._publish_produced(run_key, workdir, produced)
 
     def _upstream_id(self, engine: UpstreamEngine, source_task_id: str | None) -> str | None:
@@ -308,12 +322,12 @@ class Worker:
                                          self.settings.image_max_pixels)
             except Exception as exc:  # a broken thumbnail is not worth failing for
                 log.warning("upstream thumbnail unusable (%s); using the first frame", exc)
-        return self._publish(run_key, workdir, produced.video, first, last, thumbnail)
+        return self._publish(run_key, workdir, produced.video, first, last, thumbnail, info)
 
     def _publish(self, run_key: str, workdir: Path, video_path: Path,
                  first: np.ndarray, last: np.ndarray,
-                 thumbnail: np.ndarray | None = None) -> TaskResult:
-        info = probe_video(video_path)
+                 thumbnail: np.ndarray | None = None, info: VideoInfo | None = None) -> TaskResult:
+        info = info or probe_video(video_path)
         thumbnail = first if thumbnail is None else thumbnail
         save_jpeg(thumbnail, workdir / "thumbnail.jpg")
         save_jpeg(last, workdir / "last_frame.jpg")
