@@ -4,6 +4,7 @@ recording proxy between them where a test needs to see or break the traffic."""
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 import time
@@ -131,7 +132,7 @@ def test_start_and_end_images_reach_the_upstream(
         down: Server, down_token: str, proxy: FaultProxy, peer: Peer) -> None:
     mark = proxy.mark()
     end_url = peer.serve("/blue.png", solid_png((20, 40, 230)), "image/png")
-    start = "data:image/png;base64," + __import__("base64").b64encode(
+    start = "data:image/png;base64," + base64.b64encode(
         solid_png((230, 30, 20))).decode()
     answer = Api(down, down_token).post("/luma/videos", {
         "prompt": "a red card turning blue", "start_image_url": start,
@@ -456,8 +457,11 @@ def test_a_gateway_shutting_down_hands_its_upstream_tasks_back(
         up = official(idle_upstream, idle_key)
         before = {g.id for g in up.generations.list(limit=100).generations}
         client = official(srv, srv.create_token("app"))
-        created = client.generations.create(model="ray-2", prompt="outlives a restart")
+        start = "data:image/png;base64," + base64.b64encode(solid_png((200, 60, 30))).decode()
+        created = client.generations.create(model="ray-2", prompt="outlives a restart",
+                                            keyframes={"frame0": {"type": "image", "url": start}})
         upstream_id = _upstream_generation(up, before)
+        image_link = up.generations.get(upstream_id).request.keyframes.frame0.url
         started = time.monotonic()
         srv.stop()  # SIGTERM: a graceful stop
         assert time.monotonic() - started < 8
@@ -470,6 +474,8 @@ def test_a_gateway_shutting_down_hands_its_upstream_tasks_back(
         assert client.generations.get(created.id).state == "dreaming"
         assert {g.id for g in up.generations.list(limit=100).generations} - before == {
             upstream_id}
+        # the queued upstream generation can still fetch the image it was given
+        assert httpx.get(image_link).headers["content-type"] == "image/jpeg"
         client.generations.delete(created.id)
         assert_deleted_upstream(up, upstream_id)
     finally:

@@ -186,3 +186,32 @@ def test_tokens_are_hashed_and_owner_scoped(db: Database) -> None:
     with db.read() as s:
         stored = s.execute(text("SELECT token_hash FROM tokens")).scalars().all()
     assert secret not in stored
+
+
+def test_a_task_handed_back_keeps_its_attempts_and_starts_once(db: Database, owner: str) -> None:
+    """A worker that shuts down hands its task back: no attempt used up, and the
+    next claim does not send the start callback again."""
+    store, callbacks = TaskStore(db), CallbackStore(db)
+    task = new_task(store, owner, callback_url="http://127.0.0.1:9/hook",
+                    callback_dialect="official", callback_on_start=True)
+    first = store.claim(lease_seconds=60, max_attempts=3)
+    assert not store.release(task.id, "not-the-lease")  # fenced
+    assert store.release(task.id, first.lease_owner)
+    queued = store.get(task.id)
+    assert (queued.state, queued.attempts) == (State.QUEUED, 0)
+    second = store.claim(lease_seconds=60, max_attempts=3)
+    assert second.id == task.id and second.attempts == 1
+    assert [d.event for d in callbacks.for_task(task.id)] == ["running"]
+
+
+def test_delete_returns_the_task_as_it_was(db: Database, owner: str) -> None:
+    """Deleting reads the row under the same lock: an upstream id recorded a
+    moment earlier is seen, so the generation can be cancelled."""
+    store = TaskStore(db)
+    task = new_task(store, owner, engine="luma")
+    claimed = store.claim(lease_seconds=60, max_attempts=3)
+    assert store.remember_upstream(task.id, claimed.lease_owner, "gen-9", "key", time.time())
+    deleted = store.delete(task.id)
+    assert deleted is not None and deleted.upstream_id == "gen-9"
+    assert store.get(task.id) is None and store.delete(task.id) is None
+    assert not store.remember_upstream(task.id, claimed.lease_owner, "gen-10", "key", 0.0)

@@ -122,6 +122,7 @@ class Runtime:
         self.uploads = Uploads(self.storage, self.client, settings.image_max_pixels)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._creates: dict[threading.Thread, threading.Event] = {}
 
     def cancel_upstream(self, task: Task) -> None:
         engine = self.engines.get(task.engine)
@@ -155,16 +156,18 @@ class Runtime:
                 worker = Worker(self.settings, self.tasks, self.storage, self.engines, inputs,
                                 on_finished=finished,
                                 upstream_callback_url=self.upstream_links.url, only=engines)
-                self._spawn(f"{prefix}-{i}", worker.run, self.work_available)
+                thread = self._spawn(f"{prefix}-{i}", worker.run, self.work_available)
+                self._creates[thread] = worker.create_in_flight
         dispatcher = CallbackDispatcher(self.settings, self.callbacks, self.tasks, self.client,
                                         render_callback, Webhook(self.webhook_secret))
         self._spawn("callbacks", dispatcher.run, callbacks_due)
 
     def _spawn(self, name: str, target: Callable[[threading.Event, threading.Event], None],
-               wake: threading.Event) -> None:
+               wake: threading.Event) -> threading.Thread:
         thread = threading.Thread(target=target, args=(self._stop, wake), name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+        return thread
 
     def stop_workers(self, timeout: float = 10.0) -> None:
         """Stop every worker thread within one shared `timeout` (upstream
@@ -174,7 +177,15 @@ class Runtime:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        # A create still on the wire would make a generation nobody records:
+        # wait for its answer (the id is then kept, or the generation deleted).
+        creating = [t for t in self._threads if t.is_alive() and self._creates.get(
+            t, threading.Event()).is_set()]
+        deadline = time.monotonic() + self.settings.luma_request_timeout
+        for thread in creating:
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
+        self._creates.clear()
 
     def close(self) -> None:
         self.stop_workers()

@@ -13,6 +13,7 @@ thumbnails and publishes exactly like an encoded one.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -127,6 +128,18 @@ class FollowContext(Protocol):
         """Sleep up to `seconds`, less when an upstream callback arrives;
         raises LeaseLost once the task is no longer ours, WorkerStopping when
         the process shuts down."""
+        ...
+
+    def check(self) -> None:
+        """Raise LeaseLost or WorkerStopping if the run must end now."""
+        ...
+
+    def count_unclear_create(self) -> int:
+        """Count, on the task, a create the upstream may have acted on; the total."""
+        ...
+
+    def creating(self) -> AbstractContextManager[None]:
+        """Marks a create on the wire, so a shutdown waits for its answer."""
         ...
 
     def deleted(self) -> bool:

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 UPSTREAM_MODELS = ("ray-2", "ray-flash-2", "ray-1-6")
 MODEL_ALIASES = {"ray-v2": "ray-2", "ray-v1": "ray-1-6", "ray-flash-v2": "ray-flash-2",
                  "ray-1.6": "ray-1-6"}
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
+"""Connection errors that prove the request never reached the upstream."""
 SIZED_MODELS = ("ray-2", "ray-flash-2")
 """Models that take `resolution` and `duration` (ray-1-6 predates them)."""
 
@@ -189,14 +191,15 @@ class LumaEngine:
         the upstream refuses and waiting out limits and transient errors."""
         deadline = time.time() + self.config.timeout
         backoff = self.config.poll
-        unclear = 0
         params = self._params(job)
         while True:
             key_id = await self._reserve(ctx, deadline)
+            ctx.check()  # never start a create once shutting down
             submitted = time.time()
             async with self._client(self.secrets[key_id]) as client:
                 try:
-                    generation = await client.generations.create(**params)
+                    with ctx.creating():
+                        generation = await client.generations.create(**params)
                 except lumaai.APIStatusError as exc:
                     if exc.status_code < 500:
                         if self._key_refused(key_id, exc):
@@ -206,12 +209,12 @@ class LumaEngine:
                     error, maybe_created = f"HTTP {exc.status_code}: {_detail(exc)}", True
                 except lumaai.APIConnectionError as exc:
                     error = f"{exc.__class__.__name__}: {exc}"
-                    # refused connections never reached the upstream; timeouts may have
-                    maybe_created = not isinstance(exc.__cause__, httpx.ConnectError)
+                    # a connection never made never reached the upstream; a read timeout may have
+                    maybe_created = not isinstance(exc.__cause__, NOT_SENT)
                 else:
                     return await self._keep(client, ctx, generation, key_id, submitted)
             self._count_failure(key_id, error)
-            unclear += maybe_created
+            unclear = ctx.count_unclear_create() if maybe_created else 0
             if unclear >= self.config.max_unclear_creates:
                 raise EngineError(f"the upstream failed {unclear} create requests that it may "
                                   f"have received (last: {error}); not trying again, so as not "
@@ -222,6 +225,7 @@ class LumaEngine:
 
     async def _reserve(self, ctx: FollowContext, deadline: float) -> str:
         while True:
+            ctx.check()
             try:
                 reservation = self.keys.reserve(
                     ctx.task_id, ctx.lease_owner, list(self.secrets),

@@ -16,6 +16,8 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 ASSET_ROUTE = "/assets"
+INPUTS_DIR = "inputs"
+"""Per task, beside its runs: inputs kept for as long as the task exists."""
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 
 
@@ -86,9 +88,10 @@ class LocalStorage:
 
     def prune_runs(self, task_id: str, keep: str) -> None:
         """Remove files of a task's other runs (left by crashed or superseded
-        workers) once run `keep` has been published."""
+        workers) once run `keep` has been published. The task's `inputs/`
+        (images an upstream fetches, perhaps later) stay with the task."""
         for run_dir in self.path(task_id).iterdir():
-            if f"{task_id}/{run_dir.name}" != keep:
+            if run_dir.name != INPUTS_DIR and f"{task_id}/{run_dir.name}" != keep:
                 shutil.rmtree(run_dir, ignore_errors=True)
 
     def key_for_url(self, url: str) -> str | None:

@@ -69,6 +69,8 @@ class TaskRow(Base):
     upstream_key: Mapped[str | None] = mapped_column(String(32), nullable=True)
     upstream_submitted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     upstream_nudged_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    upstream_unclear_creates: Mapped[int] = mapped_column(Integer, default=0)
+    """Creates that failed in a way the upstream may still have acted on."""
 
     __table_args__ = (
         Index("ix_tasks_upstream_key", "upstream_key", "state"),

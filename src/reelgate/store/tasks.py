@@ -226,10 +226,10 @@ class TaskStore:
             row.lease_owner = uuid.uuid4().hex
             row.lease_expires_at = now + lease_seconds
             row.attempts += 1
+            if row.callback_on_start and row.started_at is None:  # once, whatever the attempt
+                _queue_callback(s, row, State.RUNNING.value, now)
             row.started_at = row.started_at or now
             row.updated_at = now
-            if row.callback_on_start and row.attempts == 1:
-                _queue_callback(s, row, State.RUNNING.value, now)
             s.flush()
             return _to_task(row)
 
@@ -290,6 +290,16 @@ class TaskStore:
             row.upstream_submitted_at = submitted_at
             row.updated_at = time.time()
             return True
+
+    def count_unclear_create(self, task_id: str, lease_owner: str) -> int | None:
+        """Count a create the upstream may have acted on; the new total, or
+        None when the lease is lost. Kept on the task so restarts add up."""
+        with self.db.write() as s:
+            row = self._fenced_row(s, task_id, lease_owner)
+            if row is None:
+                return None
+            row.upstream_unclear_creates = (row.upstream_unclear_creates or 0) + 1
+            return row.upstream_unclear_creates
 
     def nudge_upstream(self, task_id: str) -> bool:
         """An upstream callback arrived: the worker following the task looks now."""

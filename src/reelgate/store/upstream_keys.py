@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -200,8 +200,11 @@ def _status(row: UpstreamKeyRow, in_flight: int = 0) -> KeyStatus:
 
 
 def _in_flight(s: Session, key_id: str, exclude: str | None = None) -> int:
+    # running, or queued again (after a shutdown) with its generation still upstream
     query = select(func.count()).select_from(TaskRow).where(
-        TaskRow.upstream_key == key_id, TaskRow.state == State.RUNNING.value)
+        TaskRow.upstream_key == key_id,
+        or_(TaskRow.state == State.RUNNING.value,
+            and_(TaskRow.state == State.QUEUED.value, TaskRow.upstream_id.is_not(None))))
     if exclude:
         query = query.where(TaskRow.id != exclude)
     return int(s.scalar(query) or 0)

@@ -67,7 +67,9 @@ class InputResolver:
         image = self.image(ref, what)
         assert image is not None
         stored = f"{key_prefix}/{what.replace(' ', '_')}.jpg"
-        save_jpeg(image, self.storage.path(stored))
+        path = self.storage.path(stored)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_jpeg(image, path)
         return self.storage.url(stored)
 
     def source_video(self, task: Task, workdir: Path) -> SourceVideo | None:

@@ -13,7 +13,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ from reelgate.media.probe import (
     read_first_frame,
     read_last_frame,
 )
-from reelgate.storage.local import LocalStorage
+from reelgate.storage.local import INPUTS_DIR, LocalStorage
 from reelgate.store.tasks import TaskStore
 from reelgate.worker.inputs import InputError, InputResolver
 
@@ -95,9 +96,11 @@ class _Follow:
     notice a lost lease, the upstream id kept on the task, callback nudges."""
 
     def __init__(self, tasks: TaskStore, task: Task, beat: _Heartbeat,
-                 check_interval: float, stopping: threading.Event) -> None:
+                 check_interval: float, stopping: threading.Event,
+                 create_in_flight: threading.Event) -> None:
         self.tasks = tasks
         self.stopping = stopping
+        self.create_in_flight = create_in_flight
         self.task_id = task.id
         self.lease_owner = task.lease_owner or ""
         self.beat = beat
@@ -117,10 +120,7 @@ class _Follow:
     async def wait(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while True:
-            if self.beat.lost.is_set():
-                raise LeaseLost()
-            if self.stopping.is_set():
-                raise WorkerStopping()
+            self.check()
             nudged = self.tasks.upstream_nudged_at(self.task_id)
             if nudged is not None and nudged != self._seen_nudge:
                 self._seen_nudge = nudged
@@ -129,6 +129,26 @@ class _Follow:
             if left <= 0:
                 return
             await asyncio.sleep(min(left, self.check_interval))
+
+    def check(self) -> None:
+        if self.beat.lost.is_set():
+            raise LeaseLost()
+        if self.stopping.is_set():
+            raise WorkerStopping()
+
+    def count_unclear_create(self) -> int:
+        total = self.tasks.count_unclear_create(self.task_id, self.lease_owner)
+        if total is None:
+            raise LeaseLost()
+        return total
+
+    @contextmanager
+    def creating(self) -> Iterator[None]:
+        self.create_in_flight.set()
+        try:
+            yield
+        finally:
+            self.create_in_flight.clear()
 
     def deleted(self) -> bool:
         return self.tasks.get(self.task_id) is None
@@ -158,6 +178,9 @@ class Worker:
         self.only = only
         self.exclude = exclude
         self.stopping = threading.Event()
+        self.create_in_flight = threading.Event()
+        """Set while an upstream create is on the wire: shutdown waits for it,
+        or the generation it makes would be neither followed nor deleted."""
 
     def run(self, stop: threading.Event, wake: threading.Event) -> None:
         """Work until `stop` is set; sleep on `wake` (or the poll interval) when idle."""
@@ -177,6 +200,9 @@ class Worker:
                                 only=self.only, exclude=self.exclude)
         if task is None:
             return False
+        if self.stopping.is_set():
+            self.tasks.release(task.id, task.lease_owner or "")
+            return True
         log.info("task %s: attempt %d", task.id, task.attempts)
         self.process(task)
         return True
@@ -289,12 +315,16 @@ class Worker:
             callback_url=self.upstream_callback_url(task.id),
         )
         if not task.upstream_id:  # inputs matter only to a create, not to a follow
-            job.start_image_url = self.inputs.shareable_image(task.start_image, run_key,
+            # Kept per task, not per run: a queued upstream generation may fetch
+            # them after this run has been handed back or replaced.
+            inputs = f"{task.id}/{INPUTS_DIR}"
+            job.start_image_url = self.inputs.shareable_image(task.start_image, inputs,
                                                               "start image")
-            job.end_image_url = self.inputs.shareable_image(task.end_image, run_key, "end image")
+            job.end_image_url = self.inputs.shareable_image(task.end_image, inputs, "end image")
             job.extend_generation_id = self._upstream_id(engine, task.source_task_id)
             job.leads_into_generation_id = self._upstream_id(engine, task.end_source_task_id)
-        follow = _Follow(self.tasks, task, beat, self.settings.poll_interval, self.stopping)
+        follow = _Follow(self.tasks, task, beat, self.settings.poll_interval, self.stopping,
+                         self.create_in_flight)
         produced = engine.produce(job, follow)
         return self._publish_produced(run_key, workdir, produced)
 

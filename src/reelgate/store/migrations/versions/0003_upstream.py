@@ -20,6 +20,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("upstream_key", sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column("upstream_submitted_at", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("upstream_nudged_at", sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column("upstream_unclear_creates", sa.Integer(), nullable=False,
+                                      server_default="0"))
         batch_op.create_index("ix_tasks_upstream_key", ["upstream_key", "state"], unique=False)
     op.create_table(
         "upstream_keys",
@@ -50,6 +52,7 @@ def downgrade() -> None:
     op.drop_table("upstream_keys")
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.drop_index("ix_tasks_upstream_key")
+        batch_op.drop_column("upstream_unclear_creates")
         batch_op.drop_column("upstream_nudged_at")
         batch_op.drop_column("upstream_submitted_at")
         batch_op.drop_column("upstream_key")
