@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     engine.dispose()
     yield url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Any]:
+    """A migrated store database, on each of the databases above."""
+    from reelgate.store.db import Database
+
+    database = Database(database_url)
+    database.migrate()
+    yield database
+    database.dispose()
 
 
 # Servers
@@ -147,6 +159,27 @@ class Server:
                 self.kill()
 
 
+@contextmanager
+def running(server: Server) -> Iterator[Server]:
+    """A started server, stopped on the way out."""
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def wait_generation(client: Any, generation_id: str, timeout: float = 120) -> Any:
+    """Poll a generation with an official-dialect (`lumaai`) client until it ends."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        generation = client.generations.get(generation_id)
+        if generation.state in ("completed", "failed"):
+            return generation
+        time.sleep(0.2)
+    raise AssertionError(f"generation {generation_id} did not finish")
+
+
 class Api:
     """A tiny client for one token."""
 
@@ -173,9 +206,8 @@ class Api:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("server") / "data", workers=2).start()
-    yield srv
-    srv.stop()
+    with running(Server(tmp_path_factory.mktemp("server") / "data", workers=2)) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="session")

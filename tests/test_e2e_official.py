@@ -4,7 +4,6 @@ against a real server on loopback."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 import lumaai
@@ -13,7 +12,7 @@ from lumaai import AsyncLumaAI, LumaAI
 
 from reelgate.core.models import frame_count, frame_size
 from reelgate.media.images import cover_fit
-from tests.conftest import Api, Peer, Server
+from tests.conftest import Api, Peer, Server, wait_generation
 from tests.videos import decode_mp4, png_bytes, psnr, textured_image
 
 FRAMES = frame_count("5s")
@@ -25,16 +24,6 @@ def luma(server: Server) -> LumaAI:
                   max_retries=0)
 
 
-def wait(client: LumaAI, generation_id: str, timeout: float = 90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        g = client.generations.get(generation_id)
-        if g.state in ("completed", "failed"):
-            return g
-        time.sleep(0.2)
-    raise AssertionError(f"generation {generation_id} did not finish")
-
-
 def frames_of(url: str):
     return decode_mp4(httpx.get(url, timeout=30).content).frames
 
@@ -44,7 +33,7 @@ def test_text_generation_with_callbacks_on_every_state_change(luma: LumaAI, peer
                                       aspect_ratio="9:16", callback_url=peer.url("/luma"))
     assert created.state == "queued" and created.generation_type == "video"
     assert created.request.prompt == "a lighthouse in a storm"
-    done = wait(luma, created.id)
+    done = wait_generation(luma, created.id)
     assert done.state == "completed" and done.failure_reason is None
     frames = frames_of(done.assets.video)
     assert len(frames) == FRAMES
@@ -64,26 +53,26 @@ def test_image_keyframes(luma: LumaAI, peer: Peer) -> None:
                                                                   "image/png")},
                    "frame1": {"type": "image", "url": peer.serve("/b.png", png_bytes(end),
                                                                   "image/png")}})
-    frames = frames_of(wait(luma, g.id).assets.video)
+    frames = frames_of(wait_generation(luma, g.id).assets.video)
     w, h = frame_size("4:3", "540p")
     assert psnr(frames[0], cover_fit(start, w, h)) >= 30
     assert psnr(frames[-1], cover_fit(end, w, h)) >= 30
 
 
 def test_generation_keyframes_extend_reverse_and_interpolate(luma: LumaAI) -> None:
-    a = wait(luma, luma.generations.create(model="ray-2", prompt="clip a one").id)
-    b = wait(luma, luma.generations.create(model="ray-2", prompt="clip b two").id)
+    a = wait_generation(luma, luma.generations.create(model="ray-2", prompt="clip a one").id)
+    b = wait_generation(luma, luma.generations.create(model="ray-2", prompt="clip b two").id)
     a_frames, b_frames = frames_of(a.assets.video), frames_of(b.assets.video)
 
     ext = luma.generations.create(model="ray-2", prompt="and then",
                                   keyframes={"frame0": {"type": "generation", "id": a.id}})
-    ext_frames = frames_of(wait(luma, ext.id).assets.video)
+    ext_frames = frames_of(wait_generation(luma, ext.id).assets.video)
     assert len(ext_frames) == len(a_frames) + FRAMES
     assert psnr(ext_frames[0], a_frames[0]) >= 30
 
     rev = luma.generations.create(model="ray-2", prompt="what came before",
                                   keyframes={"frame1": {"type": "generation", "id": b.id}})
-    rev_frames = frames_of(wait(luma, rev.id).assets.video)
+    rev_frames = frames_of(wait_generation(luma, rev.id).assets.video)
     assert len(rev_frames) == FRAMES + len(b_frames)
     assert psnr(rev_frames[-1], b_frames[-1]) >= 30
     assert psnr(rev_frames[FRAMES - 1], b_frames[0]) >= 28, "the new clip leads into b"
@@ -91,7 +80,7 @@ def test_generation_keyframes_extend_reverse_and_interpolate(luma: LumaAI) -> No
     bridge = luma.generations.create(model="ray-2", prompt="from a to b",
                                      keyframes={"frame0": {"type": "generation", "id": a.id},
                                                 "frame1": {"type": "generation", "id": b.id}})
-    bridge_frames = frames_of(wait(luma, bridge.id).assets.video)
+    bridge_frames = frames_of(wait_generation(luma, bridge.id).assets.video)
     assert len(bridge_frames) == FRAMES
     assert psnr(bridge_frames[0], a_frames[-1]) >= 25
     assert psnr(bridge_frames[-1], b_frames[0]) >= 28
@@ -106,7 +95,7 @@ def test_list_delete_ping_and_credits(server: Server, peer: Peer) -> None:
     assert page.count == 2 and page.has_more is True and page.limit == 2
     rest = client.generations.list(limit=2, offset=2)
     assert [g.id for g in rest.generations] == [ids[0]] and rest.has_more is False
-    done = wait(client, ids[0])
+    done = wait_generation(client, ids[0])
     client.generations.delete(ids[0])
     with pytest.raises(lumaai.NotFoundError):
         client.generations.get(ids[0])
@@ -160,7 +149,7 @@ def test_async_client(server: Server) -> None:
 def test_one_core_every_dialect_reads_the_same_task(luma: LumaAI, server: Server) -> None:
     token = luma.auth_token
     api = Api(server, token)
-    g = wait(luma, luma.generations.create(model="ray-2", prompt="shared task").id)
+    g = wait_generation(luma, luma.generations.create(model="ray-2", prompt="shared task").id)
     item = api.retrieve(g.id).json()
     assert item["response"]["video_url"] == g.assets.video
     web = api.client.get(f"/luma/generations/{g.id}").json()
@@ -196,7 +185,7 @@ def test_raw_contract_and_failure_callbacks(server: Server, luma: LumaAI, peer: 
     g = luma.generations.create(model="ray-2", prompt="will fail",
                                 keyframes={"frame0": {"type": "image", "url": broken}},
                                 callback_url=peer.url("/fails"))
-    failed = wait(luma, g.id)
+    failed = wait_generation(luma, g.id)
     assert failed.state == "failed" and "start image" in failed.failure_reason
     posts = peer.wait_posts("/fails", count=2)
     assert [p["json"]["state"] for p in posts] == ["dreaming", "failed"]

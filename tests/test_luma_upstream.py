@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from lumaai import LumaAI
 
-from tests.conftest import Api, Peer, Server
+from tests.conftest import Api, Peer, Server, running, wait_generation
 from tests.upstream_proxy import FaultProxy
 from tests.videos import decode_mp4, png_bytes
 
@@ -30,16 +30,6 @@ def official(server: Server, token: str) -> LumaAI:
     return LumaAI(auth_token=token, base_url=server.url + "/dream-machine/v1", max_retries=0)
 
 
-def wait_generation(client: LumaAI, generation_id: str, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        generation = client.generations.get(generation_id)
-        if generation.state in ("completed", "failed"):
-            return generation
-        time.sleep(0.2)
-    raise AssertionError(f"generation {generation_id} did not finish")
-
-
 def solid_png(rgb: tuple[int, int, int]) -> bytes:
     return png_bytes(np.full((288, 512, 3), rgb, dtype=np.uint8))
 
@@ -49,9 +39,8 @@ def solid_png(rgb: tuple[int, int, int]) -> bytes:
 
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("upstream") / "data", workers=2).start()
-    yield srv
-    srv.stop()
+    with running(Server(tmp_path_factory.mktemp("upstream") / "data", workers=2)) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
@@ -67,19 +56,19 @@ def proxy(upstream: Server) -> Iterator[FaultProxy]:
 
 
 def downstream(tmp: Path, base_url: str, keys: str, **env: str | None) -> Server:
+    """A reelgate whose default engine is `luma`, in front of `base_url` (not started)."""
     return Server(tmp / "data", workers=3, env={
         **FAST, "REELGATE_LUMA_BASE_URL": base_url + "/dream-machine/v1",
-        "REELGATE_LUMA_API_KEYS": keys, **env}).start()
+        "REELGATE_LUMA_API_KEYS": keys, **env})
 
 
 @pytest.fixture(scope="module")
 def down(tmp_path_factory: pytest.TempPathFactory, proxy: FaultProxy,
          upstream_key: str) -> Iterator[Server]:
     """Through the proxy, no public URL: follows upstream generations by polling."""
-    srv = downstream(tmp_path_factory.mktemp("down"), proxy.url, upstream_key,
-                     REELGATE_PUBLIC_BASE_URL=None)
-    yield srv
-    srv.stop()
+    with running(downstream(tmp_path_factory.mktemp("down"), proxy.url, upstream_key,
+                            REELGATE_PUBLIC_BASE_URL=None)) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
@@ -262,9 +251,8 @@ def test_upstream_callbacks_drive_the_task(tmp_path: Path, upstream: Server,
                                            upstream_key: str) -> None:
     """With a public URL, the upstream calls back; polling is only a slow safety net
     (once a minute here), so finishing in seconds shows the callbacks worked."""
-    srv = downstream(tmp_path, upstream.url, upstream_key,
-                     REELGATE_LUMA_POLL_MAX_SECONDS="60")
-    try:
+    with running(downstream(tmp_path, upstream.url, upstream_key,
+                            REELGATE_LUMA_POLL_MAX_SECONDS="60")) as srv:
         client = official(srv, srv.create_token("app"))
         started = time.monotonic()
         done = wait_generation(client, client.generations.create(
@@ -283,8 +271,6 @@ def test_upstream_callbacks_drive_the_task(tmp_path: Path, upstream: Server,
         # a link with a forged token is refused
         forged = callback_url.rsplit("/", 1)[0] + "/" + "0" * 32
         assert httpx.post(forged, json={}).status_code == 404
-    finally:
-        srv.stop()
 
 
 # Keys and restarts
@@ -294,9 +280,8 @@ def test_a_restarted_gateway_follows_the_same_upstream_generation(
         tmp_path: Path, proxy: FaultProxy, upstream_key: str) -> None:
     """The upstream id is kept on the task the moment it exists, so a crash
     after the create never pays for a second generation."""
-    srv = downstream(tmp_path, proxy.url, upstream_key, REELGATE_PUBLIC_BASE_URL=None,
-                     REELGATE_LEASE_SECONDS="2")
-    try:
+    with running(downstream(tmp_path, proxy.url, upstream_key, REELGATE_PUBLIC_BASE_URL=None,
+                            REELGATE_LEASE_SECONDS="2")) as srv:
         client = official(srv, srv.create_token("app"))
         mark = proxy.mark()
         created = client.generations.create(model="ray-2", prompt="survives a crash")
@@ -309,15 +294,12 @@ def test_a_restarted_gateway_follows_the_same_upstream_generation(
         done = wait_generation(client, created.id)
         assert done.state == "completed", done.failure_reason
         assert [c.status for c in proxy.creates(mark)] == [201]
-    finally:
-        srv.stop()
 
 
 def test_a_bad_key_in_the_pool_is_set_aside_and_reported(
         tmp_path: Path, proxy: FaultProxy, upstream_key: str) -> None:
-    srv = downstream(tmp_path, proxy.url, f"{BAD_KEY},{upstream_key}",
-                     REELGATE_PUBLIC_BASE_URL=None)
-    try:
+    with running(downstream(tmp_path, proxy.url, f"{BAD_KEY},{upstream_key}",
+                            REELGATE_PUBLIC_BASE_URL=None)) as srv:
         mark = proxy.mark()
         client = official(srv, srv.create_token("app"))
         ids = [client.generations.create(model="ray-2", prompt=f"clip number {i}").id
@@ -332,13 +314,11 @@ def test_a_bad_key_in_the_pool_is_set_aside_and_reported(
         assert keys["..." + BAD_KEY[-4:]]["state"] == "set aside"
         assert "401" in keys["..." + BAD_KEY[-4:]]["reason"]
         assert keys["..." + upstream_key[-4:]]["state"] == "in use"
-    finally:
-        srv.stop()
 
 
 def test_only_bad_keys_fail_the_task_clearly(tmp_path: Path, upstream: Server) -> None:
-    srv = downstream(tmp_path, upstream.url, BAD_KEY, REELGATE_ALLOW_PRIVATE_NETWORKS="false")
-    try:
+    with running(downstream(tmp_path, upstream.url, BAD_KEY,
+                            REELGATE_ALLOW_PRIVATE_NETWORKS="false")) as srv:
         client = official(srv, srv.create_token("app"))
         # A client's image URL is checked before the upstream is asked to fetch it.
         done = wait_generation(client, client.generations.create(
@@ -351,8 +331,6 @@ def test_only_bad_keys_fail_the_task_clearly(tmp_path: Path, upstream: Server) -
         assert done.state == "failed"
         assert "no usable upstream API key" in done.failure_reason
         assert "401" in done.failure_reason and BAD_KEY not in done.failure_reason
-    finally:
-        srv.stop()
 
 
 # An upstream that never finishes
@@ -361,9 +339,8 @@ def test_only_bad_keys_fail_the_task_clearly(tmp_path: Path, upstream: Server) -
 @pytest.fixture(scope="module")
 def idle_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Accepts generations and never renders them (no workers)."""
-    srv = Server(tmp_path_factory.mktemp("idle") / "data", workers=0).start()
-    yield srv
-    srv.stop()
+    with running(Server(tmp_path_factory.mktemp("idle") / "data", workers=0)) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
@@ -374,11 +351,10 @@ def idle_key(idle_upstream: Server) -> str:
 @pytest.fixture(scope="module")
 def down_idle(tmp_path_factory: pytest.TempPathFactory, idle_upstream: Server,
               idle_key: str) -> Iterator[Server]:
-    srv = downstream(tmp_path_factory.mktemp("down-idle"), idle_upstream.url, idle_key,
-                     REELGATE_LUMA_TIMEOUT_SECONDS="6",
-                     REELGATE_LUMA_MAX_CONCURRENT_PER_KEY="1")
-    yield srv
-    srv.stop()
+    with running(downstream(tmp_path_factory.mktemp("down-idle"), idle_upstream.url, idle_key,
+                            REELGATE_LUMA_TIMEOUT_SECONDS="6",
+                            REELGATE_LUMA_MAX_CONCURRENT_PER_KEY="1")) as srv:
+        yield srv
 
 
 def _upstream_generation(up: LumaAI, before: set[str], timeout: float = 20) -> str:
@@ -452,8 +428,7 @@ def test_a_gateway_shutting_down_hands_its_upstream_tasks_back(
         tmp_path: Path, idle_upstream: Server, idle_key: str) -> None:
     """A graceful stop does not wait for upstream generations, and the task is
     followed again after the restart, with no second create."""
-    srv = downstream(tmp_path, idle_upstream.url, idle_key)
-    try:
+    with running(downstream(tmp_path, idle_upstream.url, idle_key)) as srv:
         up = official(idle_upstream, idle_key)
         before = {g.id for g in up.generations.list(limit=100).generations}
         client = official(srv, srv.create_token("app"))
@@ -478,5 +453,3 @@ def test_a_gateway_shutting_down_hands_its_upstream_tasks_back(
         assert httpx.get(image_link).headers["content-type"] == "image/jpeg"
         client.generations.delete(created.id)
         assert_deleted_upstream(up, upstream_id)
-    finally:
-        srv.stop()

@@ -16,14 +16,6 @@ from reelgate.store.tokens import TokenStore
 
 
 @pytest.fixture
-def db(database_url: str):
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
 def owner(db: Database) -> str:
     info, _ = TokenStore(db).create("owner")
     return info.id

@@ -18,25 +18,28 @@ A, B = (fingerprint(k) for k in KEYS)
 
 
 @pytest.fixture
-def db(database_url: str):
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.dispose()
+def tasks(db: Database) -> TaskStore:
+    return TaskStore(db)
 
 
 @pytest.fixture
-def stores(db: Database):
-    owner, _ = TokenStore(db).create("owner")
-    tasks, keys = TaskStore(db), UpstreamKeyStore(db)
-    keys.register("luma", KEYS)
-    keys.register("luma", KEYS)  # idempotent
+def keys(db: Database) -> UpstreamKeyStore:
+    store = UpstreamKeyStore(db)
+    store.register("luma", KEYS)
+    store.register("luma", KEYS)  # idempotent
+    return store
 
-    def running_task():
+
+@pytest.fixture
+def running_task(db: Database, tasks: TaskStore):
+    """Makes a luma task and claims it, as a follower would before a create."""
+    owner, _ = TokenStore(db).create("owner")
+
+    def make():
         new_task(tasks, owner.id, engine="luma")
         return tasks.claim(lease_seconds=60, max_attempts=3)
 
-    return tasks, keys, running_task
+    return make
 
 
 def reserve(keys: UpstreamKeyStore, task, max_in_flight: int = 10, per_minute: int = 20):
@@ -44,16 +47,14 @@ def reserve(keys: UpstreamKeyStore, task, max_in_flight: int = 10, per_minute: i
                         per_minute=per_minute)
 
 
-def test_creates_spread_over_the_least_busy_key(stores) -> None:
-    tasks, keys, running_task = stores
+def test_creates_spread_over_the_least_busy_key(keys, running_task) -> None:
     chosen = [reserve(keys, running_task()).key_id for _ in range(4)]
     assert sorted(chosen) == sorted([A, A, B, B])
     assert {s.id: s.in_flight for s in keys.statuses()} == {A: 2, B: 2}
     assert all(s.label.startswith("...") and len(s.label) == 7 for s in keys.statuses())
 
 
-def test_concurrency_limit_per_key(stores) -> None:
-    tasks, keys, running_task = stores
+def test_concurrency_limit_per_key(tasks, keys, running_task) -> None:
     first, second, third = running_task(), running_task(), running_task()
     assert reserve(keys, first, max_in_flight=1).key_id
     assert reserve(keys, second, max_in_flight=1).key_id
@@ -64,8 +65,7 @@ def test_concurrency_limit_per_key(stores) -> None:
     assert reserve(keys, third, max_in_flight=1).key_id is not None
 
 
-def test_creates_per_minute_per_key(stores) -> None:
-    tasks, keys, running_task = stores
+def test_creates_per_minute_per_key(tasks, keys, running_task) -> None:
     for _ in range(4):
         task = running_task()
         assert reserve(keys, task, per_minute=2).key_id
@@ -75,8 +75,7 @@ def test_creates_per_minute_per_key(stores) -> None:
     assert 55 < blocked.wait <= 60  # until the oldest create leaves the minute
 
 
-def test_a_refused_key_is_set_aside_for_good_and_reported(stores) -> None:
-    tasks, keys, running_task = stores
+def test_a_refused_key_is_set_aside_for_good_and_reported(keys, running_task) -> None:
     keys.set_aside(A, "was refused by the upstream (HTTP 401: invalid token)")
     assert {reserve(keys, running_task()).key_id for _ in range(3)} == {B}
     keys.set_aside(B, "was refused by the upstream (HTTP 401: invalid token)")
@@ -87,8 +86,7 @@ def test_a_refused_key_is_set_aside_for_good_and_reported(stores) -> None:
     assert reserve(keys, running_task()).key_id is not None
 
 
-def test_a_success_does_not_bring_back_a_refused_key(stores) -> None:
-    tasks, keys, running_task = stores
+def test_a_success_does_not_bring_back_a_refused_key(keys, running_task) -> None:
     keys.failed(A, "HTTP 500", limit=5, cooldown=1)
     keys.set_aside(A, "was refused by the upstream (HTTP 401: invalid token)")
     keys.succeeded(A)
@@ -137,8 +135,7 @@ def test_keys_never_show_in_settings_or_configuration_errors(tmp_path) -> None:
     assert "luma_api_keys" in broken.stderr and secret[:12] not in broken.stderr
 
 
-def test_a_key_that_keeps_failing_rests_then_returns(stores) -> None:
-    tasks, keys, running_task = stores
+def test_a_key_that_keeps_failing_rests_then_returns(keys, running_task) -> None:
     assert not keys.failed(A, "HTTP 500", limit=2, cooldown=0.3)
     keys.succeeded(A)  # a success clears the count
     assert not keys.failed(A, "HTTP 500", limit=2, cooldown=0.3)
@@ -150,8 +147,7 @@ def test_a_key_that_keeps_failing_rests_then_returns(stores) -> None:
     assert A in {reserve(keys, running_task()).key_id for _ in range(3)}
 
 
-def test_all_keys_resting_means_wait_not_fail(stores) -> None:
-    tasks, keys, running_task = stores
+def test_all_keys_resting_means_wait_not_fail(keys, running_task) -> None:
     for key in (A, B):
         keys.set_aside(key, "is rate limited by the upstream for 5 s (HTTP 429)",
                        until=time.time() + 5)
@@ -159,8 +155,7 @@ def test_all_keys_resting_means_wait_not_fail(stores) -> None:
     assert waiting.key_id is None and 4 < waiting.wait <= 5
 
 
-def test_reservation_is_fenced_on_the_lease(stores) -> None:
-    tasks, keys, running_task = stores
+def test_reservation_is_fenced_on_the_lease(tasks, keys, running_task) -> None:
     task = running_task()
     lost = keys.reserve(task.id, "someone-else", [A, B], max_in_flight=10, per_minute=20)
     assert lost.key_id is None and lost.why == "lease lost"
@@ -170,8 +165,7 @@ def test_reservation_is_fenced_on_the_lease(stores) -> None:
     assert tasks.get(task.id).upstream_id == "gen-1"
 
 
-def test_render_workers_and_upstream_followers_claim_separately(stores, db) -> None:
-    tasks, keys, _ = stores
+def test_render_workers_and_upstream_followers_claim_separately(tasks, db) -> None:
     owner, _ = TokenStore(db).create("o2")
     new_task(tasks, owner.id, engine="luma")
     new_task(tasks, owner.id, engine="preview")

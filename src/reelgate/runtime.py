@@ -23,9 +23,9 @@ from reelgate.config import Settings
 from reelgate.core.enhance import load_enhancer
 from reelgate.core.models import Task
 from reelgate.core.service import TaskService
-from reelgate.core.upstream_links import UpstreamCallbackLinks
 from reelgate.core.uploads import Uploads
-from reelgate.engines.base import Engine, UpstreamEngine
+from reelgate.core.upstream_links import UpstreamCallbackLinks
+from reelgate.engines.base import Engine, UpstreamEngine, is_upstream
 from reelgate.engines.preview import PreviewEngine
 from reelgate.media.fetch import GuardedClient
 from reelgate.storage.local import LocalStorage, UrlSigner
@@ -126,7 +126,7 @@ class Runtime:
 
     def cancel_upstream(self, task: Task) -> None:
         engine = self.engines.get(task.engine)
-        if task.upstream_id and engine is not None and hasattr(engine, "cancel"):
+        if task.upstream_id and is_upstream(engine):
             engine.cancel(task.upstream_id, task.upstream_key)
 
     def asset_url(self, key: str) -> str:
@@ -146,7 +146,7 @@ class Runtime:
         # Following an upstream generation is mostly waiting, so those tasks get
         # their own (larger) pool and never hold up a render worker, or the reverse.
         # Each pool claims only tasks for engines this process has.
-        upstream = [n for n, e in self.engines.items() if getattr(e, "produces_file", False)]
+        upstream = [n for n, e in self.engines.items() if is_upstream(e)]
         render = [n for n in self.engines if n not in upstream]
         pools = [("worker", count, render)]
         if count and upstream:

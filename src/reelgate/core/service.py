@@ -27,7 +27,7 @@ from reelgate.core.models import (
     frame_count,
     frame_size,
 )
-from reelgate.engines.base import Engine, EngineError
+from reelgate.engines.base import Engine, EngineError, is_upstream
 from reelgate.store.callbacks import CallbackStore, Delivery
 from reelgate.store.tasks import TaskStore
 
@@ -149,13 +149,12 @@ class TaskService:
     def _check_sources(engine: Engine, sources: list[Task], video_url: str | None) -> None:
         """Upstream engines refer to sources by their upstream ids, so they can
         continue only what they made themselves."""
-        check = getattr(engine, "check_sources", None)
-        if check is None:
+        if not is_upstream(engine):
             return
         if video_url:
             raise EngineError(f"the {engine.name} engine can only extend videos it generated "
                               "itself, not a video URL")
-        check([(t.engine, t.upstream_id) for t in sources])
+        engine.check_sources([(t.engine, t.upstream_id) for t in sources])
 
     def _check_limits(self, owner_id: str) -> None:
         """Creates per minute and tasks in flight, per token (answered with 429)."""

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 import numpy as np
 
@@ -145,6 +145,12 @@ class FollowContext(Protocol):
     def deleted(self) -> bool:
         """Whether the task was deleted (not merely handed to another worker)."""
         ...
+
+
+def is_upstream(engine: object) -> TypeGuard[UpstreamEngine]:
+    """Whether an engine has another service make the file (`produce`), rather
+    than yielding frames (`render`)."""
+    return bool(getattr(engine, "produces_file", False))
 
 
 class UpstreamEngine(Protocol):

@@ -31,6 +31,7 @@ from reelgate.engines.base import (
     UpstreamEngine,
     UpstreamJob,
     WorkerStopping,
+    is_upstream,
 )
 from reelgate.media.encode import encode_mp4
 from reelgate.media.errors import MediaError
@@ -247,7 +248,7 @@ class Worker:
         engine = self.engines.get(task.engine)
         if engine is None:
             raise EngineError(f"the {task.engine!r} engine is not enabled on this worker")
-        if getattr(engine, "produces_file", False):
+        if is_upstream(engine):
             return self._produce(task, engine, run_key, workdir, beat)  # type: ignore[arg-type]
         extend = task.kind is Kind.EXTEND
         source = self.inputs.source_video(task, workdir) if extend else None
