@@ -24,11 +24,17 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.conftest import Server  # noqa: E402
+from tests.conftest import Server
 
 
-async def rate(client: httpx.AsyncClient, method: str, path: str, body: object | None,
-               seconds: float, concurrency: int) -> float:
+async def rate(
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    body: object | None,
+    seconds: float,
+    concurrency: int,
+) -> float:
     """Completed requests per second with `concurrency` requests in flight."""
     done = 0
     stop_at = time.perf_counter() + seconds
@@ -47,20 +53,42 @@ async def rate(client: httpx.AsyncClient, method: str, path: str, body: object |
 
 async def throughput(server: Server, token: str, seconds: float, concurrency: int) -> None:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60,
-                                 headers={"authorization": f"Bearer {token}"}) as client:
-        task_id = (await client.post("/luma/videos", json={"prompt": "x", "async": True})
-                   ).json()["task_id"]
+    async with httpx.AsyncClient(
+        base_url=server.url, limits=limits, timeout=60, headers={"authorization": f"Bearer {token}"}
+    ) as client:
+        task_id = (await client.post("/luma/videos", json={"prompt": "x", "async": True})).json()[
+            "task_id"
+        ]
         await rate(client, "GET", "/healthz", None, 1.0, concurrency)  # warm-up
         rows = []
         bare = await rate(client, "GET", "/healthz", None, seconds, concurrency)
         rows.append(("bare GET /healthz", bare))
-        rows.append(("create task (async POST /luma/videos)",
-                     await rate(client, "POST", "/luma/videos",
-                                {"prompt": "benchmark", "async": True}, seconds, concurrency)))
-        rows.append(("retrieve (POST /luma/tasks)",
-                     await rate(client, "POST", "/luma/tasks",
-                                {"id": task_id, "action": "retrieve"}, seconds, concurrency)))
+        rows.append(
+            (
+                "create task (async POST /luma/videos)",
+                await rate(
+                    client,
+                    "POST",
+                    "/luma/videos",
+                    {"prompt": "benchmark", "async": True},
+                    seconds,
+                    concurrency,
+                ),
+            )
+        )
+        rows.append(
+            (
+                "retrieve (POST /luma/tasks)",
+                await rate(
+                    client,
+                    "POST",
+                    "/luma/tasks",
+                    {"id": task_id, "action": "retrieve"},
+                    seconds,
+                    concurrency,
+                ),
+            )
+        )
     print(f"\nThroughput, {concurrency} requests in flight, {seconds:g} s each:")
     for name, value in rows:
         print(f"  {name:<42} {value:8.0f} req/s   {value / bare:5.2f}x of bare")
@@ -70,11 +98,18 @@ async def waiters(server: Server, token: str, count: int, wait_seconds: float) -
     proc = psutil.Process(server.proc.pid)
     before_rss, before_threads = proc.memory_info().rss, proc.num_threads()
     limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
-    async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=wait_seconds + 60,
-                                 headers={"authorization": f"Bearer {token}"}) as client:
-        calls = [asyncio.create_task(client.post(
-            "/luma/videos", json={"prompt": f"waiter {i}", "timeout": wait_seconds}))
-            for i in range(count)]
+    async with httpx.AsyncClient(
+        base_url=server.url,
+        limits=limits,
+        timeout=wait_seconds + 60,
+        headers={"authorization": f"Bearer {token}"},
+    ) as client:
+        calls = [
+            asyncio.create_task(
+                client.post("/luma/videos", json={"prompt": f"waiter {i}", "timeout": wait_seconds})
+            )
+            for i in range(count)
+        ]
         peak_rss, peak_threads = before_rss, before_threads
         deadline = time.perf_counter() + wait_seconds - 1
         while time.perf_counter() < deadline:
@@ -83,10 +118,15 @@ async def waiters(server: Server, token: str, count: int, wait_seconds: float) -
             peak_threads = max(peak_threads, proc.num_threads())
         answers = await asyncio.gather(*calls)
     timeouts = sum(1 for a in answers if a.status_code == 504 and a.json().get("task_id"))
-    print(f"\n{count} sync POST /luma/videos waiting at once ({wait_seconds:g} s timeout, no workers):")
+    print(
+        f"\n{count} sync POST /luma/videos waiting at once "
+        f"({wait_seconds:g} s timeout, no workers):"
+    )
     print(f"  server RSS before      {before_rss / 2**20:8.1f} MiB")
-    print(f"  server RSS peak        {peak_rss / 2**20:8.1f} MiB "
-          f"(+{(peak_rss - before_rss) / count / 1024:.1f} KiB per waiting call)")
+    print(
+        f"  server RSS peak        {peak_rss / 2**20:8.1f} MiB "
+        f"(+{(peak_rss - before_rss) / count / 1024:.1f} KiB per waiting call)"
+    )
     print(f"  server threads         {before_threads} before, {peak_threads} peak")
     print(f"  answered 504 with task_id: {timeouts}/{count}")
 
@@ -102,8 +142,7 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
 
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(Path(tmp) / "data", workers=0,
-                        env={"REELGATE_POLL_INTERVAL": "0.5"})
+        server = Server(Path(tmp) / "data", workers=0, env={"REELGATE_POLL_INTERVAL": "0.5"})
         token = server.create_token("bench")
         server.start()
         try:
@@ -111,8 +150,10 @@ def main() -> None:
             asyncio.run(waiters(server, token, args.waiters, args.wait_seconds))
         finally:
             server.stop()
-    print(f"\n(python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
-          f"client and server share the machine)")
+    print(
+        f"\n(python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
+        f"client and server share the machine)"
+    )
 
 
 if __name__ == "__main__":

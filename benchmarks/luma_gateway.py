@@ -23,8 +23,8 @@ from pathlib import Path
 from lumaai import LumaAI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.conftest import Server  # noqa: E402
-from tests.upstream_proxy import FaultProxy  # noqa: E402
+from tests.conftest import Server
+from tests.upstream_proxy import FaultProxy
 
 
 def timed_generation(client: LumaAI, prompt: str) -> float:
@@ -49,21 +49,38 @@ def main() -> None:
     key = upstream.create_token("gateway")
     proxies = {"polling": FaultProxy(upstream.url), "callbacks": FaultProxy(upstream.url)}
     gateways = {
-        "polling": Server(root / "polling", workers=1, env={
-            "REELGATE_DEFAULT_ENGINE": "luma", "REELGATE_LUMA_API_KEYS": key,
-            "REELGATE_LUMA_BASE_URL": proxies["polling"].url + "/dream-machine/v1",
-            "REELGATE_PUBLIC_BASE_URL": None}),
-        "callbacks": Server(root / "callbacks", workers=1, env={
-            "REELGATE_DEFAULT_ENGINE": "luma", "REELGATE_LUMA_API_KEYS": key,
-            "REELGATE_LUMA_BASE_URL": proxies["callbacks"].url + "/dream-machine/v1"}),
+        "polling": Server(
+            root / "polling",
+            workers=1,
+            env={
+                "REELGATE_DEFAULT_ENGINE": "luma",
+                "REELGATE_LUMA_API_KEYS": key,
+                "REELGATE_LUMA_BASE_URL": proxies["polling"].url + "/dream-machine/v1",
+                "REELGATE_PUBLIC_BASE_URL": None,
+            },
+        ),
+        "callbacks": Server(
+            root / "callbacks",
+            workers=1,
+            env={
+                "REELGATE_DEFAULT_ENGINE": "luma",
+                "REELGATE_LUMA_API_KEYS": key,
+                "REELGATE_LUMA_BASE_URL": proxies["callbacks"].url + "/dream-machine/v1",
+            },
+        ),
     }
     try:
-        clients = {"direct": LumaAI(auth_token=upstream.create_token("direct"),
-                                    base_url=upstream.url + "/dream-machine/v1")}
+        clients = {
+            "direct": LumaAI(
+                auth_token=upstream.create_token("direct"),
+                base_url=upstream.url + "/dream-machine/v1",
+            )
+        }
         for name, server in gateways.items():
             server.start()
-            clients[name] = LumaAI(auth_token=server.create_token("app"),
-                                   base_url=server.url + "/dream-machine/v1")
+            clients[name] = LumaAI(
+                auth_token=server.create_token("app"), base_url=server.url + "/dream-machine/v1"
+            )
         timed_generation(clients["direct"], "warm-up")
         times: dict[str, list[float]] = {name: [] for name in clients}
         for i in range(args.rounds):
@@ -76,11 +93,14 @@ def main() -> None:
             median = statistics.median(values)
             reads = "-"
             if name in proxies:
-                gets = [s for s in proxies[name].seen if s.method == "GET"
-                        and "/generations/" in s.path]
+                gets = [
+                    s for s in proxies[name].seen if s.method == "GET" and "/generations/" in s.path
+                ]
                 reads = f"{len(gets) / args.rounds:.1f}"
-            print(f"{name:<12}{median:>10.2f}{median / direct:>7.2f}x{median - direct:>9.2f}"
-                  f"{reads:>11}")
+            print(
+                f"{name:<12}{median:>10.2f}{median / direct:>7.2f}x{median - direct:>9.2f}"
+                f"{reads:>11}"
+            )
     finally:
         for server in gateways.values():
             server.stop()

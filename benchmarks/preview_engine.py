@@ -24,17 +24,24 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.videos import textured_image  # noqa: E402
+from tests.videos import textured_image
 
-from reelgate.core.models import FPS, frame_count, frame_size  # noqa: E402
-from reelgate.engines.base import RenderJob  # noqa: E402
-from reelgate.engines.preview import PreviewEngine  # noqa: E402
-from reelgate.media.encode import encode_mp4  # noqa: E402
+from reelgate.core.models import FPS, frame_count, frame_size
+from reelgate.engines.base import RenderJob
+from reelgate.engines.preview import PreviewEngine
+from reelgate.media.encode import encode_mp4
 
 
 def job_for(shape: str, width: int, height: int, frames: int) -> RenderJob:
-    job = RenderJob(task_id="bench", prompt="sunset over a quiet harbour with boats", seed=7,
-                    width=width, height=height, fps=FPS, num_frames=frames)
+    job = RenderJob(
+        task_id="bench",
+        prompt="sunset over a quiet harbour with boats",
+        seed=7,
+        width=width,
+        height=height,
+        fps=FPS,
+        num_frames=frames,
+    )
     if shape in ("start image", "start+end"):
         job.start_image = textured_image(width, height, seed=1)
     if shape == "start+end":
@@ -44,8 +51,14 @@ def job_for(shape: str, width: int, height: int, frames: int) -> RenderJob:
 
 def timed_stream(engine: PreviewEngine, job: RenderJob, out: Path, preset: str) -> float:
     started = time.perf_counter()
-    encode_mp4(engine.render(job, lambda _: None), out, width=job.width, height=job.height,
-               fps=FPS, preset=preset)
+    encode_mp4(
+        engine.render(job, lambda _: None),
+        out,
+        width=job.width,
+        height=job.height,
+        fps=FPS,
+        preset=preset,
+    )
     return time.perf_counter() - started
 
 
@@ -59,8 +72,10 @@ def speed(preset: str, repeat: int) -> None:
     engine = PreviewEngine()
     goals = {"text": 2.0, "start image": 1.5, "start+end": 1.5}
     print(f"5 s clips ({frame_count('5s')} frames), x264 preset {preset}, best of {repeat}:")
-    print(f"  {'shape':<12} {'size':>10} {'render+encode':>14} {'encode floor':>13} "
-          f"{'ratio':>6} {'goal':>5}")
+    print(
+        f"  {'shape':<12} {'size':>10} {'render+encode':>14} {'encode floor':>13} "
+        f"{'ratio':>6} {'goal':>5}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "clip.mp4"
         for resolution in ("720p", "1080p"):
@@ -72,8 +87,10 @@ def speed(preset: str, repeat: int) -> None:
                 del frames
                 stream = min(timed_stream(engine, job, out, preset) for _ in range(repeat))
                 ratio = stream / floor
-                print(f"  {shape:<12} {width:>5}x{height:<4} {stream:>12.2f} s {floor:>11.2f} s "
-                      f"{ratio:>6.2f} {goal:>5.1f}{'' if ratio <= goal else '  (over goal)'}")
+                print(
+                    f"  {shape:<12} {width:>5}x{height:<4} {stream:>12.2f} s {floor:>11.2f} s "
+                    f"{ratio:>6.2f} {goal:>5.1f}{'' if ratio <= goal else '  (over goal)'}"
+                )
 
 
 def peak_rss_mib() -> float:
@@ -105,13 +122,19 @@ def main() -> None:
         memory_child(args.preset)
         return
     speed(args.preset, args.repeat)
-    out = subprocess.run([sys.executable, __file__, "--memory-child", "--preset", args.preset],
-                         capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-child", "--preset", args.preset],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     width, height = frame_size("16:9", "1080p")
     one_frame = width * height * 3 / 2**20
-    print(f"\nPeak memory streaming a 1080p 9 s start+end clip ({frame_count('9s')} frames): "
-          f"{out[1]} MiB RSS ({out[0]} MiB before rendering; all frames held at once would need "
-          f"{one_frame * frame_count('9s'):.0f} MiB more)")
+    print(
+        f"\nPeak memory streaming a 1080p 9 s start+end clip ({frame_count('9s')} frames): "
+        f"{out[1]} MiB RSS ({out[0]} MiB before rendering; all frames held at once would need "
+        f"{one_frame * frame_count('9s'):.0f} MiB more)"
+    )
 
 
 if __name__ == "__main__":

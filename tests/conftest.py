@@ -87,8 +87,9 @@ def db(database_url: str) -> Iterator[Any]:
 class Server:
     """`reelgate serve` in a subprocess on a loopback port."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str | None] | None = None,
-                 workers: int = 1) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str | None] | None = None, workers: int = 1
+    ) -> None:
         """`env` adds variables; a None value removes one (e.g. the public URL)."""
         self.data_dir = data_dir
         self.port = free_port()
@@ -118,8 +119,14 @@ class Server:
 
     def cli(self, *args: str) -> str:
         """Run a `reelgate` subcommand against this server's data; returns stdout."""
-        out = subprocess.run([sys.executable, "-m", "reelgate.cli", *args], env=self.env,
-                             capture_output=True, text=True, timeout=60, check=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "reelgate.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         return out.stdout
 
     def create_token(self, name: str) -> str:
@@ -129,9 +136,21 @@ class Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reelgate.cli", "serve", "--port", str(self.port),
-             "--workers", str(self.workers), "--log-level", "warning"],
-            env=self.env, stdout=log, stderr=log,
+            [
+                sys.executable,
+                "-m",
+                "reelgate.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                "--log-level",
+                "warning",
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=log,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -185,8 +204,9 @@ class Api:
 
     def __init__(self, server: Server, token: str) -> None:
         self.server = server
-        self.client = httpx.Client(base_url=server.url, timeout=120,
-                                   headers={"authorization": f"Bearer {token}"})
+        self.client = httpx.Client(
+            base_url=server.url, timeout=120, headers={"authorization": f"Bearer {token}"}
+        )
 
     def post(self, path: str, body: Any) -> httpx.Response:
         return self.client.post(path, json=body)
@@ -257,9 +277,15 @@ class Peer:
                 raw = self.rfile.read(length)
                 status = peer.post_status
                 with peer.received:
-                    peer.posts.append({"path": self.path, "headers": dict(self.headers),
-                                       "json": json.loads(raw or b"null"), "raw": raw,
-                                       "status": status})
+                    peer.posts.append(
+                        {
+                            "path": self.path,
+                            "headers": dict(self.headers),
+                            "json": json.loads(raw or b"null"),
+                            "raw": raw,
+                            "status": status,
+                        }
+                    )
                     peer.received.notify_all()
                 self.send_response(status)
                 self.send_header("content-length", "0")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from standardwebhooks import Webhook
@@ -10,22 +9,27 @@ from standardwebhooks import Webhook
 from tests.conftest import Api, Peer, Server
 
 
-def test_callbacks_are_signed_and_survive_a_receiver_outage(server: Server, api: Api,
-                                                            peer: Peer) -> None:
+def test_callbacks_are_signed_and_survive_a_receiver_outage(
+    server: Server, api: Api, peer: Peer
+) -> None:
     secret = server.cli("webhook-secret").strip()
     assert secret.startswith("whsec_")
     peer.post_status = 503  # the receiver is down
-    ids = [api.post("/luma/videos", {"prompt": f"outage {i}",
-                                     "callback_url": peer.url("/down")}).json()["task_id"]
-           for i in range(4)]
+    ids = [
+        api.post(
+            "/luma/videos", {"prompt": f"outage {i}", "callback_url": peer.url("/down")}
+        ).json()["task_id"]
+        for i in range(4)
+    ]
     for task_id in ids:
         api.wait_done(task_id)
     assert len(peer.wait_posts("/down", count=8)) >= 8, "retried while down"
     peer.post_status = 200  # back up
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        accepted = {p["json"]["task_id"] for p in peer.posts
-                    if p["path"] == "/down" and p["status"] == 200}
+        accepted = {
+            p["json"]["task_id"] for p in peer.posts if p["path"] == "/down" and p["status"] == 200
+        }
         if accepted == set(ids):
             break
         time.sleep(0.2)

@@ -61,10 +61,12 @@ def test_models_route_to_engines_by_configuration(tmp_path: Path) -> None:
     from reelgate.core.service import TaskService
     from reelgate.engines.preview import PreviewEngine
 
-    settings = load_settings(data_dir=tmp_path, model_engines={"ray-2": "preview",
-                                                               "ray-flash-2": "ltx"})
-    service = TaskService(settings, tasks=None, engines={"preview": PreviewEngine()},
-                          enhancer=NoEnhancer())
+    settings = load_settings(
+        data_dir=tmp_path, model_engines={"ray-2": "preview", "ray-flash-2": "ltx"}
+    )
+    service = TaskService(
+        settings, tasks=None, engines={"preview": PreviewEngine()}, enhancer=NoEnhancer()
+    )
     assert service.route("ray-2").name == "preview"
     assert service.route(None).name == "preview"  # unmapped: the default engine
     with pytest.raises(InvalidRequest, match="ltx"):

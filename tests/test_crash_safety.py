@@ -18,15 +18,22 @@ TASKS = 50
 
 def test_random_sigkills_lose_nothing(tmp_path, peer: Peer) -> None:
     rng = random.Random(20261122)
-    srv = Server(tmp_path / "data", workers=2, env={
-        "REELGATE_LEASE_SECONDS": "1.5", "REELGATE_MAX_ATTEMPTS": "10",
-        "REELGATE_RETRY_BACKOFF_SECONDS": "0.2"}).start()
+    srv = Server(
+        tmp_path / "data",
+        workers=2,
+        env={
+            "REELGATE_LEASE_SECONDS": "1.5",
+            "REELGATE_MAX_ATTEMPTS": "10",
+            "REELGATE_RETRY_BACKOFF_SECONDS": "0.2",
+        },
+    ).start()
     token = srv.create_token("chaos")
     worker: subprocess.Popen[bytes] | None = None
 
     def start_worker() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "reelgate.cli", "worker",
-                                 "--log-level", "warning"], env=srv.env)
+        return subprocess.Popen(
+            [sys.executable, "-m", "reelgate.cli", "worker", "--log-level", "warning"], env=srv.env
+        )
 
     first_seen: dict[str, str] = {}
 
@@ -44,9 +51,13 @@ def test_random_sigkills_lose_nothing(tmp_path, peer: Peer) -> None:
     try:
         worker = start_worker()
         api = Api(srv, token)
-        ids = [api.post("/luma/videos", {"prompt": f"chaos {i}", "async": True,
-                                         "callback_url": peer.url("/chaos")}).json()["task_id"]
-               for i in range(TASKS)]
+        ids = [
+            api.post(
+                "/luma/videos",
+                {"prompt": f"chaos {i}", "async": True, "callback_url": peer.url("/chaos")},
+            ).json()["task_id"]
+            for i in range(TASKS)
+        ]
         kills = 0
         for _ in range(8):
             time.sleep(rng.uniform(0.5, 2.5))
@@ -82,18 +93,24 @@ def test_random_sigkills_lose_nothing(tmp_path, peer: Peer) -> None:
 
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            delivered = {p["json"]["task_id"] for p in peer.posts
-                         if p["path"] == "/chaos" and p["status"] == 200}
+            delivered = {
+                p["json"]["task_id"]
+                for p in peer.posts
+                if p["path"] == "/chaos" and p["status"] == 200
+            }
             if delivered >= set(ids):
                 break
             time.sleep(0.5)
         assert delivered >= set(ids), f"missing callbacks: {set(ids) - delivered}"
         for post in peer.posts:
             if post["json"]["success"]:
-                assert post["json"]["video_url"] == first_seen.get(post["json"]["task_id"],
-                                                                    post["json"]["video_url"])
-        print(f"\n{kills} kill cycles, {len(completed)}/{TASKS} completed, "
-              f"{len(peer.posts)} callback posts for {len(delivered)} tasks")
+                assert post["json"]["video_url"] == first_seen.get(
+                    post["json"]["task_id"], post["json"]["video_url"]
+                )
+        print(
+            f"\n{kills} kill cycles, {len(completed)}/{TASKS} completed, "
+            f"{len(peer.posts)} callback posts for {len(delivered)} tasks"
+        )
     finally:
         if worker is not None and worker.poll() is None:
             worker.terminate()

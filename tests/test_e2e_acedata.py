@@ -55,8 +55,10 @@ def test_assets_support_range_requests(api: Api) -> None:
 def test_start_image_becomes_the_first_frame(api: Api, peer: Peer) -> None:
     image = textured_image(800, 600, seed=3)
     url = peer.serve("/start.png", png_bytes(image), "image/png")
-    body = api.post("/luma/videos", {"prompt": "bring it to life", "start_image_url": url,
-                                     "aspect_ratio": "1:1"}).json()
+    body = api.post(
+        "/luma/videos",
+        {"prompt": "bring it to life", "start_image_url": url, "aspect_ratio": "1:1"},
+    ).json()
     assert body["success"], body
     video = decode_mp4(fetch(body["video_url"]))
     w, h = frame_size("1:1", "540p")
@@ -66,11 +68,19 @@ def test_start_image_becomes_the_first_frame(api: Api, peer: Peer) -> None:
 
 def test_start_and_end_images_as_data_uri_and_legacy_image_urls(api: Api) -> None:
     start, end = textured_image(640, 360, seed=1), textured_image(640, 360, seed=2)
-    uris = [f"data:image/png;base64,{base64.b64encode(png_bytes(i)).decode()}"
-            for i in (start, end)]
-    body = api.post("/luma/videos", {"prompt": "morph", "image_urls": uris,
-                                     "model": "luma", "callback_url": None,
-                                     "timeout": None}).json()
+    uris = [
+        f"data:image/png;base64,{base64.b64encode(png_bytes(i)).decode()}" for i in (start, end)
+    ]
+    body = api.post(
+        "/luma/videos",
+        {
+            "prompt": "morph",
+            "image_urls": uris,
+            "model": "luma",
+            "callback_url": None,
+            "timeout": None,
+        },
+    ).json()
     assert body["success"], body
     video = decode_mp4(fetch(body["video_url"]))
     assert psnr(video.frames[0], cover_fit(start, W540, H540)) >= 30
@@ -78,8 +88,9 @@ def test_start_and_end_images_as_data_uri_and_legacy_image_urls(api: Api) -> Non
 
 
 def test_async_callback_reaches_a_receiver_on_loopback(api: Api, peer: Peer) -> None:
-    answer = api.post("/luma/videos", {"prompt": "callback please",
-                                       "callback_url": peer.url("/hook")})
+    answer = api.post(
+        "/luma/videos", {"prompt": "callback please", "callback_url": peer.url("/hook")}
+    )
     assert answer.status_code == 200
     assert list(answer.json()) == ["task_id"]
     task_id = answer.json()["task_id"]
@@ -92,8 +103,9 @@ def test_async_callback_reaches_a_receiver_on_loopback(api: Api, peer: Peer) -> 
 
 def test_callback_is_retried_until_the_receiver_accepts(api: Api, peer: Peer) -> None:
     peer.post_status = 503
-    task_id = api.post("/luma/videos", {"prompt": "retry", "callback_url": peer.url("/flaky")}
-                       ).json()["task_id"]
+    task_id = api.post(
+        "/luma/videos", {"prompt": "retry", "callback_url": peer.url("/flaky")}
+    ).json()["task_id"]
     assert len(peer.wait_posts("/flaky", count=2)) >= 2
     peer.post_status = 200
     deadline = time.monotonic() + 30
@@ -119,14 +131,16 @@ def test_retrieve_and_retrieve_batch_shapes(api: Api) -> None:
     assert item["data"]["state"] == "completed"
 
     other = api.post("/luma/videos", {"prompt": "second"}).json()["task_id"]
-    batch = api.post("/luma/tasks", {"ids": [task_id, other, "missing"],
-                                     "action": "retrieve_batch"}).json()
+    batch = api.post(
+        "/luma/tasks", {"ids": [task_id, other, "missing"], "action": "retrieve_batch"}
+    ).json()
     assert batch["count"] == 2
     assert [i["id"] for i in batch["items"]] == [task_id, other]
 
 
 def test_unfinished_task_reads_processing_then_a_separate_worker_finishes_it(
-        tmp_path, peer: Peer) -> None:
+    tmp_path, peer: Peer
+) -> None:
     """`serve --workers 0` queues only; `reelgate worker` on the same database renders."""
     srv = Server(tmp_path / "data", workers=0).start()
     try:
@@ -140,8 +154,9 @@ def test_unfinished_task_reads_processing_then_a_separate_worker_finishes_it(
         import subprocess
         import sys
 
-        worker = subprocess.Popen([sys.executable, "-m", "reelgate.cli", "worker",
-                                   "--log-level", "warning"], env=srv.env)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "reelgate.cli", "worker", "--log-level", "warning"], env=srv.env
+        )
         try:
             done = api.wait_done(task_id, timeout=60)
         finally:
@@ -159,25 +174,33 @@ def test_a_token_cannot_see_another_tokens_task(api: Api, other_api: Api) -> Non
     assert response.json()["error"]["code"] == "not_found"
     batch = other_api.post("/luma/tasks", {"ids": [body["task_id"]], "action": "retrieve_batch"})
     assert batch.json() == {"items": [], "count": 0}
-    extend = other_api.post("/luma/videos", {"action": "extend", "video_id": body["video_id"],
-                                             "prompt": "steal"})
+    extend = other_api.post(
+        "/luma/videos", {"action": "extend", "video_id": body["video_id"], "prompt": "steal"}
+    )
     assert extend.status_code == 404 and extend.json()["error"]["code"] == "not_found"
 
 
 def test_extend_by_video_id_and_by_url_appends_to_the_source(api: Api) -> None:
     source = api.post("/luma/videos", {"prompt": "a river", "aspect_ratio": "4:3"}).json()
     src_video = decode_mp4(fetch(source["video_url"]))
-    by_id = api.post("/luma/videos", {"action": "extend", "video_id": source["video_id"],
-                                      "video_url": "http://ignored.invalid/x.mp4",
-                                      "prompt": "the river goes on"}).json()
+    by_id = api.post(
+        "/luma/videos",
+        {
+            "action": "extend",
+            "video_id": source["video_id"],
+            "video_url": "http://ignored.invalid/x.mp4",
+            "prompt": "the river goes on",
+        },
+    ).json()
     assert by_id["success"], by_id
     extended = decode_mp4(fetch(by_id["video_url"]))
     assert (extended.width, extended.height) == (src_video.width, src_video.height)
     assert len(extended.frames) == len(src_video.frames) + FRAMES_5S
     assert extended.duration == pytest.approx(src_video.duration + FRAMES_5S / 24, abs=0.05)
     assert psnr(extended.frames[0], src_video.frames[0]) >= 30
-    by_url = api.post("/luma/videos", {"action": "extend", "video_url": source["video_url"],
-                                       "prompt": "again"}).json()
+    by_url = api.post(
+        "/luma/videos", {"action": "extend", "video_url": source["video_url"], "prompt": "again"}
+    ).json()
     assert by_url["success"], by_url
     assert len(decode_mp4(fetch(by_url["video_url"])).frames) == len(src_video.frames) + FRAMES_5S
 
@@ -186,8 +209,9 @@ def test_extend_a_video_fetched_from_another_server(api: Api, peer: Peer) -> Non
     source = api.post("/luma/videos", {"prompt": "somewhere else", "aspect_ratio": "1:1"}).json()
     data = fetch(source["video_url"])
     url = peer.serve("/elsewhere.mp4", data, "video/mp4")
-    body = api.post("/luma/videos", {"action": "extend", "video_url": url,
-                                     "prompt": "continued"}).json()
+    body = api.post(
+        "/luma/videos", {"action": "extend", "video_url": url, "prompt": "continued"}
+    ).json()
     assert body["success"], body
     extended = decode_mp4(fetch(body["video_url"]))
     src = decode_mp4(data)
@@ -221,8 +245,11 @@ def test_bad_requests_get_the_acedata_error_envelope(api: Api, body, status, cod
 
 
 def test_auth_and_lookup_errors(server: Server, api: Api) -> None:
-    bad = httpx.post(server.url + "/luma/videos", json={"prompt": "x"},
-                     headers={"authorization": "Bearer rg_wrong"})
+    bad = httpx.post(
+        server.url + "/luma/videos",
+        json={"prompt": "x"},
+        headers={"authorization": "Bearer rg_wrong"},
+    )
     assert bad.status_code == 401 and bad.json()["error"]["code"] == "invalid_token"
     none = httpx.post(server.url + "/luma/tasks", json={"id": "x"})
     assert none.status_code == 401
@@ -230,19 +257,20 @@ def test_auth_and_lookup_errors(server: Server, api: Api) -> None:
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     no_id = api.post("/luma/tasks", {"action": "retrieve"})
     assert no_id.status_code == 400
-    garbage = api.client.post("/luma/videos", content=b"{not json",
-                              headers={"content-type": "application/json"})
+    garbage = api.client.post(
+        "/luma/videos", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert garbage.status_code == 400 and garbage.json()["error"]["code"] == "bad_request"
     revoked = server.create_token("short-lived")
     server.cli("tokens", "revoke", "short-lived")
-    gone = httpx.post(server.url + "/luma/tasks", json={"id": "x"},
-                      headers={"authorization": f"Bearer {revoked}"})
+    gone = httpx.post(
+        server.url + "/luma/tasks", json={"id": "x"}, headers={"authorization": f"Bearer {revoked}"}
+    )
     assert gone.status_code == 401
 
 
 def test_sync_timeout_answers_an_error_that_carries_the_task_id(api: Api) -> None:
-    response = api.post("/luma/videos", {"prompt": "too slow", "timeout": 0,
-                                         "duration": "9s"})
+    response = api.post("/luma/videos", {"prompt": "too slow", "timeout": 0, "duration": "9s"})
     assert response.status_code == 504
     data = response.json()
     assert data["error"]["code"] == "timeout" and data["task_id"]
@@ -263,8 +291,9 @@ def test_enhancement_keeps_both_prompts(api: Api, server: Server) -> None:
     from reelgate.store.db import Database
     from reelgate.store.tasks import TaskStore
 
-    plain = api.post("/luma/videos", {"prompt": "a cat", "enhancement": False,
-                                      "async": True}).json()["task_id"]
+    plain = api.post(
+        "/luma/videos", {"prompt": "a cat", "enhancement": False, "async": True}
+    ).json()["task_id"]
     rich = api.post("/luma/videos", {"prompt": "a cat", "async": True}).json()["task_id"]
     db = Database(f"sqlite:///{server.data_dir / 'reelgate.db'}")
     try:
@@ -282,8 +311,19 @@ def test_cli_generate_waits_and_prints_the_video_url(server: Server, api: Api, t
     image = tmp_path / "start.png"
     image.write_bytes(png_bytes(textured_image(320, 240, seed=9)))
     token = server.create_token("cli")
-    out = server.cli("generate", "a lighthouse at dusk", "--start-image", str(image),
-                     "--aspect-ratio", "3:4", "--wait", "--server", server.url, "--token", token)
+    out = server.cli(
+        "generate",
+        "a lighthouse at dusk",
+        "--start-image",
+        str(image),
+        "--aspect-ratio",
+        "3:4",
+        "--wait",
+        "--server",
+        server.url,
+        "--token",
+        token,
+    )
     url = out.strip().splitlines()[-1]
     video = decode_mp4(fetch(url))
     assert (video.width, video.height) == frame_size("3:4", "540p")

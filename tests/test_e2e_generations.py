@@ -39,13 +39,28 @@ def frames_of(url: str):
 
 
 def test_create_answers_the_web_style_object_then_completes(api: Api, peer: Peer) -> None:
-    g = create(api, {"user_prompt": "cat dance", "aspect_ratio": "1:1",
-                     "notify_hook": peer.url("/hook"), "model_name": "ray-v2",
-                     "expand_prompt": None, "image_url": None})
+    g = create(
+        api,
+        {
+            "user_prompt": "cat dance",
+            "aspect_ratio": "1:1",
+            "notify_hook": peer.url("/hook"),
+            "model_name": "ray-v2",
+            "expand_prompt": None,
+            "image_url": None,
+        },
+    )
     assert g["state"] == "pending" and g["prompt"] == "cat dance"
     assert ISO_Z.match(g["created_at"])
-    for key in ("queue_state", "video", "video_raw", "liked", "estimate_wait_seconds",
-                "thumbnail", "last_frame"):
+    for key in (
+        "queue_state",
+        "video",
+        "video_raw",
+        "liked",
+        "estimate_wait_seconds",
+        "thumbnail",
+        "last_frame",
+    ):
         assert key in g and g[key] is None
     assert g["batch_id"] == ""
     done = wait(api, g["id"])
@@ -74,8 +89,17 @@ def test_wrapped_answer_per_request(api: Api) -> None:
 
 
 def test_settings_take_effect(api: Api, server: Server) -> None:
-    g = create(api, {"user_prompt": "sea waves", "resolution": "720p", "duration": "9s",
-                     "aspect_ratio": "16:9", "loop": True, "expand_prompt": True})
+    g = create(
+        api,
+        {
+            "user_prompt": "sea waves",
+            "resolution": "720p",
+            "duration": "9s",
+            "aspect_ratio": "16:9",
+            "loop": True,
+            "expand_prompt": True,
+        },
+    )
     done = wait(api, g["id"], timeout=120)
     frames = frames_of(done["video"]["url"])
     assert len(frames) == frame_count("9s")
@@ -94,9 +118,15 @@ def test_settings_take_effect(api: Api, server: Server) -> None:
 def test_images_as_url_data_uri_and_bare_base64(api: Api, peer: Peer) -> None:
     start, end = textured_image(500, 500, seed=31), textured_image(500, 500, seed=32)
     bare = base64.b64encode(png_bytes(end)).decode()
-    g = create(api, {"user_prompt": "two frames", "aspect_ratio": "1:1",
-                     "image_url": peer.serve("/s.png", png_bytes(start), "image/png"),
-                     "image_end_url": bare})
+    g = create(
+        api,
+        {
+            "user_prompt": "two frames",
+            "aspect_ratio": "1:1",
+            "image_url": peer.serve("/s.png", png_bytes(start), "image/png"),
+            "image_end_url": bare,
+        },
+    )
     frames = frames_of(wait(api, g["id"])["video"]["url"])
     w, h = frame_size("1:1", "540p")
     assert psnr(frames[0], cover_fit(start, w, h)) >= 30
@@ -105,16 +135,20 @@ def test_images_as_url_data_uri_and_bare_base64(api: Api, peer: Peer) -> None:
 
 def test_file_upload_by_url_and_base64_is_usable_as_image_url(api: Api, peer: Peer) -> None:
     image = textured_image(400, 300, seed=33)
-    by_url = api.post("/luma/generations/file_upload",
-                      {"url": peer.serve("/u.png", png_bytes(image), "image/png")}).json()
+    by_url = api.post(
+        "/luma/generations/file_upload",
+        {"url": peer.serve("/u.png", png_bytes(image), "image/png")},
+    ).json()
     assert set(by_url) == {"id", "presigned_url", "public_url"}
     fetched = httpx.get(by_url["public_url"])
     assert fetched.status_code == 200 and fetched.headers["content-type"] == "image/png"
-    by_b64 = api.post("/luma/generations/file_upload",
-                      {"url": base64.b64encode(png_bytes(image)).decode()}).json()
+    by_b64 = api.post(
+        "/luma/generations/file_upload", {"url": base64.b64encode(png_bytes(image)).decode()}
+    ).json()
     assert by_b64["id"] != by_url["id"]
-    g = create(api, {"user_prompt": "uploaded", "image_url": by_b64["public_url"],
-                     "aspect_ratio": "4:3"})
+    g = create(
+        api, {"user_prompt": "uploaded", "image_url": by_b64["public_url"], "aspect_ratio": "4:3"}
+    )
     frames = frames_of(wait(api, g["id"])["video"]["url"])
     assert psnr(frames[0], cover_fit(image, *frame_size("4:3", "540p"))) >= 30
     bad = api.post("/luma/generations/file_upload", {"url": base64.b64encode(b"x" * 64).decode()})
@@ -124,8 +158,9 @@ def test_file_upload_by_url_and_base64_is_usable_as_image_url(api: Api, peer: Pe
 def test_extend_and_batch_query(api: Api) -> None:
     source = wait(api, create(api, {"user_prompt": "a road"})["id"])
     src_frames = frames_of(source["video"]["url"])
-    response = api.client.post(f"/luma/generations/{source['id']}/extend",
-                               json={"user_prompt": "the road goes on"})
+    response = api.client.post(
+        f"/luma/generations/{source['id']}/extend", json={"user_prompt": "the road goes on"}
+    )
     assert response.status_code == 201
     ext = wait(api, response.json()["id"])
     assert len(frames_of(ext["video"]["url"])) == len(src_frames) + frame_count("5s")
@@ -151,8 +186,9 @@ def test_download_url_is_400_until_completed(tmp_path) -> None:
 
 
 def test_wrapped_answers_by_deployment_setting(tmp_path) -> None:
-    srv = Server(tmp_path / "data", workers=0,
-                 env={"REELGATE_GENERATIONS_RESPONSE": "wrapped"}).start()
+    srv = Server(
+        tmp_path / "data", workers=0, env={"REELGATE_GENERATIONS_RESPONSE": "wrapped"}
+    ).start()
     try:
         api = Api(srv, srv.create_token("wrap"))
         assert create(api, {"user_prompt": "by default"})["code"] == 200
@@ -188,6 +224,10 @@ def test_unauthenticated_and_foreign_tasks(server: Server, api: Api, other_api: 
     assert response.status_code == 401 and response.json()["code"] == 401
     g = create(api, {"user_prompt": "private"})
     assert other_api.client.get(f"/luma/generations/{g['id']}").status_code == 404
-    assert other_api.client.post(f"/luma/generations/{g['id']}/extend",
-                                 json={"user_prompt": "x"}).status_code == 404
+    assert (
+        other_api.client.post(
+            f"/luma/generations/{g['id']}/extend", json={"user_prompt": "x"}
+        ).status_code
+        == 404
+    )
     assert other_api.post("/luma/tasks", {"ids": [g["id"]]}).json()["data"] == []

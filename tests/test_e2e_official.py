@@ -20,8 +20,11 @@ FRAMES = frame_count("5s")
 
 @pytest.fixture(scope="module")
 def luma(server: Server) -> LumaAI:
-    return LumaAI(auth_token=server.create_token("sdk"), base_url=server.url + "/dream-machine/v1",
-                  max_retries=0)
+    return LumaAI(
+        auth_token=server.create_token("sdk"),
+        base_url=server.url + "/dream-machine/v1",
+        max_retries=0,
+    )
 
 
 def frames_of(url: str):
@@ -29,8 +32,12 @@ def frames_of(url: str):
 
 
 def test_text_generation_with_callbacks_on_every_state_change(luma: LumaAI, peer: Peer) -> None:
-    created = luma.generations.create(model="ray-2", prompt="a lighthouse in a storm",
-                                      aspect_ratio="9:16", callback_url=peer.url("/luma"))
+    created = luma.generations.create(
+        model="ray-2",
+        prompt="a lighthouse in a storm",
+        aspect_ratio="9:16",
+        callback_url=peer.url("/luma"),
+    )
     assert created.state == "queued" and created.generation_type == "video"
     assert created.request.prompt == "a lighthouse in a storm"
     done = wait_generation(luma, created.id)
@@ -48,11 +55,14 @@ def test_text_generation_with_callbacks_on_every_state_change(luma: LumaAI, peer
 def test_image_keyframes(luma: LumaAI, peer: Peer) -> None:
     start, end = textured_image(640, 480, seed=21), textured_image(640, 480, seed=22)
     g = luma.generations.create(
-        model="ray-flash-2", prompt="morph between two pictures", aspect_ratio="4:3",
-        keyframes={"frame0": {"type": "image", "url": peer.serve("/a.png", png_bytes(start),
-                                                                  "image/png")},
-                   "frame1": {"type": "image", "url": peer.serve("/b.png", png_bytes(end),
-                                                                  "image/png")}})
+        model="ray-flash-2",
+        prompt="morph between two pictures",
+        aspect_ratio="4:3",
+        keyframes={
+            "frame0": {"type": "image", "url": peer.serve("/a.png", png_bytes(start), "image/png")},
+            "frame1": {"type": "image", "url": peer.serve("/b.png", png_bytes(end), "image/png")},
+        },
+    )
     frames = frames_of(wait_generation(luma, g.id).assets.video)
     w, h = frame_size("4:3", "540p")
     assert psnr(frames[0], cover_fit(start, w, h)) >= 30
@@ -64,22 +74,31 @@ def test_generation_keyframes_extend_reverse_and_interpolate(luma: LumaAI) -> No
     b = wait_generation(luma, luma.generations.create(model="ray-2", prompt="clip b two").id)
     a_frames, b_frames = frames_of(a.assets.video), frames_of(b.assets.video)
 
-    ext = luma.generations.create(model="ray-2", prompt="and then",
-                                  keyframes={"frame0": {"type": "generation", "id": a.id}})
+    ext = luma.generations.create(
+        model="ray-2", prompt="and then", keyframes={"frame0": {"type": "generation", "id": a.id}}
+    )
     ext_frames = frames_of(wait_generation(luma, ext.id).assets.video)
     assert len(ext_frames) == len(a_frames) + FRAMES
     assert psnr(ext_frames[0], a_frames[0]) >= 30
 
-    rev = luma.generations.create(model="ray-2", prompt="what came before",
-                                  keyframes={"frame1": {"type": "generation", "id": b.id}})
+    rev = luma.generations.create(
+        model="ray-2",
+        prompt="what came before",
+        keyframes={"frame1": {"type": "generation", "id": b.id}},
+    )
     rev_frames = frames_of(wait_generation(luma, rev.id).assets.video)
     assert len(rev_frames) == FRAMES + len(b_frames)
     assert psnr(rev_frames[-1], b_frames[-1]) >= 30
     assert psnr(rev_frames[FRAMES - 1], b_frames[0]) >= 28, "the new clip leads into b"
 
-    bridge = luma.generations.create(model="ray-2", prompt="from a to b",
-                                     keyframes={"frame0": {"type": "generation", "id": a.id},
-                                                "frame1": {"type": "generation", "id": b.id}})
+    bridge = luma.generations.create(
+        model="ray-2",
+        prompt="from a to b",
+        keyframes={
+            "frame0": {"type": "generation", "id": a.id},
+            "frame1": {"type": "generation", "id": b.id},
+        },
+    )
     bridge_frames = frames_of(wait_generation(luma, bridge.id).assets.video)
     assert len(bridge_frames) == FRAMES
     assert psnr(bridge_frames[0], a_frames[-1]) >= 25
@@ -87,8 +106,11 @@ def test_generation_keyframes_extend_reverse_and_interpolate(luma: LumaAI) -> No
 
 
 def test_list_delete_ping_and_credits(server: Server, peer: Peer) -> None:
-    client = LumaAI(auth_token=server.create_token("lister"),
-                    base_url=server.url + "/dream-machine/v1", max_retries=0)
+    client = LumaAI(
+        auth_token=server.create_token("lister"),
+        base_url=server.url + "/dream-machine/v1",
+        max_retries=0,
+    )
     ids = [client.generations.create(model="ray-2", prompt=f"number {i}").id for i in range(3)]
     page = client.generations.list(limit=2, offset=0)
     assert [g.id for g in page.generations] == ids[::-1][:2]
@@ -108,28 +130,42 @@ def test_typed_errors(server: Server, luma: LumaAI) -> None:
     with pytest.raises(lumaai.BadRequestError, match="between 3 and 5000"):
         luma.generations.create(model="ray-2", prompt="ab")
     with pytest.raises(lumaai.BadRequestError, match="loop"):
-        luma.generations.create(model="ray-2", prompt="looping", loop=True,
-                                keyframes={"frame1": {"type": "image", "url": "http://x/y.png"}})
+        luma.generations.create(
+            model="ray-2",
+            prompt="looping",
+            loop=True,
+            keyframes={"frame1": {"type": "image", "url": "http://x/y.png"}},
+        )
     with pytest.raises(lumaai.BadRequestError, match="model"):
         luma.generations.create(model="ray-9", prompt="unknown model")  # type: ignore[arg-type]
     with pytest.raises(lumaai.NotFoundError):
         luma.generations.get("00000000-0000-0000-0000-000000000000")
     with pytest.raises(lumaai.NotFoundError):
-        luma.generations.create(model="ray-2", prompt="extend nothing",
-                                keyframes={"frame0": {"type": "generation", "id": "missing"}})
-    bad = LumaAI(auth_token="rg_not_a_token", base_url=server.url + "/dream-machine/v1",
-                 max_retries=0)
+        luma.generations.create(
+            model="ray-2",
+            prompt="extend nothing",
+            keyframes={"frame0": {"type": "generation", "id": "missing"}},
+        )
+    bad = LumaAI(
+        auth_token="rg_not_a_token", base_url=server.url + "/dream-machine/v1", max_retries=0
+    )
     with pytest.raises(lumaai.AuthenticationError):
         bad.generations.list()
-    raw = httpx.post(server.url + "/dream-machine/v1/generations", json={"prompt": "xyz"},
-                     headers={"authorization": "Bearer rg_not_a_token"})
+    raw = httpx.post(
+        server.url + "/dream-machine/v1/generations",
+        json={"prompt": "xyz"},
+        headers={"authorization": "Bearer rg_not_a_token"},
+    )
     assert raw.status_code == 401 and set(raw.json()) == {"detail"}
 
 
 def test_async_client(server: Server) -> None:
     async def run() -> None:
-        client = AsyncLumaAI(auth_token=server.create_token("async"),
-                             base_url=server.url + "/dream-machine/v1", max_retries=0)
+        client = AsyncLumaAI(
+            auth_token=server.create_token("async"),
+            base_url=server.url + "/dream-machine/v1",
+            max_retries=0,
+        )
         g = await client.generations.create(model="ray-2", prompt="async waves")
         for _ in range(450):
             g = await client.generations.get(g.id)
@@ -156,8 +192,11 @@ def test_one_core_every_dialect_reads_the_same_task(luma: LumaAI, server: Server
     assert web["state"] == "completed" and web["video"]["url"] == g.assets.video
     ace = api.post("/luma/videos", {"prompt": "made by acedata"}).json()
     assert luma.generations.get(ace["task_id"]).assets.video == ace["video_url"]
-    other = LumaAI(auth_token=server.create_token("stranger"),
-                   base_url=server.url + "/dream-machine/v1", max_retries=0)
+    other = LumaAI(
+        auth_token=server.create_token("stranger"),
+        base_url=server.url + "/dream-machine/v1",
+        max_retries=0,
+    )
     with pytest.raises(lumaai.NotFoundError):
         other.generations.get(g.id)
     with pytest.raises(lumaai.NotFoundError):
@@ -167,14 +206,19 @@ def test_one_core_every_dialect_reads_the_same_task(luma: LumaAI, server: Server
 def test_raw_contract_and_failure_callbacks(server: Server, luma: LumaAI, peer: Peer) -> None:
     base = server.url + "/dream-machine/v1"
     headers = {"authorization": f"Bearer {luma.auth_token}"}
-    created = httpx.post(base + "/generations", headers=headers,
-                         json={"model": "ray-2", "prompt": "plain path", "resolution": "540p"})
+    created = httpx.post(
+        base + "/generations",
+        headers=headers,
+        json={"model": "ray-2", "prompt": "plain path", "resolution": "540p"},
+    )
     assert created.status_code == 201 and created.json()["state"] == "queued"
     assert created.json()["request"]["generation_type"] == "video"
-    for body in ({"model": "ray-2", "prompt": "bad ratio", "aspect_ratio": "2:1"},
-                 {"model": "ray-2", "prompt": "bad frame", "keyframes": {"frame0": {"type": "image"}}},
-                 {"model": "ray-2", "prompt": "x" * 5001},
-                 {"model": "ray-2", "prompt": "4k", "resolution": "4k"}):
+    for body in (
+        {"model": "ray-2", "prompt": "bad ratio", "aspect_ratio": "2:1"},
+        {"model": "ray-2", "prompt": "bad frame", "keyframes": {"frame0": {"type": "image"}}},
+        {"model": "ray-2", "prompt": "x" * 5001},
+        {"model": "ray-2", "prompt": "4k", "resolution": "4k"},
+    ):
         response = httpx.post(base + "/generations", headers=headers, json=body)
         assert response.status_code == 400, body
         assert set(response.json()) == {"detail"} and response.json()["detail"]
@@ -182,9 +226,12 @@ def test_raw_contract_and_failure_callbacks(server: Server, luma: LumaAI, peer: 
     assert listing.status_code == 400 and "detail" in listing.json()
 
     broken = peer.serve("/broken.png", b"not an image at all", "image/png")
-    g = luma.generations.create(model="ray-2", prompt="will fail",
-                                keyframes={"frame0": {"type": "image", "url": broken}},
-                                callback_url=peer.url("/fails"))
+    g = luma.generations.create(
+        model="ray-2",
+        prompt="will fail",
+        keyframes={"frame0": {"type": "image", "url": broken}},
+        callback_url=peer.url("/fails"),
+    )
     failed = wait_generation(luma, g.id)
     assert failed.state == "failed" and "start image" in failed.failure_reason
     posts = peer.wait_posts("/fails", count=2)

@@ -20,12 +20,15 @@ def test_server_and_separate_worker_share_a_postgresql_queue(tmp_path, postgres_
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     srv = Server(tmp_path / "data", env={"REELGATE_DATABASE_URL": postgres_url}).start()
-    worker = subprocess.Popen([sys.executable, "-m", "reelgate.cli", "worker",
-                               "--log-level", "warning"], env=srv.env)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "reelgate.cli", "worker", "--log-level", "warning"], env=srv.env
+    )
     try:
         api = Api(srv, srv.create_token("pg"))
-        ids = [api.post("/luma/videos", {"prompt": f"clip {i}", "async": True}).json()["task_id"]
-               for i in range(6)]
+        ids = [
+            api.post("/luma/videos", {"prompt": f"clip {i}", "async": True}).json()["task_id"]
+            for i in range(6)
+        ]
         results = [api.wait_done(task_id)["response"] for task_id in ids]
         sync = api.post("/luma/videos", {"prompt": "sync on postgres"}).json()
     finally:
@@ -35,8 +38,9 @@ def test_server_and_separate_worker_share_a_postgresql_queue(tmp_path, postgres_
     assert all(r["success"] for r in results), results
     assert sync["success"] is True
     with engine.connect() as conn:
-        owners = conn.execute(text("SELECT count(DISTINCT lease_owner), max(attempts) FROM tasks")
-                              ).one()
+        owners = conn.execute(
+            text("SELECT count(DISTINCT lease_owner), max(attempts) FROM tasks")
+        ).one()
     engine.dispose()
     assert owners[0] == 7 and owners[1] == 1, "each task ran exactly once"
     srv.start()

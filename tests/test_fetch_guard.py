@@ -59,8 +59,7 @@ def loopback_one_is_public(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pretend 127.0.0.1 is a public server, so a redirect from it to another
     loopback address plays a public host redirecting to a private one."""
     real = fetch_module.is_public_address
-    monkeypatch.setattr(fetch_module, "is_public_address",
-                        lambda a: a == "127.0.0.1" or real(a))
+    monkeypatch.setattr(fetch_module, "is_public_address", lambda a: a == "127.0.0.1" or real(a))
 
 
 def test_redirects_are_checked_again(peer: Peer, loopback_one_is_public) -> None:

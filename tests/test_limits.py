@@ -9,8 +9,11 @@ from tests.conftest import Api, Server
 
 
 def test_rate_limit_and_active_task_cap(tmp_path) -> None:
-    srv = Server(tmp_path / "data", workers=0, env={
-        "REELGATE_RATE_LIMIT_PER_MINUTE": "3", "REELGATE_MAX_ACTIVE_TASKS": "0"}).start()
+    srv = Server(
+        tmp_path / "data",
+        workers=0,
+        env={"REELGATE_RATE_LIMIT_PER_MINUTE": "3", "REELGATE_MAX_ACTIVE_TASKS": "0"},
+    ).start()
     try:
         api = Api(srv, srv.create_token("busy"))
         other = Api(srv, srv.create_token("calm"))
@@ -20,19 +23,25 @@ def test_rate_limit_and_active_task_cap(tmp_path) -> None:
         assert limited.status_code == 429
         assert limited.json()["error"]["code"] == "too_many_requests"
         assert 1 <= int(limited.headers["retry-after"]) <= 60
-        official = api.client.post("/dream-machine/v1/generations",
-                                   json={"model": "ray-2", "prompt": "also limited"})
+        official = api.client.post(
+            "/dream-machine/v1/generations", json={"model": "ray-2", "prompt": "also limited"}
+        )
         assert official.status_code == 429 and "detail" in official.json()
         assert "retry-after" in official.headers
         gateway = api.client.post("/luma/generations", json={"user_prompt": "limited"})
         assert gateway.status_code == 429 and gateway.json()["code"] == 429
-        assert other.post("/luma/videos", {"prompt": "another token", "async": True}
-                          ).status_code == 200, "limits are per token"
+        assert (
+            other.post("/luma/videos", {"prompt": "another token", "async": True}).status_code
+            == 200
+        ), "limits are per token"
     finally:
         srv.stop()
 
-    srv = Server(tmp_path / "data2", workers=0, env={
-        "REELGATE_RATE_LIMIT_PER_MINUTE": "0", "REELGATE_MAX_ACTIVE_TASKS": "2"}).start()
+    srv = Server(
+        tmp_path / "data2",
+        workers=0,
+        env={"REELGATE_RATE_LIMIT_PER_MINUTE": "0", "REELGATE_MAX_ACTIVE_TASKS": "2"},
+    ).start()
     try:
         api = Api(srv, srv.create_token("queue"))
         for i in range(2):
@@ -59,11 +68,13 @@ def test_request_bodies_are_capped(tmp_path) -> None:
                 yield b"y" * 500
             yield b'"}'
 
-        chunked = api.client.post("/luma/generations", content=chunks(),
-                                  headers={"content-type": "application/json"})
+        chunked = api.client.post(
+            "/luma/generations", content=chunks(), headers={"content-type": "application/json"}
+        )
         assert chunked.status_code == 413 and chunked.json()["code"] == 413
-        official = api.client.post("/dream-machine/v1/generations",
-                                   json={"model": "ray-2", "prompt": "z" * 3000})
+        official = api.client.post(
+            "/dream-machine/v1/generations", json={"model": "ray-2", "prompt": "z" * 3000}
+        )
         assert official.status_code == 413 and "detail" in official.json()
         assert api.post("/luma/videos", {"prompt": "small", "async": True}).status_code == 200
     finally:

@@ -28,12 +28,20 @@ def tiny_tokenizer():
 
     tok = Tokenizer(models.Unigram())
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=60, special_tokens=["<pad>", "</s>", "<unk>"],
-                                      unk_token="<unk>")
-    tok.train_from_iterator(["a fox runs in the snow", "waves on a beach at dusk",
-                             "worst quality blurry jittery distorted video"], trainer)
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>",
-                                                eos_token="</s>", unk_token="<unk>")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=60, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>"
+    )
+    tok.train_from_iterator(
+        [
+            "a fox runs in the snow",
+            "waves on a beach at dusk",
+            "worst quality blurry jittery distorted video",
+        ],
+        trainer,
+    )
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,27 +55,56 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     torch.manual_seed(0)
     transformer = LTXVideoTransformer3DModel(
-        in_channels=8, out_channels=8, patch_size=1, patch_size_t=1, num_attention_heads=4,
-        attention_head_dim=8, cross_attention_dim=32, num_layers=1, caption_channels=32)
+        in_channels=8,
+        out_channels=8,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=4,
+        attention_head_dim=8,
+        cross_attention_dim=32,
+        num_layers=1,
+        caption_channels=32,
+    )
     torch.manual_seed(0)
     vae = AutoencoderKLLTXVideo(
-        in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
-        decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
+        in_channels=3,
+        out_channels=3,
+        latent_channels=8,
+        block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1, 1, 1, 1, 1),
         decoder_layers_per_block=(1, 1, 1, 1, 1),
         spatio_temporal_scaling=(True, True, False, False),
         decoder_spatio_temporal_scaling=(True, True, False, False),
         decoder_inject_noise=(False, False, False, False, False),
-        upsample_residual=(False, False, False, False), upsample_factor=(1, 1, 1, 1),
-        timestep_conditioning=False, patch_size=1, patch_size_t=1, encoder_causal=True,
-        decoder_causal=False)
+        upsample_residual=(False, False, False, False),
+        upsample_factor=(1, 1, 1, 1),
+        timestep_conditioning=False,
+        patch_size=1,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
+    )
     tokenizer = tiny_tokenizer()
     torch.manual_seed(0)
-    text_encoder = transformers.T5EncoderModel(transformers.T5Config(
-        vocab_size=tokenizer.vocab_size, d_model=32, d_kv=8, d_ff=37, num_layers=2,
-        num_heads=4, relative_attention_num_buckets=8))
-    pipe = LTXConditionPipeline(transformer=transformer, vae=vae,
-                                scheduler=FlowMatchEulerDiscreteScheduler(),
-                                text_encoder=text_encoder, tokenizer=tokenizer)
+    text_encoder = transformers.T5EncoderModel(
+        transformers.T5Config(
+            vocab_size=tokenizer.vocab_size,
+            d_model=32,
+            d_kv=8,
+            d_ff=37,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+        )
+    )
+    pipe = LTXConditionPipeline(
+        transformer=transformer,
+        vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+    )
     path = tmp_path_factory.mktemp("ltx-tiny")
     pipe.save_pretrained(path)
     return path
@@ -75,13 +112,26 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def engine(weights: Path) -> LtxEngine:
-    return LtxEngine(LtxConfig(weights=str(weights), device="cpu",
-                               default_profile=LtxProfile(steps=2, guidance=3.0)))
+    return LtxEngine(
+        LtxConfig(
+            weights=str(weights), device="cpu", default_profile=LtxProfile(steps=2, guidance=3.0)
+        )
+    )
 
 
 def job(n: int = 9, **kw) -> RenderJob:
-    return RenderJob(**{"task_id": "t", "prompt": "a fox runs in the snow", "seed": 3,
-                        "width": W, "height": H, "fps": 24, "num_frames": n, **kw})
+    return RenderJob(
+        **{
+            "task_id": "t",
+            "prompt": "a fox runs in the snow",
+            "seed": 3,
+            "width": W,
+            "height": H,
+            "fps": 24,
+            "num_frames": n,
+            **kw,
+        }
+    )
 
 
 def frame_indexes(engine: LtxEngine, j: RenderJob) -> list[tuple[str, int]]:
@@ -93,14 +143,19 @@ def test_every_request_shape_places_its_conditions(engine: LtxEngine, tmp_path: 
     start, end = textured_image(96, 48, seed=1), textured_image(96, 48, seed=2)
     assert frame_indexes(engine, job()) == []
     assert frame_indexes(engine, job(start_image=start)) == [("image", 0)]
-    assert frame_indexes(engine, job(start_image=start, end_image=end)) == [("image", 0),
-                                                                            ("image", 8)]
+    assert frame_indexes(engine, job(start_image=start, end_image=end)) == [
+        ("image", 0),
+        ("image", 8),
+    ]
     assert frame_indexes(engine, job(end_image=end)) == [("image", 8)]
-    assert frame_indexes(engine, job(start_image=start, loop=True)) == [("image", 0),
-                                                                        ("image", 8)]
+    assert frame_indexes(engine, job(start_image=start, loop=True)) == [("image", 0), ("image", 8)]
     source = tmp_path / "source.mp4"
-    encode_mp4(iter([np.roll(textured_image(W, H), i, axis=1) for i in range(17)]), source,
-               width=W, height=H)
+    encode_mp4(
+        iter([np.roll(textured_image(W, H), i, axis=1) for i in range(17)]),
+        source,
+        width=W,
+        height=H,
+    )
     extend = job(source_video=source)
     conditions, skip, total = engine.conditions(extend)
     assert [(c.frame_index, len(c.video)) for c in conditions] == [(0, 9)]
@@ -111,7 +166,8 @@ def test_every_request_shape_places_its_conditions(engine: LtxEngine, tmp_path: 
 
 @pytest.mark.parametrize("shape", ["text", "start", "start+end", "extend"])
 def test_frames_reach_the_encoder_at_the_right_size_and_count(
-        engine: LtxEngine, shape: str, tmp_path: Path) -> None:
+    engine: LtxEngine, shape: str, tmp_path: Path
+) -> None:
     kw: dict = {}
     if shape in ("start", "start+end"):
         kw["start_image"] = textured_image(W, H, seed=4)
@@ -157,12 +213,19 @@ def test_models_route_to_ltx_and_a_worker_survives_missing_weights(tmp_path: Pat
 
     from tests.conftest import Server
 
-    srv = Server(tmp_path / "data", env={
-        "REELGATE_LTX_WEIGHTS": str(tmp_path / "no-weights-here"),
-        "REELGATE_MODEL_ENGINES": '{"ray-2": "ltx"}'}).start()
+    srv = Server(
+        tmp_path / "data",
+        env={
+            "REELGATE_LTX_WEIGHTS": str(tmp_path / "no-weights-here"),
+            "REELGATE_MODEL_ENGINES": '{"ray-2": "ltx"}',
+        },
+    ).start()
     try:
-        client = LumaAI(auth_token=srv.create_token("gpu"), max_retries=0,
-                        base_url=srv.url + "/dream-machine/v1")
+        client = LumaAI(
+            auth_token=srv.create_token("gpu"),
+            max_retries=0,
+            base_url=srv.url + "/dream-machine/v1",
+        )
 
         def finish(generation_id: str):
             for _ in range(300):
@@ -182,8 +245,9 @@ def test_models_route_to_ltx_and_a_worker_survives_missing_weights(tmp_path: Pat
 
 
 def test_gpu_out_of_memory_becomes_a_clear_error(weights: Path) -> None:
-    oom = LtxEngine(LtxConfig(weights=str(weights), device="cpu",
-                              default_profile=LtxProfile(steps=1)))
+    oom = LtxEngine(
+        LtxConfig(weights=str(weights), device="cpu", default_profile=LtxProfile(steps=1))
+    )
     pipe = oom.pipeline()
 
     class OutOfMemory:

@@ -35,8 +35,9 @@ class Context:
         pass
 
     def remember(self, upstream_id: str, key_id: str, submitted_at: float) -> None:
-        if not self.tasks.remember_upstream(self.task_id, self.lease_owner, upstream_id,
-                                            key_id, submitted_at):
+        if not self.tasks.remember_upstream(
+            self.task_id, self.lease_owner, upstream_id, key_id, submitted_at
+        ):
             raise LeaseLost()
 
     def check(self) -> None:
@@ -73,11 +74,27 @@ def setup(tmp_path: Path):
     tasks = TaskStore(db)
     new_task(tasks, owner.id, engine="luma")
     task = tasks.claim(lease_seconds=60, max_attempts=3)
-    engine = LumaEngine(LumaConfig(
-        base_url=f"http://127.0.0.1:{closed_port()}/dream-machine/v1", keys=["key-one-1234"],
-        poll=0.05, poll_max=0.1, timeout=1.0, request_timeout=2.0), UpstreamKeyStore(db))
-    job = UpstreamJob(task_id=task.id, prompt="p", model="ray-2", aspect_ratio="16:9",
-                      resolution="540p", duration="5s", loop=False, workdir=tmp_path)
+    engine = LumaEngine(
+        LumaConfig(
+            base_url=f"http://127.0.0.1:{closed_port()}/dream-machine/v1",
+            keys=["key-one-1234"],
+            poll=0.05,
+            poll_max=0.1,
+            timeout=1.0,
+            request_timeout=2.0,
+        ),
+        UpstreamKeyStore(db),
+    )
+    job = UpstreamJob(
+        task_id=task.id,
+        prompt="p",
+        model="ray-2",
+        aspect_ratio="16:9",
+        resolution="540p",
+        duration="5s",
+        loop=False,
+        workdir=tmp_path,
+    )
     yield engine, job, Context(tasks, task.id, task.lease_owner), tasks
     db.dispose()
 
@@ -94,7 +111,7 @@ def test_refused_connections_wait_for_the_upstream_instead_of_giving_up(setup) -
 
 
 def test_no_create_starts_once_the_worker_is_stopping(setup) -> None:
-    engine, job, ctx, tasks = setup
+    engine, job, ctx, _tasks = setup
     ctx.stopping.set()
     started = time.monotonic()
     with pytest.raises(WorkerStopping):

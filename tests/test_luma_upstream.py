@@ -22,8 +22,11 @@ from tests.upstream_proxy import FaultProxy
 from tests.videos import decode_mp4, png_bytes
 
 BAD_KEY = "rg_this_key_was_never_issued_0000"
-FAST = {"REELGATE_LUMA_POLL_SECONDS": "0.2", "REELGATE_LUMA_POLL_MAX_SECONDS": "1",
-        "REELGATE_DEFAULT_ENGINE": "luma"}
+FAST = {
+    "REELGATE_LUMA_POLL_SECONDS": "0.2",
+    "REELGATE_LUMA_POLL_MAX_SECONDS": "1",
+    "REELGATE_DEFAULT_ENGINE": "luma",
+}
 
 
 def official(server: Server, token: str) -> LumaAI:
@@ -57,17 +60,28 @@ def proxy(upstream: Server) -> Iterator[FaultProxy]:
 
 def downstream(tmp: Path, base_url: str, keys: str, **env: str | None) -> Server:
     """A reelgate whose default engine is `luma`, in front of `base_url` (not started)."""
-    return Server(tmp / "data", workers=3, env={
-        **FAST, "REELGATE_LUMA_BASE_URL": base_url + "/dream-machine/v1",
-        "REELGATE_LUMA_API_KEYS": keys, **env})
+    return Server(
+        tmp / "data",
+        workers=3,
+        env={
+            **FAST,
+            "REELGATE_LUMA_BASE_URL": base_url + "/dream-machine/v1",
+            "REELGATE_LUMA_API_KEYS": keys,
+            **env,
+        },
+    )
 
 
 @pytest.fixture(scope="module")
-def down(tmp_path_factory: pytest.TempPathFactory, proxy: FaultProxy,
-         upstream_key: str) -> Iterator[Server]:
+def down(
+    tmp_path_factory: pytest.TempPathFactory, proxy: FaultProxy, upstream_key: str
+) -> Iterator[Server]:
     """Through the proxy, no public URL: follows upstream generations by polling."""
-    with running(downstream(tmp_path_factory.mktemp("down"), proxy.url, upstream_key,
-                            REELGATE_PUBLIC_BASE_URL=None)) as srv:
+    with running(
+        downstream(
+            tmp_path_factory.mktemp("down"), proxy.url, upstream_key, REELGATE_PUBLIC_BASE_URL=None
+        )
+    ) as srv:
         yield srv
 
 
@@ -84,12 +98,13 @@ def upstream_ids(proxy: FaultProxy, since: int) -> list[str]:
 
 
 def test_text_generation_is_made_upstream_and_rehosted(
-        down: Server, down_token: str, upstream: Server, upstream_key: str,
-        proxy: FaultProxy) -> None:
+    down: Server, down_token: str, upstream: Server, upstream_key: str, proxy: FaultProxy
+) -> None:
     mark = proxy.mark()
     client = official(down, down_token)
-    created = client.generations.create(model="ray-2", prompt="a lighthouse at dusk, waves",
-                                        aspect_ratio="16:9")
+    created = client.generations.create(
+        model="ray-2", prompt="a lighthouse at dusk, waves", aspect_ratio="16:9"
+    )
     done = wait_generation(client, created.id)
     assert done.state == "completed", done.failure_reason
     assert done.model == "ray-2"
@@ -118,14 +133,20 @@ def test_text_generation_is_made_upstream_and_rehosted(
 
 
 def test_start_and_end_images_reach_the_upstream(
-        down: Server, down_token: str, proxy: FaultProxy, peer: Peer) -> None:
+    down: Server, down_token: str, proxy: FaultProxy, peer: Peer
+) -> None:
     mark = proxy.mark()
     end_url = peer.serve("/blue.png", solid_png((20, 40, 230)), "image/png")
-    start = "data:image/png;base64," + base64.b64encode(
-        solid_png((230, 30, 20))).decode()
-    answer = Api(down, down_token).post("/luma/videos", {
-        "prompt": "a red card turning blue", "start_image_url": start,
-        "end_image_url": end_url, "async": True})
+    start = "data:image/png;base64," + base64.b64encode(solid_png((230, 30, 20))).decode()
+    answer = Api(down, down_token).post(
+        "/luma/videos",
+        {
+            "prompt": "a red card turning blue",
+            "start_image_url": start,
+            "end_image_url": end_url,
+            "async": True,
+        },
+    )
     assert answer.status_code == 200, answer.text
     item = Api(down, down_token).wait_done(answer.json()["task_id"])
     assert item["response"]["state"] == "completed", item
@@ -145,22 +166,28 @@ def test_start_and_end_images_reach_the_upstream(
 
 
 def test_extend_refers_to_the_upstream_generation(
-        down: Server, down_token: str, proxy: FaultProxy) -> None:
+    down: Server, down_token: str, proxy: FaultProxy
+) -> None:
     client = official(down, down_token)
     mark = proxy.mark()
-    first = wait_generation(client, client.generations.create(
-        model="ray-2", prompt="a paper boat on a pond").id)
+    first = wait_generation(
+        client, client.generations.create(model="ray-2", prompt="a paper boat on a pond").id
+    )
     assert first.state == "completed", first.failure_reason
     [first_upstream] = upstream_ids(proxy, mark)
 
     mark = proxy.mark()
-    extended = wait_generation(client, client.generations.create(
-        model="ray-2", prompt="the boat drifts under a bridge",
-        keyframes={"frame0": {"type": "generation", "id": first.id}}).id)
+    extended = wait_generation(
+        client,
+        client.generations.create(
+            model="ray-2",
+            prompt="the boat drifts under a bridge",
+            keyframes={"frame0": {"type": "generation", "id": first.id}},
+        ).id,
+    )
     assert extended.state == "completed", extended.failure_reason
     [create] = [c for c in proxy.creates(mark) if c.status == 201]
-    assert create.body["keyframes"] == {
-        "frame0": {"type": "generation", "id": first_upstream}}
+    assert create.body["keyframes"] == {"frame0": {"type": "generation", "id": first_upstream}}
     source = decode_mp4(httpx.get(first.assets.video).content)
     longer = decode_mp4(httpx.get(extended.assets.video).content)
     assert len(longer.frames) == len(source.frames) + 121  # the source, then the new clip
@@ -169,8 +196,12 @@ def test_extend_refers_to_the_upstream_generation(
 def test_loop_is_passed_upstream(down: Server, down_token: str, proxy: FaultProxy) -> None:
     client = official(down, down_token)
     mark = proxy.mark()
-    done = wait_generation(client, client.generations.create(
-        model="ray-flash-2", prompt="a spinning top, seamless loop", loop=True).id)
+    done = wait_generation(
+        client,
+        client.generations.create(
+            model="ray-flash-2", prompt="a spinning top, seamless loop", loop=True
+        ).id,
+    )
     assert done.state == "completed", done.failure_reason
     [create] = [c for c in proxy.creates(mark) if c.status == 201]
     assert create.body["loop"] is True and create.body["model"] == "ray-flash-2"
@@ -180,20 +211,27 @@ def test_loop_is_passed_upstream(down: Server, down_token: str, proxy: FaultProx
 
 
 def test_a_failed_upstream_generation_fails_the_task_with_its_reason(
-        down: Server, down_token: str, peer: Peer) -> None:
+    down: Server, down_token: str, peer: Peer
+) -> None:
     client = official(down, down_token)
-    done = wait_generation(client, client.generations.create(
-        model="ray-2", prompt="from a picture that is gone",
-        keyframes={"frame0": {"type": "image", "url": peer.url("/missing.png")}}).id)
+    done = wait_generation(
+        client,
+        client.generations.create(
+            model="ray-2",
+            prompt="from a picture that is gone",
+            keyframes={"frame0": {"type": "image", "url": peer.url("/missing.png")}},
+        ).id,
+    )
     assert done.state == "failed"
     assert "upstream generation failed" in done.failure_reason
     assert "404" in done.failure_reason  # the upstream's own words
 
 
-def test_extending_a_video_the_upstream_never_saw_is_refused(
-        down: Server, down_token: str) -> None:
-    answer = Api(down, down_token).post("/luma/videos", {
-        "action": "extend", "video_url": "https://example.com/clip.mp4", "prompt": "more"})
+def test_extending_a_video_the_upstream_never_saw_is_refused(down: Server, down_token: str) -> None:
+    answer = Api(down, down_token).post(
+        "/luma/videos",
+        {"action": "extend", "video_url": "https://example.com/clip.mp4", "prompt": "more"},
+    )
     assert answer.status_code == 400
     assert "only extend videos it generated" in answer.json()["error"]["message"]
 
@@ -205,8 +243,9 @@ def test_429_waits_for_retry_after(down: Server, down_token: str, proxy: FaultPr
     mark = proxy.mark()
     proxy.inject("POST", "/generations/video", 429, retry_after="2")
     client = official(down, down_token)
-    done = wait_generation(client, client.generations.create(
-        model="ray-2", prompt="patience under a rate limit").id)
+    done = wait_generation(
+        client, client.generations.create(model="ray-2", prompt="patience under a rate limit").id
+    )
     assert done.state == "completed", done.failure_reason
     refused, accepted = proxy.creates(mark)[:2]
     assert (refused.status, accepted.status) == (429, 201)
@@ -227,18 +266,21 @@ def test_500s_are_retried(down: Server, down_token: str, proxy: FaultProxy) -> N
     done = wait_generation(client, created.id)
     assert done.state == "completed", done.failure_reason
     assert [c.status for c in proxy.creates(mark)] == [500, 500, 201]
-    reads = [s.status for s in proxy.seen[mark:] if s.method == "GET"
-             and s.path.endswith(upstream_id)]
+    reads = [
+        s.status for s in proxy.seen[mark:] if s.method == "GET" and s.path.endswith(upstream_id)
+    ]
     assert reads.count(500) == 2 and reads[-1] == 200
 
 
 def test_creates_that_may_have_reached_the_upstream_are_not_retried_forever(
-        down: Server, down_token: str, proxy: FaultProxy) -> None:
+    down: Server, down_token: str, proxy: FaultProxy
+) -> None:
     mark = proxy.mark()
     proxy.inject("POST", "/generations/video", 502, times=3)
     client = official(down, down_token)
-    done = wait_generation(client, client.generations.create(
-        model="ray-2", prompt="every create answer is lost").id)
+    done = wait_generation(
+        client, client.generations.create(model="ray-2", prompt="every create answer is lost").id
+    )
     assert done.state == "failed"
     assert "not trying again" in done.failure_reason and "502" in done.failure_reason
     assert [c.status for c in proxy.creates(mark)] == [502, 502, 502]
@@ -247,16 +289,21 @@ def test_creates_that_may_have_reached_the_upstream_are_not_retried_forever(
 # Callbacks instead of polling
 
 
-def test_upstream_callbacks_drive_the_task(tmp_path: Path, upstream: Server,
-                                           upstream_key: str) -> None:
+def test_upstream_callbacks_drive_the_task(
+    tmp_path: Path, upstream: Server, upstream_key: str
+) -> None:
     """With a public URL, the upstream calls back; polling is only a slow safety net
     (once a minute here), so finishing in seconds shows the callbacks worked."""
-    with running(downstream(tmp_path, upstream.url, upstream_key,
-                            REELGATE_LUMA_POLL_MAX_SECONDS="60")) as srv:
+    with running(
+        downstream(tmp_path, upstream.url, upstream_key, REELGATE_LUMA_POLL_MAX_SECONDS="60")
+    ) as srv:
         client = official(srv, srv.create_token("app"))
         started = time.monotonic()
-        done = wait_generation(client, client.generations.create(
-            model="ray-2", prompt="a kite on a windy beach").id, timeout=45)
+        done = wait_generation(
+            client,
+            client.generations.create(model="ray-2", prompt="a kite on a windy beach").id,
+            timeout=45,
+        )
         assert done.state == "completed", done.failure_reason
         assert time.monotonic() - started < 40
 
@@ -265,8 +312,10 @@ def test_upstream_callbacks_drive_the_task(tmp_path: Path, upstream: Server,
         callback_url = generation.request.callback_url
         assert callback_url.startswith(srv.url + "/upstream/callbacks/")
         # the upstream reports its deliveries: each answered 200
-        seen = httpx.get(f"{upstream.url}/luma/generations/{generation.id}",
-                         headers={"authorization": f"Bearer {upstream_key}"}).json()
+        seen = httpx.get(
+            f"{upstream.url}/luma/generations/{generation.id}",
+            headers={"authorization": f"Bearer {upstream_key}"},
+        ).json()
         assert seen["callbacks"] and all(c["last_status"] == 200 for c in seen["callbacks"])
         # a link with a forged token is refused
         forged = callback_url.rsplit("/", 1)[0] + "/" + "0" * 32
@@ -277,11 +326,19 @@ def test_upstream_callbacks_drive_the_task(tmp_path: Path, upstream: Server,
 
 
 def test_a_restarted_gateway_follows_the_same_upstream_generation(
-        tmp_path: Path, proxy: FaultProxy, upstream_key: str) -> None:
+    tmp_path: Path, proxy: FaultProxy, upstream_key: str
+) -> None:
     """The upstream id is kept on the task the moment it exists, so a crash
     after the create never pays for a second generation."""
-    with running(downstream(tmp_path, proxy.url, upstream_key, REELGATE_PUBLIC_BASE_URL=None,
-                            REELGATE_LEASE_SECONDS="2")) as srv:
+    with running(
+        downstream(
+            tmp_path,
+            proxy.url,
+            upstream_key,
+            REELGATE_PUBLIC_BASE_URL=None,
+            REELGATE_LEASE_SECONDS="2",
+        )
+    ) as srv:
         client = official(srv, srv.create_token("app"))
         mark = proxy.mark()
         created = client.generations.create(model="ray-2", prompt="survives a crash")
@@ -297,13 +354,16 @@ def test_a_restarted_gateway_follows_the_same_upstream_generation(
 
 
 def test_a_bad_key_in_the_pool_is_set_aside_and_reported(
-        tmp_path: Path, proxy: FaultProxy, upstream_key: str) -> None:
-    with running(downstream(tmp_path, proxy.url, f"{BAD_KEY},{upstream_key}",
-                            REELGATE_PUBLIC_BASE_URL=None)) as srv:
+    tmp_path: Path, proxy: FaultProxy, upstream_key: str
+) -> None:
+    with running(
+        downstream(tmp_path, proxy.url, f"{BAD_KEY},{upstream_key}", REELGATE_PUBLIC_BASE_URL=None)
+    ) as srv:
         mark = proxy.mark()
         client = official(srv, srv.create_token("app"))
-        ids = [client.generations.create(model="ray-2", prompt=f"clip number {i}").id
-               for i in range(3)]
+        ids = [
+            client.generations.create(model="ray-2", prompt=f"clip number {i}").id for i in range(3)
+        ]
         for generation_id in ids:
             done = wait_generation(client, generation_id)
             assert done.state == "completed", done.failure_reason
@@ -317,17 +377,24 @@ def test_a_bad_key_in_the_pool_is_set_aside_and_reported(
 
 
 def test_only_bad_keys_fail_the_task_clearly(tmp_path: Path, upstream: Server) -> None:
-    with running(downstream(tmp_path, upstream.url, BAD_KEY,
-                            REELGATE_ALLOW_PRIVATE_NETWORKS="false")) as srv:
+    with running(
+        downstream(tmp_path, upstream.url, BAD_KEY, REELGATE_ALLOW_PRIVATE_NETWORKS="false")
+    ) as srv:
         client = official(srv, srv.create_token("app"))
         # A client's image URL is checked before the upstream is asked to fetch it.
-        done = wait_generation(client, client.generations.create(
-            model="ray-2", prompt="from a private address",
-            keyframes={"frame0": {"type": "image", "url": "http://127.0.0.1:9/x.png"}}).id)
+        done = wait_generation(
+            client,
+            client.generations.create(
+                model="ray-2",
+                prompt="from a private address",
+                keyframes={"frame0": {"type": "image", "url": "http://127.0.0.1:9/x.png"}},
+            ).id,
+        )
         assert done.state == "failed" and "non-public address" in done.failure_reason
 
-        done = wait_generation(client, client.generations.create(
-            model="ray-2", prompt="no key can pay for this").id)
+        done = wait_generation(
+            client, client.generations.create(model="ray-2", prompt="no key can pay for this").id
+        )
         assert done.state == "failed"
         assert "no usable upstream API key" in done.failure_reason
         assert "401" in done.failure_reason and BAD_KEY not in done.failure_reason
@@ -349,11 +416,18 @@ def idle_key(idle_upstream: Server) -> str:
 
 
 @pytest.fixture(scope="module")
-def down_idle(tmp_path_factory: pytest.TempPathFactory, idle_upstream: Server,
-              idle_key: str) -> Iterator[Server]:
-    with running(downstream(tmp_path_factory.mktemp("down-idle"), idle_upstream.url, idle_key,
-                            REELGATE_LUMA_TIMEOUT_SECONDS="6",
-                            REELGATE_LUMA_MAX_CONCURRENT_PER_KEY="1")) as srv:
+def down_idle(
+    tmp_path_factory: pytest.TempPathFactory, idle_upstream: Server, idle_key: str
+) -> Iterator[Server]:
+    with running(
+        downstream(
+            tmp_path_factory.mktemp("down-idle"),
+            idle_upstream.url,
+            idle_key,
+            REELGATE_LUMA_TIMEOUT_SECONDS="6",
+            REELGATE_LUMA_MAX_CONCURRENT_PER_KEY="1",
+        )
+    ) as srv:
         yield srv
 
 
@@ -381,7 +455,8 @@ def assert_deleted_upstream(up: LumaAI, upstream_id: str, timeout: float = 15) -
 
 
 def test_deleting_a_task_cancels_its_upstream_generation(
-        down_idle: Server, idle_upstream: Server, idle_key: str) -> None:
+    down_idle: Server, idle_upstream: Server, idle_key: str
+) -> None:
     up = official(idle_upstream, idle_key)
     before = {g.id for g in up.generations.list(limit=100).generations}
     client = official(down_idle, down_idle.create_token("app"))
@@ -394,7 +469,8 @@ def test_deleting_a_task_cancels_its_upstream_generation(
 
 
 def test_a_generation_that_never_finishes_times_out_and_is_cancelled(
-        down_idle: Server, idle_upstream: Server, idle_key: str) -> None:
+    down_idle: Server, idle_upstream: Server, idle_key: str
+) -> None:
     up = official(idle_upstream, idle_key)
     before = {g.id for g in up.generations.list(limit=100).generations}
     client = official(down_idle, down_idle.create_token("app"))
@@ -407,7 +483,8 @@ def test_a_generation_that_never_finishes_times_out_and_is_cancelled(
 
 
 def test_per_key_concurrency_holds_the_next_create_until_a_slot_frees(
-        down_idle: Server, idle_upstream: Server, idle_key: str) -> None:
+    down_idle: Server, idle_upstream: Server, idle_key: str
+) -> None:
     up = official(idle_upstream, idle_key)
     before = {g.id for g in up.generations.list(limit=100).generations}
     client = official(down_idle, down_idle.create_token("app"))
@@ -425,7 +502,8 @@ def test_per_key_concurrency_holds_the_next_create_until_a_slot_frees(
 
 
 def test_a_gateway_shutting_down_hands_its_upstream_tasks_back(
-        tmp_path: Path, idle_upstream: Server, idle_key: str) -> None:
+    tmp_path: Path, idle_upstream: Server, idle_key: str
+) -> None:
     """A graceful stop does not wait for upstream generations, and the task is
     followed again after the restart, with no second create."""
     with running(downstream(tmp_path, idle_upstream.url, idle_key)) as srv:
@@ -433,22 +511,25 @@ def test_a_gateway_shutting_down_hands_its_upstream_tasks_back(
         before = {g.id for g in up.generations.list(limit=100).generations}
         client = official(srv, srv.create_token("app"))
         start = "data:image/png;base64," + base64.b64encode(solid_png((200, 60, 30))).decode()
-        created = client.generations.create(model="ray-2", prompt="outlives a restart",
-                                            keyframes={"frame0": {"type": "image", "url": start}})
+        created = client.generations.create(
+            model="ray-2",
+            prompt="outlives a restart",
+            keyframes={"frame0": {"type": "image", "url": start}},
+        )
         upstream_id = _upstream_generation(up, before)
         image_link = up.generations.get(upstream_id).request.keyframes.frame0.url
         started = time.monotonic()
         srv.stop()  # SIGTERM: a graceful stop
         assert time.monotonic() - started < 8
         with sqlite3.connect(srv.data_dir / "reelgate.db") as db:
-            state, attempts = db.execute("SELECT state, attempts FROM tasks WHERE id = ?",
-                                         (created.id,)).fetchone()
+            state, attempts = db.execute(
+                "SELECT state, attempts FROM tasks WHERE id = ?", (created.id,)
+            ).fetchone()
         assert (state, attempts) == ("queued", 0)  # handed back, no attempt used up
         srv.start()
         time.sleep(2)
         assert client.generations.get(created.id).state == "dreaming"
-        assert {g.id for g in up.generations.list(limit=100).generations} - before == {
-            upstream_id}
+        assert {g.id for g in up.generations.list(limit=100).generations} - before == {upstream_id}
         # the queued upstream generation can still fetch the image it was given
         assert httpx.get(image_link).headers["content-type"] == "image/jpeg"
         client.generations.delete(created.id)

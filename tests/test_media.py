@@ -154,7 +154,13 @@ def test_encode_consumes_frames_lazily(tmp_path: Path) -> None:
             yield np.roll(textured_image(64, 64), i, axis=1)
 
     ahead: list[int] = []
-    encode_mp4(frames(), tmp_path / "lazy.mp4", width=64, height=64, on_frame=lambda c: ahead.append(produced - c))
+    encode_mp4(
+        frames(),
+        tmp_path / "lazy.mp4",
+        width=64,
+        height=64,
+        on_frame=lambda c: ahead.append(produced - c),
+    )
     assert len(ahead) == 40 and max(ahead) <= 8
 
 
@@ -164,7 +170,9 @@ def test_probe_refuses_a_file_without_video(tmp_path: Path) -> None:
     path = tmp_path / "audio.m4a"
     with av.open(str(path), "w") as container:
         stream = container.add_stream("aac", rate=8000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+        )
         frame.sample_rate = 8000
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             container.mux(packet)

@@ -19,10 +19,15 @@ def test_killed_server_finishes_the_task_after_restart(tmp_path, peer: Peer) -> 
     srv.start()
     try:
         api = Api(srv, srv.create_token("crash"))
-        task_id = api.post("/luma/videos", {
-            "prompt": "a long slow pan over mountains", "resolution": "1080p", "duration": "9s",
-            "callback_url": peer.url("/done"),
-        }).json()["task_id"]
+        task_id = api.post(
+            "/luma/videos",
+            {
+                "prompt": "a long slow pan over mountains",
+                "resolution": "1080p",
+                "duration": "9s",
+                "callback_url": peer.url("/done"),
+            },
+        ).json()["task_id"]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             response = api.retrieve(task_id).json()["response"]

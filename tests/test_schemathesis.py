@@ -25,9 +25,16 @@ def _no_dns(host: str, port: int) -> list[str]:
 
 def _app():
     data = Path(tempfile.mkdtemp(prefix="reelgate-fuzz-"))
-    runtime = Runtime(Settings(data_dir=data, workers=0, max_wait_seconds=0.2,
-                               rate_limit_per_minute=0, max_active_tasks=0,
-                               max_body_bytes=1_000_000))
+    runtime = Runtime(
+        Settings(
+            data_dir=data,
+            workers=0,
+            max_wait_seconds=0.2,
+            rate_limit_per_minute=0,
+            max_active_tasks=0,
+            max_body_bytes=1_000_000,
+        )
+    )
     runtime.client.resolver = _no_dns
     _, token = runtime.tokens.create("fuzz")
     return create_app(runtime), token
@@ -38,13 +45,16 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_input_produces_a_server_error(case) -> None:
     response = case.call(headers={"Authorization": f"Bearer {TOKEN}"})
     if response.status_code == 504:
         body = response.json()
         assert body["error"]["code"] == "timeout" and body["task_id"], response.text
         return
-    assert response.status_code < 500, (case.method, case.path, response.status_code,
-                                        response.text[:500])
+    assert response.status_code < 500, (
+        case.method,
+        case.path,
+        response.status_code,
+        response.text[:500],
+    )

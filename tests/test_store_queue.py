@@ -22,11 +22,27 @@ def owner(db: Database) -> str:
 
 
 def new_task(store: TaskStore, owner: str, **extra):
-    fields = dict(owner_id=owner, origin="acedata", kind="generate", prompt="p",
-                  enhanced_prompt=None, start_image=None, end_image=None, source_task_id=None,
-                  source_video_url=None, loop=False, aspect_ratio="16:9", resolution="540p",
-                  duration="5s", model="reelgate-preview", engine="preview", seed=1,
-                  callback_url=None, callback_dialect=None, origin_request={"prompt": "p"})
+    fields = dict(
+        owner_id=owner,
+        origin="acedata",
+        kind="generate",
+        prompt="p",
+        enhanced_prompt=None,
+        start_image=None,
+        end_image=None,
+        source_task_id=None,
+        source_video_url=None,
+        loop=False,
+        aspect_ratio="16:9",
+        resolution="540p",
+        duration="5s",
+        model="reelgate-preview",
+        engine="preview",
+        seed=1,
+        callback_url=None,
+        callback_dialect=None,
+        origin_request={"prompt": "p"},
+    )
     fields.update(extra)
     return store.create(**fields)
 
@@ -127,8 +143,9 @@ def test_a_superseded_worker_cannot_overwrite_the_result(db: Database, owner: st
 
 def test_finishing_queues_the_callback_in_the_same_transaction(db: Database, owner: str) -> None:
     store, outbox = TaskStore(db), CallbackStore(db)
-    with_cb = new_task(store, owner, callback_url="http://127.0.0.1:9/hook",
-                       callback_dialect="acedata")
+    with_cb = new_task(
+        store, owner, callback_url="http://127.0.0.1:9/hook", callback_dialect="acedata"
+    )
     new_task(store, owner)  # no callback
     for _ in range(2):
         task = store.claim(lease_seconds=60, max_attempts=3)
@@ -184,8 +201,13 @@ def test_a_task_handed_back_keeps_its_attempts_and_starts_once(db: Database, own
     """A worker that shuts down hands its task back: no attempt used up, and the
     next claim does not send the start callback again."""
     store, callbacks = TaskStore(db), CallbackStore(db)
-    task = new_task(store, owner, callback_url="http://127.0.0.1:9/hook",
-                    callback_dialect="official", callback_on_start=True)
+    task = new_task(
+        store,
+        owner,
+        callback_url="http://127.0.0.1:9/hook",
+        callback_dialect="official",
+        callback_on_start=True,
+    )
     first = store.claim(lease_seconds=60, max_attempts=3)
     assert not store.release(task.id, "not-the-lease")  # fenced
     assert store.release(task.id, first.lease_owner)

@@ -43,8 +43,9 @@ def running_task(db: Database, tasks: TaskStore):
 
 
 def reserve(keys: UpstreamKeyStore, task, max_in_flight: int = 10, per_minute: int = 20):
-    return keys.reserve(task.id, task.lease_owner, [A, B], max_in_flight=max_in_flight,
-                        per_minute=per_minute)
+    return keys.reserve(
+        task.id, task.lease_owner, [A, B], max_in_flight=max_in_flight, per_minute=per_minute
+    )
 
 
 def test_creates_spread_over_the_least_busy_key(keys, running_task) -> None:
@@ -128,9 +129,16 @@ def test_keys_never_show_in_settings_or_configuration_errors(tmp_path) -> None:
     assert secret not in repr(settings) and secret not in str(settings.model_dump())
     assert settings.luma_api_keys[0].get_secret_value() == secret
     broken = subprocess.run(
-        [sys.executable, "-m", "reelgate.cli", "upstream-keys"], capture_output=True, text=True,
-        env={"REELGATE_LUMA_API_KEYS": f'["{secret}"', "REELGATE_DATA_DIR": str(tmp_path),
-             "PATH": ""}, timeout=60)
+        [sys.executable, "-m", "reelgate.cli", "upstream-keys"],
+        capture_output=True,
+        text=True,
+        env={
+            "REELGATE_LUMA_API_KEYS": f'["{secret}"',
+            "REELGATE_DATA_DIR": str(tmp_path),
+            "PATH": "",
+        },
+        timeout=60,
+    )
     assert broken.returncode == 2
     assert "luma_api_keys" in broken.stderr and secret[:12] not in broken.stderr
 
@@ -149,8 +157,9 @@ def test_a_key_that_keeps_failing_rests_then_returns(keys, running_task) -> None
 
 def test_all_keys_resting_means_wait_not_fail(keys, running_task) -> None:
     for key in (A, B):
-        keys.set_aside(key, "is rate limited by the upstream for 5 s (HTTP 429)",
-                       until=time.time() + 5)
+        keys.set_aside(
+            key, "is rate limited by the upstream for 5 s (HTTP 429)", until=time.time() + 5
+        )
     waiting = reserve(keys, running_task())
     assert waiting.key_id is None and 4 < waiting.wait <= 5
 

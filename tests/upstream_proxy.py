@@ -57,8 +57,9 @@ class FaultProxy:
             def _handle(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                status, headers, body = proxy.answer(self.command, self.path,
-                                                     dict(self.headers), raw)
+                status, headers, body = proxy.answer(
+                    self.command, self.path, dict(self.headers), raw
+                )
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -72,11 +73,19 @@ class FaultProxy:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
-    def inject(self, method: str, path_suffix: str, status: int, times: int = 1,
-               **headers: str) -> None:
+    def inject(
+        self, method: str, path_suffix: str, status: int, times: int = 1, **headers: str
+    ) -> None:
         with self.lock:
-            self.faults.append(Fault(method, path_suffix, status, times,
-                                     {k.replace("_", "-"): v for k, v in headers.items()}))
+            self.faults.append(
+                Fault(
+                    method,
+                    path_suffix,
+                    status,
+                    times,
+                    {k.replace("_", "-"): v for k, v in headers.items()},
+                )
+            )
 
     def _fault_for(self, method: str, path: str) -> Fault | None:
         with self.lock:
@@ -86,8 +95,9 @@ class FaultProxy:
                     return fault
         return None
 
-    def answer(self, method: str, path: str, headers: dict[str, str],
-               raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    def answer(
+        self, method: str, path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         key = headers.get("Authorization", headers.get("authorization", ""))
         key = key.removeprefix("Bearer ")
         body = json.loads(raw) if raw else None
@@ -95,29 +105,42 @@ class FaultProxy:
         if fault is not None:
             answer = {"detail": fault.detail}
             self._record(method, path, key, body, fault.status, answer)
-            return fault.status, {"content-type": "application/json", **fault.headers}, \
-                json.dumps(answer).encode()
-        forward = {k: v for k, v in headers.items()
-                   if k.lower() not in ("host", "content-length", "connection")}
+            return (
+                fault.status,
+                {"content-type": "application/json", **fault.headers},
+                json.dumps(answer).encode(),
+            )
+        forward = {
+            k: v
+            for k, v in headers.items()
+            if k.lower() not in ("host", "content-length", "connection")
+        }
         response = self.client.request(method, self.target + path, content=raw, headers=forward)
         try:
             answer = response.json()
         except ValueError:
             answer = None
         self._record(method, path, key, body, response.status_code, answer)
-        passed = {k: v for k, v in response.headers.items()
-                  if k.lower() in ("content-type", "retry-after")}
+        passed = {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() in ("content-type", "retry-after")
+        }
         return response.status_code, passed, response.content
 
-    def _record(self, method: str, path: str, key: str, body: Any, status: int,
-                answer: Any) -> None:
+    def _record(
+        self, method: str, path: str, key: str, body: Any, status: int, answer: Any
+    ) -> None:
         with self.lock:
             self.seen.append(Seen(method, path, key, body, status, answer, time.time()))
 
     def creates(self, since: int = 0) -> list[Seen]:
         with self.lock:
-            return [s for s in self.seen[since:]
-                    if s.method == "POST" and s.path.endswith("/generations/video")]
+            return [
+                s
+                for s in self.seen[since:]
+                if s.method == "POST" and s.path.endswith("/generations/video")
+            ]
 
     def mark(self) -> int:
         with self.lock:

@@ -55,9 +55,14 @@ def decode_mp4(data: bytes) -> Decoded:
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
-        return Decoded(stream.codec_context.width, stream.codec_context.height,
-                       float(stream.average_rate), stream.codec_context.name,
-                       stream.codec_context.pix_fmt, frames)
+        return Decoded(
+            stream.codec_context.width,
+            stream.codec_context.height,
+            float(stream.average_rate),
+            stream.codec_context.name,
+            stream.codec_context.pix_fmt,
+            frames,
+        )
 
 
 def detailed_image(width: int, height: int, seed: int = 0) -> np.ndarray:

@@ -25,15 +25,21 @@ from rich.table import Table
 
 from reelgate.config import Settings, load_settings
 
-app = typer.Typer(help="reelgate: a self-hosted video-generation API server.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="reelgate: a self-hosted video-generation API server.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
 err = Console(stderr=True)
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [REELGATE_DATA_DIR]")]
-DatabaseUrl = Annotated[str | None, typer.Option("--database-url",
-                                                 help="SQLAlchemy URL [REELGATE_DATABASE_URL]")]
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory [REELGATE_DATA_DIR]")
+]
+DatabaseUrl = Annotated[
+    str | None, typer.Option("--database-url", help="SQLAlchemy URL [REELGATE_DATABASE_URL]")
+]
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -50,8 +56,9 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 @app.command()
@@ -60,10 +67,15 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port [REELGATE_PORT]")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    workers: Annotated[int | None, typer.Option(
-        help="In-process render workers; 0 to run workers separately [REELGATE_WORKERS]")] = None,
-    public_base_url: Annotated[str | None, typer.Option(
-        help="Base URL used in answers [REELGATE_PUBLIC_BASE_URL]")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="In-process render workers; 0 to run workers separately [REELGATE_WORKERS]"
+        ),
+    ] = None,
+    public_base_url: Annotated[
+        str | None, typer.Option(help="Base URL used in answers [REELGATE_PUBLIC_BASE_URL]")
+    ] = None,
     log_level: Annotated[str | None, typer.Option(help="Log level [REELGATE_LOG_LEVEL]")] = None,
 ) -> None:
     """Start the API with in-process workers."""
@@ -72,21 +84,34 @@ def serve(
     from reelgate.api.app import create_app
     from reelgate.runtime import Runtime
 
-    settings = _settings(host=host, port=port, data_dir=data_dir, database_url=database_url,
-                         workers=workers, public_base_url=public_base_url, log_level=log_level)
+    settings = _settings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database_url=database_url,
+        workers=workers,
+        public_base_url=public_base_url,
+        log_level=log_level,
+    )
     _logging(settings.log_level)
     runtime = Runtime(settings)
     if runtime.tokens.count_active() == 0:
         _, secret = runtime.tokens.create("default")
         err.print("[bold]No API token existed, so one was created. It is shown only once:[/bold]")
         print(secret, flush=True)
-    err.print(f"reelgate listening on http://{settings.host}:{settings.port} "
-              f"(answers use {settings.resolved_public_base_url}), "
-              f"{settings.workers} worker(s), data in {settings.data_dir}")
+    err.print(
+        f"reelgate listening on http://{settings.host}:{settings.port} "
+        f"(answers use {settings.resolved_public_base_url}), "
+        f"{settings.workers} worker(s), data in {settings.data_dir}"
+    )
     try:
-        uvicorn.run(create_app(runtime, workers=settings.workers), host=settings.host,
-                    port=settings.port, log_level=settings.log_level,
-                    timeout_graceful_shutdown=10)
+        uvicorn.run(
+            create_app(runtime, workers=settings.workers),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=10,
+        )
     finally:
         runtime.close()
 
@@ -102,16 +127,19 @@ def worker(
     from reelgate.api.callbacks import callback_renderer
     from reelgate.runtime import Runtime
 
-    settings = _settings(workers=workers, data_dir=data_dir, database_url=database_url,
-                         log_level=log_level)
+    settings = _settings(
+        workers=workers, data_dir=data_dir, database_url=database_url, log_level=log_level
+    )
     _logging(settings.log_level)
     runtime = Runtime(settings)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     if not settings.public_base_url:
-        err.print("[yellow]REELGATE_PUBLIC_BASE_URL is not set: callbacks sent by this worker "
-                  f"will link assets under {settings.resolved_public_base_url}[/yellow]")
+        err.print(
+            "[yellow]REELGATE_PUBLIC_BASE_URL is not set: callbacks sent by this worker "
+            f"will link assets under {settings.resolved_public_base_url}[/yellow]"
+        )
     count = max(1, settings.workers)
     runtime.start_workers(count, callback_renderer(runtime.asset_url))
     err.print(f"reelgate worker: {count} worker(s) on {settings.resolved_database_url}")
@@ -137,14 +165,22 @@ def tokens_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> N
     runtime = Runtime(_settings(data_dir=data_dir, database_url=database_url))
     table = Table("id", "name", "prefix", "created", "revoked")
     for info in runtime.tokens.list():
-        table.add_row(info.id, info.name, info.prefix + "…", _when(info.created_at),
-                      _when(info.revoked_at) if info.revoked_at else "")
+        table.add_row(
+            info.id,
+            info.name,
+            info.prefix + "…",
+            _when(info.created_at),
+            _when(info.revoked_at) if info.revoked_at else "",
+        )
     Console().print(table)
 
 
 @tokens_app.command("revoke")
-def tokens_revoke(token: Annotated[str, typer.Argument(help="id, name or prefix")],
-                  data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+def tokens_revoke(
+    token: Annotated[str, typer.Argument(help="id, name or prefix")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
     """Revoke a token by id, name or prefix."""
     from reelgate.runtime import Runtime
 
@@ -168,7 +204,8 @@ def webhook_secret(data_dir: DataDir = None, database_url: DatabaseUrl = None) -
 def upstream_keys(
     reset: Annotated[bool, typer.Option(help="Put every set-aside key back in use")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
-    data_dir: DataDir = None, database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Show the upstream API keys (by their last characters): in use, resting or set aside, why."""
     import json
@@ -188,18 +225,31 @@ def upstream_keys(
             state = "set aside"
         else:
             state = f"resting until {_when(key.set_aside_until or 0)}"
-        rows.append({"key": key.label, "engine": key.engine, "state": state,
-                     "configured": key.id in configured, "in_flight": key.in_flight,
-                     "failures": key.failures, "reason": key.set_aside_reason or "",
-                     "last_error": key.last_error or ""})
+        rows.append(
+            {
+                "key": key.label,
+                "engine": key.engine,
+                "state": state,
+                "configured": key.id in configured,
+                "in_flight": key.in_flight,
+                "failures": key.failures,
+                "reason": key.set_aside_reason or "",
+                "last_error": key.last_error or "",
+            }
+        )
     if as_json:
         print(json.dumps(rows))
         return
     table = Table("key", "engine", "state", "in flight", "failures", "reason")
     for row in rows:
-        table.add_row(row["key"] + ("" if row["configured"] else " (no longer configured)"),
-                      row["engine"], row["state"], str(row["in_flight"]), str(row["failures"]),
-                      row["reason"])
+        table.add_row(
+            row["key"] + ("" if row["configured"] else " (no longer configured)"),
+            row["engine"],
+            row["state"],
+            str(row["in_flight"]),
+            str(row["failures"]),
+            row["reason"],
+        )
     Console().print(table)
 
 
@@ -243,11 +293,21 @@ def generate(
     if not settings.token:
         err.print("[red]no token: pass --token or set REELGATE_TOKEN[/red]")
         raise typer.Exit(2)
-    body = {"prompt": prompt, "start_image_url": _image_ref(start_image),
-            "end_image_url": _image_ref(end_image), "aspect_ratio": aspect_ratio,
-            "resolution": resolution, "duration": duration, "loop": loop, "async": True}
-    with httpx.Client(base_url=settings.resolved_server_url, timeout=60,
-                      headers={"authorization": f"Bearer {settings.token}"}) as client:
+    body = {
+        "prompt": prompt,
+        "start_image_url": _image_ref(start_image),
+        "end_image_url": _image_ref(end_image),
+        "aspect_ratio": aspect_ratio,
+        "resolution": resolution,
+        "duration": duration,
+        "loop": loop,
+        "async": True,
+    }
+    with httpx.Client(
+        base_url=settings.resolved_server_url,
+        timeout=60,
+        headers={"authorization": f"Bearer {settings.token}"},
+    ) as client:
         answer = _call(client, "/luma/videos", {k: v for k, v in body.items() if v is not None})
         task_id = answer["task_id"]
         if not wait:
@@ -274,8 +334,12 @@ def _call(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, An
 
 
 def _follow(client: httpx.Client, task_id: str) -> dict[str, Any]:
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=err) as progress:
         bar = progress.add_task(f"rendering {task_id[:8]}", total=1.0)
         while True:

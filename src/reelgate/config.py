@@ -68,7 +68,9 @@ class Settings(BaseSettings):
         default=None, description="Local LTX-Video directory or cached repo id; enables `ltx`"
     )
     ltx_device: str = Field(default="auto", description="auto, cuda, cuda:1, cpu")
-    ltx_dtype: str = Field(default="auto", description="auto (bf16 on GPU), bfloat16, float16, float32")
+    ltx_dtype: str = Field(
+        default="auto", description="auto (bf16 on GPU), bfloat16, float16, float32"
+    )
     ltx_cpu_offload: bool = False
     ltx_profiles: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description='Per model: {"ray-2": {"steps": 40, "guidance": 3.0}}'
@@ -80,27 +82,38 @@ class Settings(BaseSettings):
         description="Dream Machine API base; another reelgate's /dream-machine/v1 works too",
     )
     luma_api_keys: Annotated[list[SecretStr], NoDecode] = Field(
-        default_factory=list, description="Upstream API keys (comma-separated or a JSON list); "
-        "enables the `luma` engine",
+        default_factory=list,
+        description="Upstream API keys (comma-separated or a JSON list); enables the `luma` engine",
     )
-    luma_model: str = Field(default="ray-2", description="Upstream model for requests that "
-                            "name none the upstream knows (e.g. AceData's \"luma\")")
+    luma_model: str = Field(
+        default="ray-2",
+        description="Upstream model for requests that "
+        'name none the upstream knows (e.g. AceData\'s "luma")',
+    )
     luma_max_concurrent_per_key: int = Field(
-        default=10, ge=1, description="Generations in flight per key (Build tier: 10)")
+        default=10, ge=1, description="Generations in flight per key (Build tier: 10)"
+    )
     luma_creates_per_minute_per_key: int = Field(
-        default=20, ge=1, description="Creates per key per minute (Build tier: 20)")
+        default=20, ge=1, description="Creates per key per minute (Build tier: 20)"
+    )
     luma_key_failure_limit: int = Field(
-        default=5, ge=1, description="Failures in a row before a key is set aside for a while")
+        default=5, ge=1, description="Failures in a row before a key is set aside for a while"
+    )
     luma_key_cooldown_seconds: float = Field(default=300.0, ge=0)
     luma_poll_seconds: float = Field(default=2.0, gt=0, description="First poll delay; grows")
     luma_poll_max_seconds: float = Field(
-        default=30.0, gt=0, description="Longest poll delay; with callbacks, the safety poll")
+        default=30.0, gt=0, description="Longest poll delay; with callbacks, the safety poll"
+    )
     luma_timeout_seconds: float = Field(
-        default=1800.0, gt=0, description="Give up (and cancel upstream) after this long")
+        default=1800.0, gt=0, description="Give up (and cancel upstream) after this long"
+    )
     luma_request_timeout: float = Field(default=60.0, gt=0, description="Per upstream request")
     upstream_workers: int = Field(
-        default=16, ge=1, description="Upstream generations followed at once per process "
-        "(threads that mostly wait), besides the render workers")
+        default=16,
+        ge=1,
+        description="Upstream generations followed at once per process "
+        "(threads that mostly wait), besides the render workers",
+    )
 
     # Per-token limits (0 turns a limit off)
     rate_limit_per_minute: int = Field(default=60, ge=0, description="Creates per token per minute")
@@ -109,7 +122,7 @@ class Settings(BaseSettings):
     # Generation defaults
     default_engine: str = "preview"
     model_engines: dict[str, str] = Field(
-        default_factory=dict, description="Requested model name -> engine, e.g. {\"ray-2\": \"ltx\"}"
+        default_factory=dict, description='Requested model name -> engine, e.g. {"ray-2": "ltx"}'
     )
     default_aspect_ratio: str = "16:9"
     default_resolution: str = "720p"
@@ -133,8 +146,10 @@ class Settings(BaseSettings):
 
     # Asset links
     asset_url_ttl_seconds: int = Field(
-        default=0, ge=0, description="0: unguessable permanent links; >0: signed links that "
-        "expire after this many seconds"
+        default=0,
+        ge=0,
+        description="0: unguessable permanent links; >0: signed links that "
+        "expire after this many seconds",
     )
 
     # Fetching user URLs
@@ -154,8 +169,9 @@ class Settings(BaseSettings):
     callback_backoff_seconds: float = Field(default=2.0, ge=0)
     callback_max_backoff_seconds: float = Field(default=600.0, gt=0)
     webhook_secret: str | None = Field(
-        default=None, description="Standard Webhooks secret (whsec_...); generated and kept in "
-        "the data directory when unset"
+        default=None,
+        description="Standard Webhooks secret (whsec_...); generated and kept in "
+        "the data directory when unset",
     )
 
     # CLI client (`reelgate generate`)

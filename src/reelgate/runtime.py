@@ -41,33 +41,45 @@ from reelgate.worker.runner import Worker
 log = logging.getLogger(__name__)
 
 
-def build_engines(settings: Settings, upstream_keys: UpstreamKeyStore | None = None,
-                  ) -> dict[str, Engine | UpstreamEngine]:
+def build_engines(
+    settings: Settings,
+    upstream_keys: UpstreamKeyStore | None = None,
+) -> dict[str, Engine | UpstreamEngine]:
     engines: dict[str, Engine | UpstreamEngine] = {"preview": PreviewEngine()}
     if settings.ltx_weights:
         from reelgate.engines.ltx import LtxConfig, LtxEngine, LtxProfile
 
-        engines["ltx"] = LtxEngine(LtxConfig(
-            weights=settings.ltx_weights, device=settings.ltx_device, dtype=settings.ltx_dtype,
-            cpu_offload=settings.ltx_cpu_offload,
-            profiles={model: LtxProfile(**values) for model, values in settings.ltx_profiles.items()},
-        ))
+        engines["ltx"] = LtxEngine(
+            LtxConfig(
+                weights=settings.ltx_weights,
+                device=settings.ltx_device,
+                dtype=settings.ltx_dtype,
+                cpu_offload=settings.ltx_cpu_offload,
+                profiles={
+                    model: LtxProfile(**values) for model, values in settings.ltx_profiles.items()
+                },
+            )
+        )
     if settings.luma_api_keys and upstream_keys is not None:
         from reelgate.engines.luma import LumaConfig, LumaEngine
 
-        engines["luma"] = LumaEngine(LumaConfig(
-            base_url=settings.luma_base_url,
-            keys=[key.get_secret_value() for key in settings.luma_api_keys],
-            default_model=settings.luma_model,
-            max_in_flight=settings.luma_max_concurrent_per_key,
-            per_minute=settings.luma_creates_per_minute_per_key,
-            failure_limit=settings.luma_key_failure_limit,
-            cooldown=settings.luma_key_cooldown_seconds,
-            poll=settings.luma_poll_seconds, poll_max=settings.luma_poll_max_seconds,
-            timeout=settings.luma_timeout_seconds,
-            request_timeout=settings.luma_request_timeout,
-            max_download_bytes=settings.fetch_max_bytes,
-        ), upstream_keys)
+        engines["luma"] = LumaEngine(
+            LumaConfig(
+                base_url=settings.luma_base_url,
+                keys=[key.get_secret_value() for key in settings.luma_api_keys],
+                default_model=settings.luma_model,
+                max_in_flight=settings.luma_max_concurrent_per_key,
+                per_minute=settings.luma_creates_per_minute_per_key,
+                failure_limit=settings.luma_key_failure_limit,
+                cooldown=settings.luma_key_cooldown_seconds,
+                poll=settings.luma_poll_seconds,
+                poll_max=settings.luma_poll_max_seconds,
+                timeout=settings.luma_timeout_seconds,
+                request_timeout=settings.luma_request_timeout,
+                max_download_bytes=settings.fetch_max_bytes,
+            ),
+            upstream_keys,
+        )
     if settings.default_engine not in engines:
         raise ValueError(
             f"unknown engine {settings.default_engine!r}; available: {', '.join(engines)}"
@@ -115,9 +127,14 @@ class Runtime:
         self.engines = build_engines(settings, self.upstream_keys)
         self.work_available = threading.Event()
         self.service = TaskService(
-            settings, self.tasks, self.engines, load_enhancer(settings.enhancer),
-            wake_workers=self.work_available.set, delete_assets=self.storage.delete_prefix,
-            callbacks=self.callbacks, cancel_upstream=self.cancel_upstream,
+            settings,
+            self.tasks,
+            self.engines,
+            load_enhancer(settings.enhancer),
+            wake_workers=self.work_available.set,
+            delete_assets=self.storage.delete_prefix,
+            callbacks=self.callbacks,
+            cancel_upstream=self.cancel_upstream,
         )
         self.uploads = Uploads(self.storage, self.client, settings.image_max_pixels)
         self._stop = threading.Event()
@@ -132,8 +149,12 @@ class Runtime:
     def asset_url(self, key: str) -> str:
         return self.storage.url(key)
 
-    def start_workers(self, count: int, render_callback: Callable[[str, Task, str], Any],
-                      on_finished: Callable[[str], None] = lambda task_id: None) -> None:
+    def start_workers(
+        self,
+        count: int,
+        render_callback: Callable[[str, Task, str], Any],
+        on_finished: Callable[[str], None] = lambda task_id: None,
+    ) -> None:
         """Start `count` render workers, the upstream followers (when an upstream
         engine is enabled) and one callback dispatcher, as threads."""
         inputs = InputResolver(self.tasks, self.storage, self.client, self.settings)
@@ -153,17 +174,34 @@ class Runtime:
             pools.append(("upstream", self.settings.upstream_workers, upstream))
         for prefix, size, engines in pools:
             for i in range(size):
-                worker = Worker(self.settings, self.tasks, self.storage, self.engines, inputs,
-                                on_finished=finished,
-                                upstream_callback_url=self.upstream_links.url, only=engines)
+                worker = Worker(
+                    self.settings,
+                    self.tasks,
+                    self.storage,
+                    self.engines,
+                    inputs,
+                    on_finished=finished,
+                    upstream_callback_url=self.upstream_links.url,
+                    only=engines,
+                )
                 thread = self._spawn(f"{prefix}-{i}", worker.run, self.work_available)
                 self._creates[thread] = worker.create_in_flight
-        dispatcher = CallbackDispatcher(self.settings, self.callbacks, self.tasks, self.client,
-                                        render_callback, Webhook(self.webhook_secret))
+        dispatcher = CallbackDispatcher(
+            self.settings,
+            self.callbacks,
+            self.tasks,
+            self.client,
+            render_callback,
+            Webhook(self.webhook_secret),
+        )
         self._spawn("callbacks", dispatcher.run, callbacks_due)
 
-    def _spawn(self, name: str, target: Callable[[threading.Event, threading.Event], None],
-               wake: threading.Event) -> threading.Thread:
+    def _spawn(
+        self,
+        name: str,
+        target: Callable[[threading.Event, threading.Event], None],
+        wake: threading.Event,
+    ) -> threading.Thread:
         thread = threading.Thread(target=target, args=(self._stop, wake), name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
@@ -179,8 +217,11 @@ class Runtime:
             thread.join(max(0.0, deadline - time.monotonic()))
         # A create still on the wire would make a generation nobody records:
         # wait for its answer (the id is then kept, or the generation deleted).
-        creating = [t for t in self._threads if t.is_alive() and self._creates.get(
-            t, threading.Event()).is_set()]
+        creating = [
+            t
+            for t in self._threads
+            if t.is_alive() and self._creates.get(t, threading.Event()).is_set()
+        ]
         deadline = time.monotonic() + self.settings.luma_request_timeout
         for thread in creating:
             thread.join(max(0.0, deadline - time.monotonic()))

@@ -29,23 +29,34 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
     """`workers` render workers (threads) start with the app and stop with it."""
     settings = runtime.settings
     hub = CompletionHub(runtime.tasks, settings.poll_interval)
-    ctx = ApiContext(settings, runtime.service, hub, Authenticator(runtime.tokens),
-                     runtime.asset_url, runtime.uploads)
+    ctx = ApiContext(
+        settings,
+        runtime.service,
+        hub,
+        Authenticator(runtime.tokens),
+        runtime.asset_url,
+        runtime.uploads,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
         if workers:
-            runtime.start_workers(workers, callback_renderer(runtime.asset_url),
-                                  on_finished=hub.notify_threadsafe)
+            runtime.start_workers(
+                workers, callback_renderer(runtime.asset_url), on_finished=hub.notify_threadsafe
+            )
         try:
             yield
         finally:
             await hub.stop()
             runtime.stop_workers()
 
-    app = FastAPI(title="reelgate", version=__version__, lifespan=lifespan,
-                  description="Self-hosted video generation speaking the Luma API dialects.")
+    app = FastAPI(
+        title="reelgate",
+        version=__version__,
+        lifespan=lifespan,
+        description="Self-hosted video generation speaking the Luma API dialects.",
+    )
     errors = ErrorRouting()
     for prefix in acedata.PREFIXES:
         errors.register(prefix, acedata.render_error)
@@ -62,8 +73,11 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    @app.post(CALLBACK_ROUTE + "/{task_id}/{token}", tags=["server"],
-              summary="Receives an upstream engine's callback for a task")
+    @app.post(
+        CALLBACK_ROUTE + "/{task_id}/{token}",
+        tags=["server"],
+        summary="Receives an upstream engine's callback for a task",
+    )
     async def upstream_callback(task_id: str, token: str) -> dict[str, bool]:
         """The link carries an HMAC of the task id; the body is not trusted (the
         worker re-reads the generation from the upstream), so it is not read."""
@@ -73,8 +87,11 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
         return {"received": True}
 
     @app.head(ASSET_ROUTE + "/{key:path}", include_in_schema=False)
-    @app.get(ASSET_ROUTE + "/{key:path}", tags=["assets"],
-             summary="A stored video or image (supports Range)")
+    @app.get(
+        ASSET_ROUTE + "/{key:path}",
+        tags=["assets"],
+        summary="A stored video or image (supports Range)",
+    )
     def asset(key: str, request: Request) -> Response:
         try:
             path = runtime.storage.path(key)
@@ -85,8 +102,11 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
         if not path.is_file():
             raise NotFound("no such asset")
         media_type = CONTENT_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
-        return FileResponse(path, media_type=media_type or "application/octet-stream",
-                            headers={"cache-control": "public, max-age=31536000, immutable"})
+        return FileResponse(
+            path,
+            media_type=media_type or "application/octet-stream",
+            headers={"cache-control": "public, max-age=31536000, immutable"},
+        )
 
     app.state.hub = hub
     app.state.runtime = runtime

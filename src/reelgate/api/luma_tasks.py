@@ -18,8 +18,9 @@ def build_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(tags=["AceData dialect", "generations dialect"])
 
     @router.post("/luma/tasks", summary="Retrieve tasks (AceData actions, or {ids})")
-    async def luma_tasks(body: acedata.TasksRequest,
-                         owner: TokenInfo = Depends(ctx.auth)) -> dict[str, Any]:
+    async def luma_tasks(
+        body: acedata.TasksRequest, owner: TokenInfo = Depends(ctx.auth)
+    ) -> dict[str, Any]:
         if body.action is None and body.id is None and body.ids is not None:
             return await run_sync(generations.tasks_by_ids, ctx, owner, body.ids)
         return await run_sync(acedata.retrieve, ctx, owner, body)

@@ -17,20 +17,33 @@ class Enhancer(Protocol):
 
 _DETAILS: dict[str, tuple[str, ...]] = {
     "camera": (
-        "slow dolly-in", "gentle handheld drift", "smooth lateral tracking shot",
-        "sweeping crane shot", "steady orbit around the subject", "locked-off wide shot",
+        "slow dolly-in",
+        "gentle handheld drift",
+        "smooth lateral tracking shot",
+        "sweeping crane shot",
+        "steady orbit around the subject",
+        "locked-off wide shot",
     ),
     "light": (
-        "warm golden-hour light", "soft overcast light", "crisp morning light",
-        "moody blue-hour light", "dramatic rim lighting", "neon reflections",
+        "warm golden-hour light",
+        "soft overcast light",
+        "crisp morning light",
+        "moody blue-hour light",
+        "dramatic rim lighting",
+        "neon reflections",
     ),
     "lens": (
-        "35mm lens, shallow depth of field", "anamorphic lens with subtle flares",
-        "50mm lens, natural perspective", "wide-angle lens, deep focus",
+        "35mm lens, shallow depth of field",
+        "anamorphic lens with subtle flares",
+        "50mm lens, natural perspective",
+        "wide-angle lens, deep focus",
     ),
     "texture": (
-        "fine film grain", "rich saturated colours", "muted pastel palette",
-        "high-contrast cinematic grade", "volumetric haze in the air",
+        "fine film grain",
+        "rich saturated colours",
+        "muted pastel palette",
+        "high-contrast cinematic grade",
+        "volumetric haze in the air",
     ),
 }
 

@@ -54,7 +54,8 @@ class TaskFailed(ReelgateError):
 
     code = "task_failed"
 
-    def __init__(self, message: str, *, task_id: str | None = None,
-                 input_error: bool = False) -> None:
+    def __init__(
+        self, message: str, *, task_id: str | None = None, input_error: bool = False
+    ) -> None:
         super().__init__(message, task_id=task_id)
         self.input_error = input_error

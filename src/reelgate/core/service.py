@@ -76,8 +76,15 @@ class TaskService:
             raise InvalidRequest(f"model {model!r} maps to engine {name!r}, which is not enabled")
         return self.engines[name]
 
-    def create(self, owner_id: str, req: GenerationRequest, *, origin: str,
-               origin_request: dict[str, Any], callback_dialect: str | None = None) -> Task:
+    def create(
+        self,
+        owner_id: str,
+        req: GenerationRequest,
+        *,
+        origin: str,
+        origin_request: dict[str, Any],
+        callback_dialect: str | None = None,
+    ) -> Task:
         prompt = (req.prompt or "").strip()
         if len(prompt) > MAX_PROMPT_CHARS:
             raise InvalidRequest(f"prompt is longer than {MAX_PROMPT_CHARS} characters")
@@ -152,8 +159,10 @@ class TaskService:
         if not is_upstream(engine):
             return
         if video_url:
-            raise EngineError(f"the {engine.name} engine can only extend videos it generated "
-                              "itself, not a video URL")
+            raise EngineError(
+                f"the {engine.name} engine can only extend videos it generated "
+                "itself, not a video URL"
+            )
         engine.check_sources([(t.engine, t.upstream_id) for t in sources])
 
     def _check_limits(self, owner_id: str) -> None:
@@ -164,28 +173,34 @@ class TaskService:
             recent = self.tasks.created_since(owner_id, now - 60)
             if len(recent) >= per_minute:
                 wait = recent[-per_minute] + 60 - now
-                raise RateLimited(f"more than {per_minute} tasks per minute for this token",
-                                  retry_after=max(1, math.ceil(wait)))
+                raise RateLimited(
+                    f"more than {per_minute} tasks per minute for this token",
+                    retry_after=max(1, math.ceil(wait)),
+                )
         if max_active and self.tasks.count_active(owner_id) >= max_active:
-            raise RateLimited(f"this token already has {max_active} tasks queued or running",
-                              retry_after=5)
+            raise RateLimited(
+                f"this token already has {max_active} tasks queued or running", retry_after=5
+            )
 
     def _extend_source(self, owner_id: str, req: GenerationRequest) -> Task | None:
         """The task an extend continues (None: none, or a video URL)."""
         if req.source_task_id:
             return self._finished_source(
-                self.tasks.get_owned(owner_id, req.source_task_id), f"task {req.source_task_id}")
+                self.tasks.get_owned(owner_id, req.source_task_id), f"task {req.source_task_id}"
+            )
         if req.source_video_id:
             return self._finished_source(
                 self.tasks.find_by_video_id(owner_id, req.source_video_id),
-                f"video {req.source_video_id}")
+                f"video {req.source_video_id}",
+            )
         return None
 
     def _end_source(self, owner_id: str, req: GenerationRequest) -> Task | None:
         if not req.end_source_task_id:
             return None
-        return self._finished_source(self.tasks.get_owned(owner_id, req.end_source_task_id),
-                                     f"task {req.end_source_task_id}")
+        return self._finished_source(
+            self.tasks.get_owned(owner_id, req.end_source_task_id), f"task {req.end_source_task_id}"
+        )
 
     @staticmethod
     def _finished_source(source: Task | None, name: str) -> Task:

@@ -74,7 +74,9 @@ class LtxEngine:
 
     def check(self, width: int, height: int, num_frames: int) -> None:
         if width % 32 or height % 32:
-            raise EngineError(f"LTX-Video needs sides that are multiples of 32, got {width}x{height}")
+            raise EngineError(
+                f"LTX-Video needs sides that are multiples of 32, got {width}x{height}"
+            )
         if (num_frames - 1) % 8:
             raise EngineError(f"LTX-Video needs 8k+1 frames, got {num_frames}")
 
@@ -93,18 +95,22 @@ class LtxEngine:
 
         source = self.config.weights
         if not source:
-            raise EngineError("the ltx engine has no weights: set REELGATE_LTX_WEIGHTS to a "
-                              "local LTX-Video directory or a cached repo id")
+            raise EngineError(
+                "the ltx engine has no weights: set REELGATE_LTX_WEIGHTS to a "
+                "local LTX-Video directory or a cached repo id"
+            )
         local = Path(source).expanduser()
         device = self._device(torch)
         dtype = self._dtype(torch, device)
         try:
             pipe = LTXConditionPipeline.from_pretrained(
-                str(local) if local.exists() else source, dtype=dtype,
-                local_files_only=True)
+                str(local) if local.exists() else source, dtype=dtype, local_files_only=True
+            )
         except (OSError, ValueError) as exc:
-            raise EngineError(f"LTX-Video weights could not be loaded from {source!r} "
-                              f"(offline; nothing is downloaded): {exc}") from exc
+            raise EngineError(
+                f"LTX-Video weights could not be loaded from {source!r} "
+                f"(offline; nothing is downloaded): {exc}"
+            ) from exc
         if self.config.cpu_offload and device.startswith("cuda"):
             pipe.enable_model_cpu_offload()
         else:
@@ -133,7 +139,7 @@ class LtxEngine:
         profile = self.config.profiles.get(job.model, self.config.default_profile)
         conditions, skip, total = self.conditions(job)
         frames = self._generate(pipe, job, profile, conditions, total, progress)
-        for frame in frames[skip:skip + job.num_frames]:
+        for frame in frames[skip : skip + job.num_frames]:
             yield np.ascontiguousarray((np.clip(frame, 0.0, 1.0) * 255 + 0.5).astype(np.uint8))
         progress(1.0)
 
@@ -163,12 +169,20 @@ class LtxEngine:
         if last is None and job.loop:
             last = first_image
         if last is not None:
-            conditions.append(LTXVideoCondition(image=image(last),
-                                                frame_index=skip + job.num_frames - 1))
+            conditions.append(
+                LTXVideoCondition(image=image(last), frame_index=skip + job.num_frames - 1)
+            )
         return conditions, skip, total
 
-    def _generate(self, pipe: Any, job: RenderJob, profile: LtxProfile, conditions: list[Any],
-                  total: int, progress: ProgressFn) -> np.ndarray:
+    def _generate(
+        self,
+        pipe: Any,
+        job: RenderJob,
+        profile: LtxProfile,
+        conditions: list[Any],
+        total: int,
+        progress: ProgressFn,
+    ) -> np.ndarray:
         import torch
 
         def on_step(pipeline: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict:
@@ -196,9 +210,11 @@ class LtxEngine:
                 )
         except torch.cuda.OutOfMemoryError as exc:
             torch.cuda.empty_cache()
-            raise EngineError(f"the GPU ran out of memory rendering {job.width}x{job.height} "
-                              f"x {total} frames; try a lower resolution or enable CPU "
-                              "offload (REELGATE_LTX_CPU_OFFLOAD)") from exc
+            raise EngineError(
+                f"the GPU ran out of memory rendering {job.width}x{job.height} "
+                f"x {total} frames; try a lower resolution or enable CPU "
+                "offload (REELGATE_LTX_CPU_OFFLOAD)"
+            ) from exc
         return np.asarray(result.frames[0])
 
 

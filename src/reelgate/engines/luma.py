@@ -42,8 +42,12 @@ from reelgate.store.upstream_keys import NoUsableKey, UpstreamKeyStore, fingerpr
 log = logging.getLogger(__name__)
 
 UPSTREAM_MODELS = ("ray-2", "ray-flash-2", "ray-1-6")
-MODEL_ALIASES = {"ray-v2": "ray-2", "ray-v1": "ray-1-6", "ray-flash-v2": "ray-flash-2",
-                 "ray-1.6": "ray-1-6"}
+MODEL_ALIASES = {
+    "ray-v2": "ray-2",
+    "ray-v1": "ray-1-6",
+    "ray-flash-v2": "ray-flash-2",
+    "ray-1.6": "ray-1-6",
+}
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 """Connection errors that prove the request never reached the upstream."""
 SIZED_MODELS = ("ray-2", "ray-flash-2")
@@ -125,7 +129,8 @@ class LumaEngine:
             if engine != self.name or not upstream_id:
                 raise EngineError(
                     "the luma engine can only extend or join videos it generated upstream "
-                    f"itself; this source was rendered by the {engine!r} engine")
+                    f"itself; this source was rendered by the {engine!r} engine"
+                )
 
     # Running a task
 
@@ -142,8 +147,9 @@ class LumaEngine:
         async with self._client(self._secret(key_id)) as client:
             try:
                 ctx.progress(0.02)
-                generation = await self._follow(client, ctx, key_id, gen_id, submitted,
-                                                callbacks=job.callback_url is not None)
+                generation = await self._follow(
+                    client, ctx, key_id, gen_id, submitted, callbacks=job.callback_url is not None
+                )
                 ctx.progress(0.9)
                 return await self._download(generation, job.workdir, ctx)
             except LeaseLost:
@@ -154,18 +160,27 @@ class LumaEngine:
     def _secret(self, key_id: str) -> str:
         secret = self.secrets.get(key_id)
         if secret is None:
-            raise EngineError("the upstream API key that created this generation is no longer "
-                              "configured, so the generation cannot be followed")
+            raise EngineError(
+                "the upstream API key that created this generation is no longer "
+                "configured, so the generation cannot be followed"
+            )
         return secret
 
     def _client(self, secret: str) -> lumaai.AsyncLumaAI:
-        return lumaai.AsyncLumaAI(auth_token=secret, base_url=self.config.base_url,
-                                  max_retries=0, timeout=self.config.request_timeout)
+        return lumaai.AsyncLumaAI(
+            auth_token=secret,
+            base_url=self.config.base_url,
+            max_retries=0,
+            timeout=self.config.request_timeout,
+        )
 
     def _params(self, job: UpstreamJob) -> dict[str, Any]:
         model = self.model_label(job.model)
-        params: dict[str, Any] = {"model": model, "aspect_ratio": job.aspect_ratio,
-                                  "loop": job.loop}
+        params: dict[str, Any] = {
+            "model": model,
+            "aspect_ratio": job.aspect_ratio,
+            "loop": job.loop,
+        }
         if job.prompt:
             params["prompt"] = job.prompt
         if model in SIZED_MODELS:
@@ -204,8 +219,10 @@ class LumaEngine:
                     if exc.status_code < 500:
                         if self._key_refused(key_id, exc):
                             continue
-                        raise EngineError(f"the upstream refused the request (HTTP "
-                                          f"{exc.status_code}): {_detail(exc)}") from exc
+                        raise EngineError(
+                            f"the upstream refused the request (HTTP "
+                            f"{exc.status_code}): {_detail(exc)}"
+                        ) from exc
                     error, maybe_created = f"HTTP {exc.status_code}: {_detail(exc)}", True
                 except lumaai.APIConnectionError as exc:
                     error = f"{exc.__class__.__name__}: {exc}"
@@ -216,11 +233,14 @@ class LumaEngine:
             self._count_failure(key_id, error)
             unclear = ctx.count_unclear_create() if maybe_created else 0
             if unclear >= self.config.max_unclear_creates:
-                raise EngineError(f"the upstream failed {unclear} create requests that it may "
-                                  f"have received (last: {error}); not trying again, so as not "
-                                  "to pay for duplicates")
-            await self._wait_or_give_up(ctx, backoff, deadline,
-                                        f"the upstream keeps failing ({error})")
+                raise EngineError(
+                    f"the upstream failed {unclear} create requests that it may "
+                    f"have received (last: {error}); not trying again, so as not "
+                    "to pay for duplicates"
+                )
+            await self._wait_or_give_up(
+                ctx, backoff, deadline, f"the upstream keeps failing ({error})"
+            )
             backoff = min(backoff * 2, self.config.poll_max)
 
     async def _reserve(self, ctx: FollowContext, deadline: float) -> str:
@@ -228,8 +248,12 @@ class LumaEngine:
             ctx.check()
             try:
                 reservation = self.keys.reserve(
-                    ctx.task_id, ctx.lease_owner, list(self.secrets),
-                    max_in_flight=self.config.max_in_flight, per_minute=self.config.per_minute)
+                    ctx.task_id,
+                    ctx.lease_owner,
+                    list(self.secrets),
+                    max_in_flight=self.config.max_in_flight,
+                    per_minute=self.config.per_minute,
+                )
             except NoUsableKey as exc:
                 raise EngineError(str(exc)) from exc
             if reservation.key_id is not None:
@@ -238,8 +262,14 @@ class LumaEngine:
                 raise LeaseLost()
             await self._wait_or_give_up(ctx, reservation.wait, deadline, reservation.why)
 
-    async def _keep(self, client: lumaai.AsyncLumaAI, ctx: FollowContext, generation: Any,
-                    key_id: str, submitted: float) -> tuple[str, str, float]:
+    async def _keep(
+        self,
+        client: lumaai.AsyncLumaAI,
+        ctx: FollowContext,
+        generation: Any,
+        key_id: str,
+        submitted: float,
+    ) -> tuple[str, str, float]:
         """Put the new upstream id on the task before anything else; if that
         fails, nobody would ever follow the generation, so delete it."""
         gen_id = generation.id
@@ -252,8 +282,9 @@ class LumaEngine:
                 await self._delete(client, gen_id)
             raise
         self.keys.succeeded(key_id)
-        log.info("task %s: upstream generation %s (key %s)", ctx.task_id, gen_id,
-                 self._label(key_id))
+        log.info(
+            "task %s: upstream generation %s (key %s)", ctx.task_id, gen_id, self._label(key_id)
+        )
         return gen_id, key_id, submitted
 
     def _key_refused(self, key_id: str, exc: lumaai.APIStatusError) -> bool:
@@ -264,8 +295,9 @@ class LumaEngine:
             self.keys.set_aside(key_id, reason)
         elif status in (402, 403):
             reason = f"was refused by the upstream (HTTP {status}: {_detail(exc)})"
-            self.keys.set_aside(key_id, reason, until=time.time() + self._bounded(
-                self.config.cooldown))
+            self.keys.set_aside(
+                key_id, reason, until=time.time() + self._bounded(self.config.cooldown)
+            )
         elif status == 429:
             wait = self._bounded(retry_after(exc))
             reason = f"is rate limited by the upstream for {wait:g} s (HTTP 429)"
@@ -276,11 +308,16 @@ class LumaEngine:
         return True
 
     def _count_failure(self, key_id: str, error: str) -> None:
-        if self.keys.failed(key_id, error, limit=self.config.failure_limit,
-                            cooldown=self.config.cooldown):
-            log.warning("upstream key %s set aside for %g s: it failed %d times in a row "
-                        "(last: %s)", self._label(key_id), self.config.cooldown,
-                        self.config.failure_limit, error)
+        if self.keys.failed(
+            key_id, error, limit=self.config.failure_limit, cooldown=self.config.cooldown
+        ):
+            log.warning(
+                "upstream key %s set aside for %g s: it failed %d times in a row (last: %s)",
+                self._label(key_id),
+                self.config.cooldown,
+                self.config.failure_limit,
+                error,
+            )
 
     def _label(self, key_id: str) -> str:
         return label(self.secrets.get(key_id, ""))
@@ -291,14 +328,23 @@ class LumaEngine:
         return min(max(seconds or 0.0, self.config.poll), self.config.max_wait)
 
     @staticmethod
-    async def _wait_or_give_up(ctx: FollowContext, seconds: float, deadline: float,
-                               why: str) -> None:
+    async def _wait_or_give_up(
+        ctx: FollowContext, seconds: float, deadline: float, why: str
+    ) -> None:
         if time.time() + seconds > deadline:
             raise EngineError(f"could not create the upstream generation in time: {why}")
         await ctx.wait(seconds)
 
-    async def _follow(self, client: lumaai.AsyncLumaAI, ctx: FollowContext, key_id: str,
-                      gen_id: str, submitted: float, *, callbacks: bool) -> Any:
+    async def _follow(
+        self,
+        client: lumaai.AsyncLumaAI,
+        ctx: FollowContext,
+        key_id: str,
+        gen_id: str,
+        submitted: float,
+        *,
+        callbacks: bool,
+    ) -> Any:
         """Poll until the generation ends. With callbacks the poll is only a
         safety net: a callback nudge ends each wait early."""
         deadline = submitted + self.config.timeout
@@ -313,8 +359,10 @@ class LumaEngine:
             except lumaai.APIStatusError as exc:
                 if exc.status_code < 500 and exc.status_code != 429:
                     self._key_refused(key_id, exc)
-                    raise EngineError(f"the upstream refused to show generation {gen_id} (HTTP "
-                                      f"{exc.status_code}): {_detail(exc)}") from exc
+                    raise EngineError(
+                        f"the upstream refused to show generation {gen_id} (HTTP "
+                        f"{exc.status_code}): {_detail(exc)}"
+                    ) from exc
                 if exc.status_code == 429:
                     wait = self._bounded(retry_after(exc) or delay)
                 else:
@@ -330,25 +378,29 @@ class LumaEngine:
                 if generation.state == "completed":
                     return generation
                 if generation.state == "failed":
-                    raise EngineError("the upstream generation failed: "
-                                      + (generation.failure_reason or "no reason given"))
+                    raise EngineError(
+                        "the upstream generation failed: "
+                        + (generation.failure_reason or "no reason given")
+                    )
                 ctx.progress(0.1 if generation.state == "dreaming" else 0.05)
                 delay = min(delay * 1.5, self.config.poll_max)
             remaining = deadline - time.time()
             if remaining <= 0:
                 await self._delete(client, gen_id)
-                raise EngineError(f"the upstream generation did not finish within "
-                                  f"{self.config.timeout:g} s; it was cancelled upstream")
+                raise EngineError(
+                    f"the upstream generation did not finish within "
+                    f"{self.config.timeout:g} s; it was cancelled upstream"
+                )
             await ctx.wait(min(wait, remaining))
 
-    async def _download(self, generation: Any, workdir: Path,
-                        ctx: FollowContext) -> ProducedVideo:
+    async def _download(self, generation: Any, workdir: Path, ctx: FollowContext) -> ProducedVideo:
         assets = generation.assets
         if assets is None or not assets.video:
             raise EngineError(f"the upstream generation {generation.id} completed without a video")
         video = workdir / "video.mp4"
-        async with httpx.AsyncClient(follow_redirects=True,
-                                     timeout=self.config.request_timeout) as http:
+        async with httpx.AsyncClient(
+            follow_redirects=True, timeout=self.config.request_timeout
+        ) as http:
             await self._fetch(http, assets.video, video, ctx)
             thumbnail = None
             if assets.image:
@@ -360,8 +412,9 @@ class LumaEngine:
                     thumbnail = None
         return ProducedVideo(video, thumbnail)
 
-    async def _fetch(self, http: httpx.AsyncClient, url: str, path: Path, ctx: FollowContext,
-                     attempts: int = 3) -> None:
+    async def _fetch(
+        self, http: httpx.AsyncClient, url: str, path: Path, ctx: FollowContext, attempts: int = 3
+    ) -> None:
         """Download an upstream asset (capped in size and in overall time, and
         stopped when the task is no longer ours), retrying transient failures."""
         deadline = time.monotonic() + self.config.request_timeout * 10
@@ -375,11 +428,15 @@ class LumaEngine:
                         async for chunk in response.aiter_bytes():
                             total += len(chunk)
                             if total > self.config.max_download_bytes:
-                                raise _TooLarge("upstream asset is larger than "
-                                                f"{self.config.max_download_bytes} bytes")
+                                raise _TooLarge(
+                                    "upstream asset is larger than "
+                                    f"{self.config.max_download_bytes} bytes"
+                                )
                             if time.monotonic() > deadline:
-                                raise _TooLarge("upstream asset download took longer than "
-                                                f"{self.config.request_timeout * 10:g} s")
+                                raise _TooLarge(
+                                    "upstream asset download took longer than "
+                                    f"{self.config.request_timeout * 10:g} s"
+                                )
                             ctx.progress(0.9)  # raises LeaseLost once the task is gone
                             out.write(chunk)
                 return
@@ -389,8 +446,9 @@ class LumaEngine:
                 if attempt == attempts:
                     if isinstance(exc, EngineError):
                         raise
-                    raise EngineError(f"cannot download the upstream asset: "
-                                      f"{exc.__class__.__name__}") from exc
+                    raise EngineError(
+                        f"cannot download the upstream asset: {exc.__class__.__name__}"
+                    ) from exc
                 await asyncio.sleep(self.config.poll * attempt)
 
     async def _delete(self, client: lumaai.AsyncLumaAI, gen_id: str) -> None:
@@ -405,15 +463,19 @@ class LumaEngine:
     def cancel(self, upstream_id: str, key_id: str | None) -> None:
         secret = self.secrets.get(key_id or "")
         if secret is None:
-            log.warning("cannot cancel upstream generation %s: its key is not configured",
-                        upstream_id)
+            log.warning(
+                "cannot cancel upstream generation %s: its key is not configured", upstream_id
+            )
             return
 
         async def run() -> None:
             # a client is waiting on its DELETE: a short timeout, one attempt
-            async with lumaai.AsyncLumaAI(auth_token=secret, base_url=self.config.base_url,
-                                          max_retries=0,
-                                          timeout=min(self.config.request_timeout, 10.0)) as c:
+            async with lumaai.AsyncLumaAI(
+                auth_token=secret,
+                base_url=self.config.base_url,
+                max_retries=0,
+                timeout=min(self.config.request_timeout, 10.0),
+            ) as c:
                 await self._delete(c, upstream_id)
 
         asyncio.run(run())

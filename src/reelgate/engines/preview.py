@@ -40,7 +40,9 @@ class PreviewEngine:
     def check(self, width: int, height: int, num_frames: int) -> None:
         """Refuse what a CPU cannot render in reasonable time (4k), and nonsense sizes."""
         if width <= 0 or height <= 0 or width % 2 or height % 2:
-            raise EngineError(f"the preview engine needs a positive, even frame size, got {width}x{height}")
+            raise EngineError(
+                f"the preview engine needs a positive, even frame size, got {width}x{height}"
+            )
         if min(width, height) > MAX_SHORT_SIDE:
             raise EngineError(
                 f"the preview engine renders up to 1080p; {width}x{height} (4k) is not supported,"
@@ -53,10 +55,8 @@ class PreviewEngine:
         """Yield job.num_frames frames of job.height x job.width x 3, reporting progress."""
         self.check(job.width, job.height, job.num_frames)
         progress(0.0)
-        produced = 0
-        for frame in _frames_for(job):
+        for produced, frame in enumerate(_frames_for(job), start=1):
             yield np.ascontiguousarray(frame, dtype=np.uint8)
-            produced += 1
             progress(produced / job.num_frames)
         progress(1.0)
 
@@ -214,8 +214,9 @@ def _apply_pose(img: np.ndarray, pose: _Pose) -> np.ndarray:
     off_y = pose.pan_y * (h - h / s) / 2.0
     map_x = (xs - w / 2.0) / s + w / 2.0 + off_x * nearness
     map_y = np.broadcast_to((ys - h / 2.0) / s + h / 2.0 + off_y * nearness, (h, w))
-    return cv2.remap(img, map_x, np.ascontiguousarray(map_y), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REFLECT)
+    return cv2.remap(
+        img, map_x, np.ascontiguousarray(map_y), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
 
 
 # --------------------------------------------------------------------------- keyframe morphing
@@ -254,9 +255,13 @@ def _bidirectional_flow(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.nd
     flows = []
     for src, dst, sx, sy in ((ga, gb, dx, dy), (gb, ga, -dx, -dy)):
         # Flow src -> dst = the global shift + DIS on the residual motion.
-        moved = cv2.warpAffine(dst, np.float32([[1, 0, sx], [0, 1, sy]]), (sw, sh),
-                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                               borderMode=cv2.BORDER_REPLICATE)
+        moved = cv2.warpAffine(
+            dst,
+            np.float32([[1, 0, sx], [0, 1, sy]]),
+            (sw, sh),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
         small = dis.calc(src, moved, None)
         small[..., 0] += sx
         small[..., 1] += sy
@@ -320,11 +325,22 @@ class _FlowMorph:
 
     @staticmethod
     def _warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-        return cv2.remap(image, flow, None, cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return cv2.remap(
+            image,
+            flow,
+            None,
+            cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
 
-    def _fill_unseen(self, out: np.ndarray, blend: np.ndarray,
-                     flows: tuple[np.ndarray, np.ndarray], weight: float) -> None:
+    def _fill_unseen(
+        self,
+        out: np.ndarray,
+        blend: np.ndarray,
+        flows: tuple[np.ndarray, np.ndarray],
+        weight: float,
+    ) -> None:
         """Pixels neither keyframe covers (corners of a large move) take the
         nearest edge pixels of both, so no black appears."""
         alpha = cv2.extractChannel(blend, 3)
@@ -350,13 +366,27 @@ class _FlowMorph:
 
 _THEMES: dict[str, tuple[float, float, float]] = {
     # word -> (hue 0..1, saturation, sky brightness); first matching word wins
-    **dict.fromkeys(("night", "space", "star", "stars", "galaxy", "moon", "cosmic", "dark"), (0.68, 0.6, 0.18)),
-    **dict.fromkeys(("sunset", "sunrise", "dusk", "dawn", "fire", "autumn", "warm", "lava"), (0.05, 0.75, 0.85)),
+    **dict.fromkeys(
+        ("night", "space", "star", "stars", "galaxy", "moon", "cosmic", "dark"), (0.68, 0.6, 0.18)
+    ),
+    **dict.fromkeys(
+        ("sunset", "sunrise", "dusk", "dawn", "fire", "autumn", "warm", "lava"), (0.05, 0.75, 0.85)
+    ),
     **dict.fromkeys(("desert", "sand", "dune", "dunes", "gold", "golden"), (0.10, 0.6, 0.9)),
-    **dict.fromkeys(("ocean", "sea", "water", "beach", "lake", "river", "rain", "wave", "waves"), (0.55, 0.65, 0.8)),
-    **dict.fromkeys(("ice", "snow", "winter", "frozen", "arctic", "cloud", "clouds"), (0.55, 0.25, 0.95)),
-    **dict.fromkeys(("forest", "jungle", "grass", "garden", "spring", "tree", "trees", "meadow"), (0.30, 0.55, 0.75)),
-    **dict.fromkeys(("city", "neon", "cyberpunk", "club", "synthwave", "future"), (0.85, 0.8, 0.35)),
+    **dict.fromkeys(
+        ("ocean", "sea", "water", "beach", "lake", "river", "rain", "wave", "waves"),
+        (0.55, 0.65, 0.8),
+    ),
+    **dict.fromkeys(
+        ("ice", "snow", "winter", "frozen", "arctic", "cloud", "clouds"), (0.55, 0.25, 0.95)
+    ),
+    **dict.fromkeys(
+        ("forest", "jungle", "grass", "garden", "spring", "tree", "trees", "meadow"),
+        (0.30, 0.55, 0.75),
+    ),
+    **dict.fromkeys(
+        ("city", "neon", "cyberpunk", "club", "synthwave", "future"), (0.85, 0.8, 0.35)
+    ),
     **dict.fromkeys(("mountain", "mountains", "valley", "hills", "canyon"), (0.60, 0.35, 0.85)),
 }
 
@@ -422,7 +452,11 @@ class _TextScene:
     def _palette(self, words: list[str], look: np.random.Generator) -> None:
         theme = next((_THEMES[w] for w in words if w in _THEMES), None)
         if theme is None:
-            hue, sat, light = float(look.uniform()), float(look.uniform(0.35, 0.8)), float(look.uniform(0.3, 0.9))
+            hue, sat, light = (
+                float(look.uniform()),
+                float(look.uniform(0.35, 0.8)),
+                float(look.uniform(0.3, 0.9)),
+            )
         else:
             hue, sat, light = theme
             others = [w for w in words if w not in _THEMES]
@@ -436,15 +470,23 @@ class _TextScene:
         self.accent_hue = (hue + float(look.choice(shifts))) % 1.0
 
         def rgb(h: float, s: float, v: float) -> np.ndarray:
-            return np.array(colorsys.hsv_to_rgb(h % 1.0, min(1.0, max(0.0, s)), min(1.0, max(0.0, v))), np.float32)
+            return np.array(
+                colorsys.hsv_to_rgb(h % 1.0, min(1.0, max(0.0, s)), min(1.0, max(0.0, v))),
+                np.float32,
+            )
 
         self.sky_top = rgb(hue + 0.03, sat * 0.9, light * 0.55)
         self.sky_low = rgb(self.accent_hue, sat * 0.7, min(1.0, light * 1.1 + 0.1))
         self.ridge_colours = [
-            rgb(hue - 0.02 * k, sat * (0.5 + 0.2 * k), light * (0.65 - 0.17 * k) + 0.05) for k in range(3)
+            rgb(hue - 0.02 * k, sat * (0.5 + 0.2 * k), light * (0.65 - 0.17 * k) + 0.05)
+            for k in range(3)
         ]
-        self.light_colours = [rgb(self.accent_hue + d, sat * 0.6, 1.0) for d in (0.0, 0.05, -0.05, 0.5)]
-        self.particle_rgb = tuple(int(c * 255) for c in rgb(self.accent_hue, 0.2 if self.night else 0.35, 1.0))
+        self.light_colours = [
+            rgb(self.accent_hue + d, sat * 0.6, 1.0) for d in (0.0, 0.05, -0.05, 0.5)
+        ]
+        self.particle_rgb = tuple(
+            int(c * 255) for c in rgb(self.accent_hue, 0.2 if self.night else 0.35, 1.0)
+        )
 
     def _composition(self) -> None:
         r = self.rng
@@ -456,15 +498,24 @@ class _TextScene:
             waves = []
             for _ in range(3):
                 freq = float(r.uniform(0.8, 4.0)) * (1.0 + 0.5 * k)
-                waves.append(_Wave(float(r.uniform(0.01, 0.06)) / (1 + 0.4 * k), freq, float(r.uniform(0, 6.283)),
-                                   2.0 * math.pi * freq * speed))
+                waves.append(
+                    _Wave(
+                        float(r.uniform(0.01, 0.06)) / (1 + 0.4 * k),
+                        freq,
+                        float(r.uniform(0, 6.283)),
+                        2.0 * math.pi * freq * speed,
+                    )
+                )
             self.layers.append((base, waves))
         self.blobs = [self._blob(i) for i in range(int(r.integers(3, 7)))]
         count = int(r.integers(60, 140) if self.night else r.integers(15, 60))
         self.particles = {
-            "x": r.uniform(0, 1, count), "y": r.uniform(0, self.horizon + 0.1, count),
-            "vx": r.uniform(-0.03, 0.03, count), "vy": r.uniform(-0.015, 0.005, count),
-            "w": r.uniform(0.5, 2.5, count), "p": r.uniform(0, 6.283, count),
+            "x": r.uniform(0, 1, count),
+            "y": r.uniform(0, self.horizon + 0.1, count),
+            "vx": r.uniform(-0.03, 0.03, count),
+            "vy": r.uniform(-0.015, 0.005, count),
+            "w": r.uniform(0.5, 2.5, count),
+            "p": r.uniform(0, 6.283, count),
             "size": r.uniform(0.6, 1.8, count) * max(1.0, min(self.width, self.height) / 360.0),
         }
         self.breath = (float(r.uniform(0.3, 0.9)), float(r.uniform(0, 6.283)))
@@ -473,11 +524,16 @@ class _TextScene:
         r = self.rng
         return _Blob(
             colour=self.light_colours[i % len(self.light_colours)],
-            cx=float(r.uniform(0.1, 0.9)), cy=float(r.uniform(0.1, self.horizon)),
-            ax=float(r.uniform(0.05, 0.2)), ay=float(r.uniform(0.02, 0.08)),
-            wx=float(r.uniform(0.3, 1.2)), wy=float(r.uniform(0.3, 1.2)),
-            px=float(r.uniform(0, 6.283)), py=float(r.uniform(0, 6.283)),
-            radius=float(r.uniform(0.06, 0.2)), intensity=float(r.uniform(0.25, 0.6)),
+            cx=float(r.uniform(0.1, 0.9)),
+            cy=float(r.uniform(0.1, self.horizon)),
+            ax=float(r.uniform(0.05, 0.2)),
+            ay=float(r.uniform(0.02, 0.08)),
+            wx=float(r.uniform(0.3, 1.2)),
+            wy=float(r.uniform(0.3, 1.2)),
+            px=float(r.uniform(0, 6.283)),
+            py=float(r.uniform(0, 6.283)),
+            radius=float(r.uniform(0.06, 0.2)),
+            intensity=float(r.uniform(0.25, 0.6)),
         )
 
     # ---- motion
@@ -519,7 +575,9 @@ class _TextScene:
         glow = 0.5 + 0.5 * math.sin(self._omega(amp) * t + phase)
         mix = np.clip(self.ys / max(self.horizon, 1e-3), 0.0, 1.0) ** (1.2 - 0.4 * glow)
         column = self.sky_top * (1.0 - mix[..., None]) + self.sky_low * mix[..., None]
-        return np.ascontiguousarray(np.broadcast_to(column, (self.sh, self.sw, 3)), dtype=np.float32)
+        return np.ascontiguousarray(
+            np.broadcast_to(column, (self.sh, self.sw, 3)), dtype=np.float32
+        )
 
     def _add_blob(self, img: np.ndarray, b: _Blob, t: float) -> np.ndarray:
         x = b.cx + b.ax * math.sin(self._omega(b.wx) * t + b.px)
@@ -527,12 +585,18 @@ class _TextScene:
         radius = b.radius * (1.0 + 0.15 * math.sin(self._omega(b.wy * 0.7) * t + b.px))
         d2 = ((self.xs - x) * self.aspect) ** 2 + (self.ys - y) ** 2
         light = np.exp(-d2 / (2.0 * radius * radius)) * b.intensity
-        return img + (1.0 - img) * (light[..., None] * b.colour)  # screen blend: lights never clip harshly
+        return img + (1.0 - img) * (
+            light[..., None] * b.colour
+        )  # screen blend: lights never clip harshly
 
-    def _add_ridge(self, img: np.ndarray, k: int, base: float, waves: list[_Wave], t: float) -> np.ndarray:
+    def _add_ridge(
+        self, img: np.ndarray, k: int, base: float, waves: list[_Wave], t: float
+    ) -> np.ndarray:
         height = np.full(self.xs.shape, base, dtype=np.float32)
         for wv in waves:
-            height += wv.amp * np.sin(2.0 * math.pi * wv.freq * self.xs + wv.phase + self._omega(wv.omega) * t)
+            height += wv.amp * np.sin(
+                2.0 * math.pi * wv.freq * self.xs + wv.phase + self._omega(wv.omega) * t
+            )
         edge = np.clip((self.ys - height) * self.sh * 0.8 + 0.5, 0.0, 1.0)[..., None]
         depth = np.clip((self.ys - height) * 2.5, 0.0, 1.0)[..., None]
         colour = self.ridge_colours[k] * (1.0 - 0.45 * depth)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -44,7 +45,9 @@ def encode_mp4(
     """
     _check_size(width, height, fps)
     path = Path(path)
-    container = av.open(str(path), mode="w", format="mp4", container_options={"movflags": "+faststart"})
+    container = av.open(
+        str(path), mode="w", format="mp4", container_options={"movflags": "+faststart"}
+    )
     try:
         stream = _add_h264_stream(container, width, height, fps, preset, crf)
         summary = _encode_all(container, stream, prefetch(frames), width, height, on_frame)
@@ -67,7 +70,12 @@ def _check_size(width: int, height: int, fps: int) -> None:
 
 
 def _add_h264_stream(
-    container: av.container.OutputContainer, width: int, height: int, fps: int, preset: str, crf: int
+    container: av.container.OutputContainer,
+    width: int,
+    height: int,
+    fps: int,
+    preset: str,
+    crf: int,
 ) -> av.VideoStream:
     stream = container.add_stream("libx264", rate=fps, options={"preset": preset, "crf": str(crf)})
     stream.width = width
@@ -121,7 +129,5 @@ def _checked_frame(frame: np.ndarray, width: int, height: int, index: int) -> np
 def _close_quietly(container: av.container.OutputContainer) -> None:
     """Closing after a failure can itself fail (nothing was written); the
     original error is the one worth reporting."""
-    try:
+    with contextlib.suppress(Exception):
         container.close()
-    except Exception:
-        pass

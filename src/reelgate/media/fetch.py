@@ -31,12 +31,14 @@ class FetchError(Exception):
     """A URL could not be fetched; the message is safe to show the client."""
 
 
-METADATA_ADDRESSES = frozenset({
-    ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack
-    ipaddress.ip_address("169.254.170.2"),  # AWS ECS task metadata
-    ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
-    ipaddress.ip_address("fd00:ec2::254"),  # AWS over IPv6
-})
+METADATA_ADDRESSES = frozenset(
+    {
+        ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack
+        ipaddress.ip_address("169.254.170.2"),  # AWS ECS task metadata
+        ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
+        ipaddress.ip_address("fd00:ec2::254"),  # AWS over IPv6
+    }
+)
 
 Resolver = Callable[[str, int], list[str]]
 """(host, port) -> IP addresses."""
@@ -86,10 +88,7 @@ def decode_data_uri(uri: str, max_bytes: int) -> bytes:
     if len(payload) > max_bytes * 4 // 3 + 8:
         raise FetchError(f"data URI is larger than {max_bytes} bytes")
     try:
-        if header.endswith(";base64"):
-            data = _b64decode(payload)
-        else:
-            data = unquote_to_bytes(payload)
+        data = _b64decode(payload) if header.endswith(";base64") else unquote_to_bytes(payload)
     except (binascii.Error, ValueError, UnicodeError) as exc:
         raise FetchError("data URI is not valid Base64") from exc
     if len(data) > max_bytes:
@@ -147,8 +146,9 @@ class GuardedClient:
         for _ in range(self.settings.fetch_max_redirects + 1):
             target = self.target(response_url)
             try:
-                with self._client.stream("GET", target.url, headers=target.headers,
-                                         extensions=target.extensions) as response:
+                with self._client.stream(
+                    "GET", target.url, headers=target.headers, extensions=target.extensions
+                ) as response:
                     if response.is_redirect:
                         response_url = urljoin(response_url, response.headers["location"])
                         continue
@@ -157,7 +157,9 @@ class GuardedClient:
                     return self._read_capped(response, limit, url)
             except httpx.HTTPError as exc:
                 raise FetchError(f"cannot fetch {url[:200]}: {exc.__class__.__name__}") from exc
-        raise FetchError(f"{url[:200]} redirected more than {self.settings.fetch_max_redirects} times")
+        raise FetchError(
+            f"{url[:200]} redirected more than {self.settings.fetch_max_redirects} times"
+        )
 
     @staticmethod
     def _read_capped(response: httpx.Response, limit: int, url: str) -> bytes:
@@ -177,7 +179,10 @@ class GuardedClient:
         """POST a callback; returns the HTTP status. Redirects are not followed."""
         target = self.target(url)
         response = self._client.post(
-            target.url, content=body, headers={**headers, **target.headers},
-            extensions=target.extensions, timeout=self.settings.callback_timeout,
+            target.url,
+            content=body,
+            headers={**headers, **target.headers},
+            extensions=target.extensions,
+            timeout=self.settings.callback_timeout,
         )
         return response.status_code

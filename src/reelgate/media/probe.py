@@ -72,7 +72,9 @@ def read_first_frame(path: Path, size: tuple[int, int] | None = None) -> np.ndar
     try:
         return next(frames)
     except StopIteration:
-        raise MediaError(f"{Path(path).name} is not a playable video (no decodable frames)") from None
+        raise MediaError(
+            f"{Path(path).name} is not a playable video (no decodable frames)"
+        ) from None
     finally:
         frames.close()
 
@@ -88,8 +90,8 @@ def read_last_frame(path: Path) -> np.ndarray:
     with _open_video(path) as (container, stream):
         last = _last_after_seek(container, stream, path)
     if last is None:
-        for last in iter_frames(path):
-            pass
+        for frame in iter_frames(path):
+            last = frame
     if last is None:
         raise MediaError(f"{path.name} is not a playable video (no decodable frames)")
     return np.ascontiguousarray(last)
@@ -159,7 +161,9 @@ def _last_after_seek(
     if not stream.duration:
         return None
     try:
-        container.seek(int(stream.start_time or 0) + int(stream.duration), stream=stream, backward=True)
+        container.seek(
+            int(stream.start_time or 0) + int(stream.duration), stream=stream, backward=True
+        )
     except av.FFmpegError:
         return None
     last = None

@@ -100,7 +100,7 @@ class LocalStorage:
         prefix = f"{self.public_base_url}{ASSET_ROUTE}/"
         if not url.startswith(prefix):
             return None
-        parts = urlsplit(url[len(prefix):])
+        parts = urlsplit(url[len(prefix) :])
         key = parts.path
         if not self.link_valid(key, dict(parse_qsl(parts.query))):
             return None

@@ -28,9 +28,19 @@ class Delivery:
 
 
 def _delivery(row: CallbackRow) -> Delivery:
-    return Delivery(row.id, row.task_id, row.url, row.dialect, row.event, row.state,
-                    row.attempts, row.last_status, row.last_error, row.created_at,
-                    row.delivered_at)
+    return Delivery(
+        row.id,
+        row.task_id,
+        row.url,
+        row.dialect,
+        row.event,
+        row.state,
+        row.attempts,
+        row.last_status,
+        row.last_error,
+        row.created_at,
+        row.delivered_at,
+    )
 
 
 class CallbackStore:
@@ -45,8 +55,10 @@ class CallbackStore:
                 .where(
                     CallbackRow.state == "pending",
                     CallbackRow.next_attempt_at <= now,
-                    or_(CallbackRow.lease_expires_at.is_(None),
-                        and_(CallbackRow.lease_expires_at < now)),
+                    or_(
+                        CallbackRow.lease_expires_at.is_(None),
+                        and_(CallbackRow.lease_expires_at < now),
+                    ),
                 )
                 .order_by(CallbackRow.next_attempt_at)
                 .limit(limit)
@@ -56,8 +68,15 @@ class CallbackStore:
                 row.lease_expires_at = now + lease_seconds
             return [_delivery(r) for r in rows]
 
-    def record_attempt(self, delivery_id: str, *, ok: bool, status: int | None,
-                       error: str | None, retry_at: float | None) -> None:
+    def record_attempt(
+        self,
+        delivery_id: str,
+        *,
+        ok: bool,
+        status: int | None,
+        error: str | None,
+        retry_at: float | None,
+    ) -> None:
         """Record one attempt; `retry_at=None` after a failure means give up."""
         now = time.time()
         with self.db.write() as s:
@@ -84,7 +103,8 @@ class CallbackStore:
         found: dict[str, list[Delivery]] = {task_id: [] for task_id in task_ids}
         with self.db.read() as s:
             rows = s.scalars(
-                select(CallbackRow).where(CallbackRow.task_id.in_(task_ids))
+                select(CallbackRow)
+                .where(CallbackRow.task_id.in_(task_ids))
                 .order_by(CallbackRow.created_at)
             ).all()
             for row in rows:

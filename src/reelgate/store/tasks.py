@@ -137,27 +137,37 @@ class TaskStore:
     def created_since(self, owner_id: str, since: float) -> list[float]:
         """Creation times of a token's tasks since `since`, oldest first."""
         with self.db.read() as s:
-            return list(s.scalars(
-                select(TaskRow.created_at)
-                .where(TaskRow.owner_id == owner_id, TaskRow.created_at >= since)
-                .order_by(TaskRow.created_at)
-            ))
+            return list(
+                s.scalars(
+                    select(TaskRow.created_at)
+                    .where(TaskRow.owner_id == owner_id, TaskRow.created_at >= since)
+                    .order_by(TaskRow.created_at)
+                )
+            )
 
     def count_active(self, owner_id: str) -> int:
         with self.db.read() as s:
-            return int(s.scalar(
-                select(func.count()).select_from(TaskRow).where(
-                    TaskRow.owner_id == owner_id,
-                    TaskRow.state.in_([State.QUEUED.value, State.RUNNING.value]),
+            return int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(TaskRow)
+                    .where(
+                        TaskRow.owner_id == owner_id,
+                        TaskRow.state.in_([State.QUEUED.value, State.RUNNING.value]),
+                    )
                 )
-            ) or 0)
+                or 0
+            )
 
     def list_owned(self, owner_id: str, limit: int, offset: int) -> tuple[list[Task], int]:
         """A page of a token's tasks, newest first, and how many it has in all."""
         with self.db.read() as s:
             rows = s.scalars(
-                select(TaskRow).where(TaskRow.owner_id == owner_id)
-                .order_by(TaskRow.created_at.desc(), TaskRow.id).limit(limit).offset(offset)
+                select(TaskRow)
+                .where(TaskRow.owner_id == owner_id)
+                .order_by(TaskRow.created_at.desc(), TaskRow.id)
+                .limit(limit)
+                .offset(offset)
             ).all()
             total = s.scalar(
                 select(func.count()).select_from(TaskRow).where(TaskRow.owner_id == owner_id)
@@ -196,8 +206,14 @@ class TaskStore:
 
     # The queue
 
-    def claim(self, lease_seconds: float, max_attempts: int, *,
-              only: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> Task | None:
+    def claim(
+        self,
+        lease_seconds: float,
+        max_attempts: int,
+        *,
+        only: Sequence[str] | None = None,
+        exclude: Sequence[str] = (),
+    ) -> Task | None:
         """Take the oldest runnable task: queued and due, or running with an
         expired lease (its worker died). Tasks that have used up their attempts
         fail with a reason instead of running again. `only`/`exclude` pick
@@ -256,8 +272,9 @@ class TaskStore:
                 failure_code=FailureCode.INTERNAL.value,
             )
 
-    def heartbeat(self, task_id: str, lease_owner: str, lease_seconds: float,
-                  progress: float | None = None) -> bool:
+    def heartbeat(
+        self, task_id: str, lease_owner: str, lease_seconds: float, progress: float | None = None
+    ) -> bool:
         """Extend the lease (and record progress). False: the lease was lost."""
         now = time.time()
         values: dict[str, Any] = {"lease_expires_at": now + lease_seconds, "updated_at": now}
@@ -277,8 +294,9 @@ class TaskStore:
 
     # Upstream generations
 
-    def remember_upstream(self, task_id: str, lease_owner: str, upstream_id: str,
-                          key_id: str, submitted_at: float) -> bool:
+    def remember_upstream(
+        self, task_id: str, lease_owner: str, upstream_id: str, key_id: str, submitted_at: float
+    ) -> bool:
         """Record the upstream generation a run created, fenced on its lease, so a
         later attempt follows it instead of creating (and paying for) another."""
         with self.db.write() as s:
@@ -304,9 +322,14 @@ class TaskStore:
     def nudge_upstream(self, task_id: str) -> bool:
         """An upstream callback arrived: the worker following the task looks now."""
         with self.db.write() as s:
-            return s.execute(
-                update(TaskRow).where(TaskRow.id == task_id).values(upstream_nudged_at=time.time())
-            ).rowcount == 1
+            return (
+                s.execute(
+                    update(TaskRow)
+                    .where(TaskRow.id == task_id)
+                    .values(upstream_nudged_at=time.time())
+                ).rowcount
+                == 1
+            )
 
     def upstream_nudged_at(self, task_id: str) -> float | None:
         with self.db.read() as s:
@@ -317,10 +340,16 @@ class TaskStore:
             task_id, lease_owner, State.COMPLETED, result=result.to_dict(), progress=1.0
         )
 
-    def fail(self, task_id: str, lease_owner: str, reason: str,
-             code: FailureCode = FailureCode.INVALID_INPUT) -> bool:
-        return self._finish_fenced(task_id, lease_owner, State.FAILED, failure_reason=reason,
-                                   failure_code=code.value)
+    def fail(
+        self,
+        task_id: str,
+        lease_owner: str,
+        reason: str,
+        code: FailureCode = FailureCode.INVALID_INPUT,
+    ) -> bool:
+        return self._finish_fenced(
+            task_id, lease_owner, State.FAILED, failure_reason=reason, failure_code=code.value
+        )
 
     def release(self, task_id: str, lease_owner: str) -> bool:
         """Hand a task back to the queue without using up an attempt (its
@@ -338,8 +367,9 @@ class TaskStore:
             row.updated_at = now
             return True
 
-    def retry_later(self, task_id: str, lease_owner: str, reason: str, delay: float,
-                    max_attempts: int) -> bool:
+    def retry_later(
+        self, task_id: str, lease_owner: str, reason: str, delay: float, max_attempts: int
+    ) -> bool:
         """Put a task that hit a transient error back in the queue, or fail it
         when its attempts are used up."""
         now = time.time()
@@ -348,9 +378,14 @@ class TaskStore:
             if row is None:
                 return False
             if row.attempts >= max_attempts:
-                self._finish(s, row, State.FAILED, now,
-                             failure_reason=f"{reason} (gave up after {row.attempts} attempts)",
-                             failure_code=FailureCode.INTERNAL.value)
+                self._finish(
+                    s,
+                    row,
+                    State.FAILED,
+                    now,
+                    failure_reason=f"{reason} (gave up after {row.attempts} attempts)",
+                    failure_code=FailureCode.INTERNAL.value,
+                )
                 return True
             row.state = State.QUEUED.value
             row.lease_owner = None

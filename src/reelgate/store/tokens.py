@@ -70,9 +70,12 @@ class TokenStore:
 
     def count_active(self) -> int:
         with self.db.read() as s:
-            return s.scalar(
-                select(func.count()).select_from(TokenRow).where(TokenRow.revoked_at.is_(None))
-            ) or 0
+            return (
+                s.scalar(
+                    select(func.count()).select_from(TokenRow).where(TokenRow.revoked_at.is_(None))
+                )
+                or 0
+            )
 
     def revoke(self, id_or_name: str) -> int:
         """Revoke by id, name or printed prefix; returns how many were revoked."""

@@ -52,7 +52,8 @@ class KeyStatus:
     @property
     def usable(self) -> bool:
         return self.set_aside_until is None or (
-            self.set_aside_until != FOREVER and self.set_aside_until <= time.time())
+            self.set_aside_until != FOREVER and self.set_aside_until <= time.time()
+        )
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,16 @@ class UpstreamKeyStore:
         """Make sure every configured key has a row (idempotent, and safe when
         several processes start on one database at once)."""
         now = time.time()
-        rows = [{"id": fingerprint(secret), "engine": engine, "label": label(secret),
-                 "failures": 0, "updated_at": now} for secret in dict.fromkeys(secrets_)]
+        rows = [
+            {
+                "id": fingerprint(secret),
+                "engine": engine,
+                "label": label(secret),
+                "failures": 0,
+                "updated_at": now,
+            }
+            for secret in dict.fromkeys(secrets_)
+        ]
         if not rows:
             return
         with self.db.write() as s:
@@ -85,33 +94,59 @@ class UpstreamKeyStore:
             insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
             s.execute(insert(UpstreamKeyRow).values(rows).on_conflict_do_nothing())
 
-    def reserve(self, task_id: str, lease_owner: str, key_ids: Sequence[str], *,
-                max_in_flight: int, per_minute: int) -> Reservation:
+    def reserve(
+        self,
+        task_id: str,
+        lease_owner: str,
+        key_ids: Sequence[str],
+        *,
+        max_in_flight: int,
+        per_minute: int,
+    ) -> Reservation:
         """Reserve the least busy usable key for a task's create (fenced on the
         task's lease; a lost lease reserves nothing and says so)."""
         now = time.time()
         with self.db.write() as s:
-            rows = s.scalars(select(UpstreamKeyRow).where(UpstreamKeyRow.id.in_(list(key_ids)))
-                             .order_by(UpstreamKeyRow.id).with_for_update()).all()
-            s.execute(delete(UpstreamSubmitRow).where(
-                UpstreamSubmitRow.key_id.in_(list(key_ids)), UpstreamSubmitRow.at < now - 120))
+            rows = s.scalars(
+                select(UpstreamKeyRow)
+                .where(UpstreamKeyRow.id.in_(list(key_ids)))
+                .order_by(UpstreamKeyRow.id)
+                .with_for_update()
+            ).all()
+            s.execute(
+                delete(UpstreamSubmitRow).where(
+                    UpstreamSubmitRow.key_id.in_(list(key_ids)), UpstreamSubmitRow.at < now - 120
+                )
+            )
             statuses = [_status(r) for r in rows]
             usable = [k for k in statuses if k.usable]
             if not usable:
-                resting = [k.set_aside_until for k in statuses
-                           if k.set_aside_until not in (None, FOREVER)]
+                resting = [
+                    k.set_aside_until for k in statuses if k.set_aside_until not in (None, FOREVER)
+                ]
                 if not resting:
-                    raise NoUsableKey("no usable upstream API key: " + "; ".join(
-                        f"key {k.label} {k.set_aside_reason}" for k in statuses) if statuses
-                        else "no upstream API key is configured")
-                return Reservation(None, max(0.5, min(resting) - now),  # type: ignore[type-var]
-                                   "every key is resting")
+                    raise NoUsableKey(
+                        "no usable upstream API key: "
+                        + "; ".join(f"key {k.label} {k.set_aside_reason}" for k in statuses)
+                        if statuses
+                        else "no upstream API key is configured"
+                    )
+                return Reservation(
+                    None,
+                    max(0.5, min(resting) - now),  # type: ignore[type-var]
+                    "every key is resting",
+                )
             best: tuple[int, int, str] | None = None
             wait = float("inf")  # a full key may free a slot any time: look again in 1 s
             for key in usable:
                 in_flight = _in_flight(s, key.id, exclude=task_id)
-                recent = sorted(s.scalars(select(UpstreamSubmitRow.at).where(
-                    UpstreamSubmitRow.key_id == key.id, UpstreamSubmitRow.at >= now - 60)))
+                recent = sorted(
+                    s.scalars(
+                        select(UpstreamSubmitRow.at).where(
+                            UpstreamSubmitRow.key_id == key.id, UpstreamSubmitRow.at >= now - 60
+                        )
+                    )
+                )
                 if in_flight >= max_in_flight:
                     wait = min(wait, 1.0)
                     continue
@@ -122,9 +157,15 @@ class UpstreamKeyStore:
                     best = (in_flight, len(recent), key.id)
             if best is None:
                 return Reservation(None, wait, "every usable key is at its limit")
-            task = s.scalar(select(TaskRow).where(
-                TaskRow.id == task_id, TaskRow.lease_owner == lease_owner,
-                TaskRow.state == State.RUNNING.value).with_for_update())
+            task = s.scalar(
+                select(TaskRow)
+                .where(
+                    TaskRow.id == task_id,
+                    TaskRow.lease_owner == lease_owner,
+                    TaskRow.state == State.RUNNING.value,
+                )
+                .with_for_update()
+            )
             if task is None:
                 return Reservation(None, 0.0, "lease lost")
             task.upstream_key = best[2]
@@ -178,8 +219,11 @@ class UpstreamKeyStore:
     def reset(self, key_ids: Sequence[str] | None = None) -> int:
         """Put keys back in use (after an operator fixed them)."""
         with self.db.write() as s:
-            rows = s.scalars(select(UpstreamKeyRow) if key_ids is None else
-                             select(UpstreamKeyRow).where(UpstreamKeyRow.id.in_(list(key_ids))))
+            rows = s.scalars(
+                select(UpstreamKeyRow)
+                if key_ids is None
+                else select(UpstreamKeyRow).where(UpstreamKeyRow.id.in_(list(key_ids)))
+            )
             count = 0
             for row in rows:
                 row.failures, row.set_aside_until, row.set_aside_reason = 0, None, None
@@ -189,22 +233,40 @@ class UpstreamKeyStore:
 
     def statuses(self) -> list[KeyStatus]:
         with self.db.read() as s:
-            return [_status(row, _in_flight(s, row.id)) for row in
-                    s.scalars(select(UpstreamKeyRow).order_by(UpstreamKeyRow.engine,
-                                                               UpstreamKeyRow.label))]
+            return [
+                _status(row, _in_flight(s, row.id))
+                for row in s.scalars(
+                    select(UpstreamKeyRow).order_by(UpstreamKeyRow.engine, UpstreamKeyRow.label)
+                )
+            ]
 
 
 def _status(row: UpstreamKeyRow, in_flight: int = 0) -> KeyStatus:
-    return KeyStatus(row.id, row.label, row.engine, row.failures, row.set_aside_until,
-                     row.set_aside_reason, row.last_error, in_flight)
+    return KeyStatus(
+        row.id,
+        row.label,
+        row.engine,
+        row.failures,
+        row.set_aside_until,
+        row.set_aside_reason,
+        row.last_error,
+        in_flight,
+    )
 
 
 def _in_flight(s: Session, key_id: str, exclude: str | None = None) -> int:
     # running, or queued again (after a shutdown) with its generation still upstream
-    query = select(func.count()).select_from(TaskRow).where(
-        TaskRow.upstream_key == key_id,
-        or_(TaskRow.state == State.RUNNING.value,
-            and_(TaskRow.state == State.QUEUED.value, TaskRow.upstream_id.is_not(None))))
+    query = (
+        select(func.count())
+        .select_from(TaskRow)
+        .where(
+            TaskRow.upstream_key == key_id,
+            or_(
+                TaskRow.state == State.RUNNING.value,
+                and_(TaskRow.state == State.QUEUED.value, TaskRow.upstream_id.is_not(None)),
+            ),
+        )
+    )
     if exclude:
         query = query.where(TaskRow.id != exclude)
     return int(s.scalar(query) or 0)

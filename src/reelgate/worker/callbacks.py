@@ -33,8 +33,15 @@ RenderCallback = Callable[[str, Task, str], Any]
 
 
 class CallbackDispatcher:
-    def __init__(self, settings: Settings, callbacks: CallbackStore, tasks: TaskStore,
-                 client: GuardedClient, render: RenderCallback, signer: Webhook) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        callbacks: CallbackStore,
+        tasks: TaskStore,
+        client: GuardedClient,
+        render: RenderCallback,
+        signer: Webhook,
+    ) -> None:
         self.settings = settings
         self.callbacks = callbacks
         self.tasks = tasks
@@ -72,14 +79,16 @@ class CallbackDispatcher:
     def deliver(self, delivery: Delivery) -> None:
         task = self.tasks.get(delivery.task_id)
         if task is None:
-            self.callbacks.record_attempt(delivery.id, ok=False, status=None,
-                                          error="task no longer exists", retry_at=None)
+            self.callbacks.record_attempt(
+                delivery.id, ok=False, status=None, error="task no longer exists", retry_at=None
+            )
             return
         status: int | None = None
         error: str | None = None
         try:
             body, headers = self.signed(
-                delivery, self.render(delivery.dialect, task, delivery.event))
+                delivery, self.render(delivery.dialect, task, delivery.event)
+            )
             status = self.client.post(delivery.url, body, headers)
         except FetchError as exc:
             error = str(exc)
@@ -90,12 +99,19 @@ class CallbackDispatcher:
             error = f"receiver answered HTTP {status}"
         if not ok:
             log.info("callback %s for task %s: %s", delivery.id, delivery.task_id, error)
-        self.callbacks.record_attempt(delivery.id, ok=ok, status=status, error=error,
-                                      retry_at=None if ok else self._retry_at(delivery))
+        self.callbacks.record_attempt(
+            delivery.id,
+            ok=ok,
+            status=status,
+            error=error,
+            retry_at=None if ok else self._retry_at(delivery),
+        )
 
     def _retry_at(self, delivery: Delivery) -> float | None:
         """Exponential backoff, capped; None once the delivery window is over."""
-        delay = min(self.settings.callback_backoff_seconds * 2 ** delivery.attempts,
-                    self.settings.callback_max_backoff_seconds)
+        delay = min(
+            self.settings.callback_backoff_seconds * 2**delivery.attempts,
+            self.settings.callback_max_backoff_seconds,
+        )
         at = time.time() + delay
         return at if at <= delivery.created_at + self.settings.callback_window_seconds else None

@@ -32,8 +32,9 @@ class SourceVideo:
 
 
 class InputResolver:
-    def __init__(self, tasks: TaskStore, storage: LocalStorage, client: GuardedClient,
-                 settings: Settings) -> None:
+    def __init__(
+        self, tasks: TaskStore, storage: LocalStorage, client: GuardedClient, settings: Settings
+    ) -> None:
         self.tasks = tasks
         self.storage = storage
         self.client = client
@@ -90,11 +91,15 @@ class InputResolver:
         except Exception as exc:
             raise InputError(f"{what}: {exc}") from exc
         if info.duration > self.settings.source_max_seconds:
-            raise InputError(f"{what} is {info.duration:.1f} s long; the limit is "
-                             f"{self.settings.source_max_seconds:g} s")
+            raise InputError(
+                f"{what} is {info.duration:.1f} s long; the limit is "
+                f"{self.settings.source_max_seconds:g} s"
+            )
         if info.width * info.height > self.settings.source_max_pixels:
-            raise InputError(f"{what} is {info.width}x{info.height}; the limit is "
-                             f"{self.settings.source_max_pixels:,} pixels a frame")
+            raise InputError(
+                f"{what} is {info.width}x{info.height}; the limit is "
+                f"{self.settings.source_max_pixels:,} pixels a frame"
+            )
         try:
             return SourceVideo(path, info, read_last_frame(path))
         except Exception as exc:

@@ -68,8 +68,9 @@ class _Heartbeat:
         self.progress = 0.0
         self.lost = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{task.id[:8]}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"heartbeat-{task.id[:8]}", daemon=True
+        )
 
     def __enter__(self) -> _Heartbeat:
         self._thread.start()
@@ -82,8 +83,9 @@ class _Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(min(self.lease_seconds / 3, 1.0)):
             try:
-                alive = self.tasks.heartbeat(self.task.id, self.task.lease_owner or "",
-                                             self.lease_seconds, self.progress)
+                alive = self.tasks.heartbeat(
+                    self.task.id, self.task.lease_owner or "", self.lease_seconds, self.progress
+                )
             except Exception:
                 log.exception("heartbeat failed for task %s", self.task.id)
                 continue
@@ -96,9 +98,15 @@ class _Follow:
     """The worker's side of an upstream engine's run: progress and waits that
     notice a lost lease, the upstream id kept on the task, callback nudges."""
 
-    def __init__(self, tasks: TaskStore, task: Task, beat: _Heartbeat,
-                 check_interval: float, stopping: threading.Event,
-                 create_in_flight: threading.Event) -> None:
+    def __init__(
+        self,
+        tasks: TaskStore,
+        task: Task,
+        beat: _Heartbeat,
+        check_interval: float,
+        stopping: threading.Event,
+        create_in_flight: threading.Event,
+    ) -> None:
         self.tasks = tasks
         self.stopping = stopping
         self.create_in_flight = create_in_flight
@@ -114,8 +122,9 @@ class _Follow:
         self.beat.progress = max(self.beat.progress, value)
 
     def remember(self, upstream_id: str, key_id: str, submitted_at: float) -> None:
-        if not self.tasks.remember_upstream(self.task_id, self.lease_owner, upstream_id,
-                                            key_id, submitted_at):
+        if not self.tasks.remember_upstream(
+            self.task_id, self.lease_owner, upstream_id, key_id, submitted_at
+        ):
             raise LeaseLost()
 
     async def wait(self, seconds: float) -> None:
@@ -197,8 +206,12 @@ class Worker:
                 wake.clear()
 
     def run_once(self) -> bool:
-        task = self.tasks.claim(self.settings.lease_seconds, self.settings.max_attempts,
-                                only=self.only, exclude=self.exclude)
+        task = self.tasks.claim(
+            self.settings.lease_seconds,
+            self.settings.max_attempts,
+            only=self.only,
+            exclude=self.exclude,
+        )
         if task is None:
             return False
         if self.stopping.is_set():
@@ -258,8 +271,11 @@ class Worker:
             width, height = reference.info.width, reference.info.height
         else:
             width, height = frame_size(task.aspect_ratio, task.resolution)
-        end_image = (read_first_frame(leads_into.path, (width, height)) if leads_into
-                     else self.inputs.image(task.end_image, "end image"))
+        end_image = (
+            read_first_frame(leads_into.path, (width, height))
+            if leads_into
+            else self.inputs.image(task.end_image, "end image")
+        )
         job = RenderJob(
             task_id=task.id,
             prompt=task.effective_prompt,
@@ -299,33 +315,55 @@ class Worker:
             iter_frames(after.path, (width, height)) if after else (),
         )
         video_path = workdir / "video.mp4"
-        summary = encode_mp4(frames, video_path, width=width, height=height, fps=FPS,
-                             preset=self.settings.encoder_preset, crf=self.settings.encoder_crf,
-                             on_frame=on_frame)
+        summary = encode_mp4(
+            frames,
+            video_path,
+            width=width,
+            height=height,
+            fps=FPS,
+            preset=self.settings.encoder_preset,
+            crf=self.settings.encoder_crf,
+            on_frame=on_frame,
+        )
         return self._publish(run_key, workdir, video_path, summary.first_frame, summary.last_frame)
 
-    def _produce(self, task: Task, engine: UpstreamEngine, run_key: str, workdir: Path,
-                 beat: _Heartbeat) -> TaskResult:
+    def _produce(
+        self, task: Task, engine: UpstreamEngine, run_key: str, workdir: Path, beat: _Heartbeat
+    ) -> TaskResult:
         """An upstream engine makes the whole file; we check it by decoding it
         and publish it from our storage."""
         job = UpstreamJob(
-            task_id=task.id, prompt=task.effective_prompt, model=task.model,
-            aspect_ratio=task.aspect_ratio, resolution=task.resolution, duration=task.duration,
-            loop=task.loop, workdir=workdir, upstream_id=task.upstream_id,
-            upstream_key=task.upstream_key, submitted_at=task.upstream_submitted_at,
+            task_id=task.id,
+            prompt=task.effective_prompt,
+            model=task.model,
+            aspect_ratio=task.aspect_ratio,
+            resolution=task.resolution,
+            duration=task.duration,
+            loop=task.loop,
+            workdir=workdir,
+            upstream_id=task.upstream_id,
+            upstream_key=task.upstream_key,
+            submitted_at=task.upstream_submitted_at,
             callback_url=self.upstream_callback_url(task.id),
         )
         if not task.upstream_id:  # inputs matter only to a create, not to a follow
             # Kept per task, not per run: a queued upstream generation may fetch
             # them after this run has been handed back or replaced.
             inputs = f"{task.id}/{INPUTS_DIR}"
-            job.start_image_url = self.inputs.shareable_image(task.start_image, inputs,
-                                                              "start image")
+            job.start_image_url = self.inputs.shareable_image(
+                task.start_image, inputs, "start image"
+            )
             job.end_image_url = self.inputs.shareable_image(task.end_image, inputs, "end image")
             job.extend_generation_id = self._upstream_id(engine, task.source_task_id)
             job.leads_into_generation_id = self._upstream_id(engine, task.end_source_task_id)
-        follow = _Follow(self.tasks, task, beat, self.settings.poll_interval, self.stopping,
-                         self.create_in_flight)
+        follow = _Follow(
+            self.tasks,
+            task,
+            beat,
+            self.settings.poll_interval,
+            self.stopping,
+            self.create_in_flight,
+        )
         produced = engine.produce(job, follow)
         return self._publish_produced(run_key, workdir, produced)
 
@@ -338,8 +376,7 @@ class Worker:
         engine.check_sources([(source.engine, source.upstream_id)])
         return source.upstream_id
 
-    def _publish_produced(self, run_key: str, workdir: Path,
-                          produced: ProducedVideo) -> TaskResult:
+    def _publish_produced(self, run_key: str, workdir: Path, produced: ProducedVideo) -> TaskResult:
         try:
             info = probe_video(produced.video)
             first = read_first_frame(produced.video, (info.width, info.height))
@@ -349,15 +386,23 @@ class Worker:
         thumbnail = None
         if produced.thumbnail is not None:
             try:
-                thumbnail = decode_image(produced.thumbnail.read_bytes(),
-                                         self.settings.image_max_pixels)
+                thumbnail = decode_image(
+                    produced.thumbnail.read_bytes(), self.settings.image_max_pixels
+                )
             except Exception as exc:  # a broken thumbnail is not worth failing for
                 log.warning("upstream thumbnail unusable (%s); using the first frame", exc)
         return self._publish(run_key, workdir, produced.video, first, last, thumbnail, info)
 
-    def _publish(self, run_key: str, workdir: Path, video_path: Path,
-                 first: np.ndarray, last: np.ndarray,
-                 thumbnail: np.ndarray | None = None, info: VideoInfo | None = None) -> TaskResult:
+    def _publish(
+        self,
+        run_key: str,
+        workdir: Path,
+        video_path: Path,
+        first: np.ndarray,
+        last: np.ndarray,
+        thumbnail: np.ndarray | None = None,
+        info: VideoInfo | None = None,
+    ) -> TaskResult:
         info = info or probe_video(video_path)
         thumbnail = first if thumbnail is None else thumbnail
         save_jpeg(thumbnail, workdir / "thumbnail.jpg")
@@ -365,13 +410,28 @@ class Worker:
         th, tw = thumbnail.shape[:2]
         h, w = last.shape[:2]
         return TaskResult(
-            video=Asset(key=f"{run_key}/video.mp4", width=info.width, height=info.height,
-                        content_type="video/mp4", bytes=info.bytes, duration=info.duration,
-                        fps=info.fps, frames=info.frames),
-            thumbnail=Asset(key=f"{run_key}/thumbnail.jpg", width=tw, height=th,
-                            content_type="image/jpeg",
-                            bytes=(workdir / "thumbnail.jpg").stat().st_size),
-            last_frame=Asset(key=f"{run_key}/last_frame.jpg", width=w, height=h,
-                             content_type="image/jpeg",
-                             bytes=(workdir / "last_frame.jpg").stat().st_size),
+            video=Asset(
+                key=f"{run_key}/video.mp4",
+                width=info.width,
+                height=info.height,
+                content_type="video/mp4",
+                bytes=info.bytes,
+                duration=info.duration,
+                fps=info.fps,
+                frames=info.frames,
+            ),
+            thumbnail=Asset(
+                key=f"{run_key}/thumbnail.jpg",
+                width=tw,
+                height=th,
+                content_type="image/jpeg",
+                bytes=(workdir / "thumbnail.jpg").stat().st_size,
+            ),
+            last_frame=Asset(
+                key=f"{run_key}/last_frame.jpg",
+                width=w,
+                height=h,
+                content_type="image/jpeg",
+                bytes=(workdir / "last_frame.jpg").stat().st_size,
+            ),
         )

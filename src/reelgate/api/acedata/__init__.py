@@ -4,5 +4,12 @@ from reelgate.api.acedata.present import callback_payload
 from reelgate.api.acedata.routes import DIALECT, PREFIXES, build_router, render_error, retrieve
 from reelgate.api.acedata.schemas import TasksRequest
 
-__all__ = ["DIALECT", "PREFIXES", "TasksRequest", "build_router", "callback_payload",
-           "render_error", "retrieve"]
+__all__ = [
+    "DIALECT",
+    "PREFIXES",
+    "TasksRequest",
+    "build_router",
+    "callback_payload",
+    "render_error",
+    "retrieve",
+]

@@ -85,8 +85,10 @@ def retrieve(ctx: ApiContext, owner: TokenInfo, body: TasksRequest) -> dict[str,
 def _items(ctx: ApiContext, tasks: list[Task]) -> list[dict[str, Any]]:
     """Retrieve items with each task's callback deliveries (one query for all)."""
     deliveries = ctx.service.deliveries(tasks)
-    return [{**retrieve_item(t, ctx.url_for),
-             "callbacks": [delivery_dict(d) for d in deliveries[t.id]]} for t in tasks]
+    return [
+        {**retrieve_item(t, ctx.url_for), "callbacks": [delivery_dict(d) for d in deliveries[t.id]]}
+        for t in tasks
+    ]
 
 
 def build_router(ctx: ApiContext) -> APIRouter:
@@ -98,21 +100,27 @@ def build_router(ctx: ApiContext) -> APIRouter:
     ) -> dict[str, Any]:
         task = await run_sync(
             lambda: ctx.service.create(
-                owner.id, to_neutral(body), origin=DIALECT,
+                owner.id,
+                to_neutral(body),
+                origin=DIALECT,
                 origin_request=body.model_dump(by_alias=True, exclude_unset=True),
             )
         )
         if body.async_ or body.callback_url:
             return {"task_id": task.id}
-        timeout = min(body.timeout if body.timeout is not None else 300.0,
-                      ctx.settings.max_wait_seconds)
+        timeout = min(
+            body.timeout if body.timeout is not None else 300.0, ctx.settings.max_wait_seconds
+        )
         await ctx.hub.wait(task.id, timeout)
         task = await run_sync(ctx.service.get, owner.id, task.id)
         if task.state is State.COMPLETED:
             return flat_result(task, ctx.url_for)
         if task.state.terminal:
-            raise TaskFailed(task.failure_reason or "the task failed", task_id=task.id,
-                             input_error=task.failure_code is FailureCode.INVALID_INPUT)
+            raise TaskFailed(
+                task.failure_reason or "the task failed",
+                task_id=task.id,
+                input_error=task.failure_code is FailureCode.INVALID_INPUT,
+            )
         raise WaitTimeout(
             f"the video was not ready within {timeout:g} s; poll /luma/tasks with this task_id",
             task_id=task.id,

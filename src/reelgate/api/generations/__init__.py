@@ -9,5 +9,4 @@ from reelgate.api.generations.routes import (
     tasks_by_ids,
 )
 
-__all__ = ["DIALECT", "PREFIX", "build_router", "callback_payload", "render_error",
-           "tasks_by_ids"]
+__all__ = ["DIALECT", "PREFIX", "build_router", "callback_payload", "render_error", "tasks_by_ids"]

@@ -27,8 +27,11 @@ def task_object(task: Task, url_for: UrlFor) -> dict[str, Any]:
     result = task.result if task.state is State.COMPLETED else None
     video = None
     if result is not None:
-        video = {**_image(result.video, url_for), "thumbnail": url_for(result.thumbnail.key),
-                 "download_url": url_for(result.video.key)}
+        video = {
+            **_image(result.video, url_for),
+            "thumbnail": url_for(result.thumbnail.key),
+            "download_url": url_for(result.video.key),
+        }
     return {
         "id": task.id,
         "prompt": task.prompt,

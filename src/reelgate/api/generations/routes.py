@@ -29,8 +29,10 @@ _BASE64 = re.compile(r"^[A-Za-z0-9+/=\s_-]+$")
 
 def render_error(error: ReelgateError, trace_id: str) -> Response:
     status = status_for(error)
-    return JSONResponse({"code": status, "message": error.message, "request_id": trace_id,
-                         "data": None}, status_code=status)
+    return JSONResponse(
+        {"code": status, "message": error.message, "request_id": trace_id, "data": None},
+        status_code=status,
+    )
 
 
 def image_ref(value: str | None, field: str) -> str | None:
@@ -49,8 +51,9 @@ def image_ref(value: str | None, field: str) -> str | None:
     return f"data:application/octet-stream;base64,{value}"
 
 
-def to_neutral(body: CreateRequest, kind: Kind = Kind.GENERATE,
-               source_task_id: str | None = None) -> GenerationRequest:
+def to_neutral(
+    body: CreateRequest, kind: Kind = Kind.GENERATE, source_task_id: str | None = None
+) -> GenerationRequest:
     if kind is Kind.GENERATE and not (body.user_prompt or body.image_url):
         raise InvalidRequest("user_prompt is required")
     return GenerationRequest(
@@ -72,8 +75,7 @@ def to_neutral(body: CreateRequest, kind: Kind = Kind.GENERATE,
 def tasks_by_ids(ctx: ApiContext, owner: TokenInfo, ids: list[str]) -> dict[str, Any]:
     """`POST /luma/tasks {ids}`: the gateway's batch query."""
     tasks = ctx.service.get_many(owner.id, ids)
-    return {"code": "success", "message": "",
-            "data": [task_object(t, ctx.url_for) for t in tasks]}
+    return {"code": "success", "message": "", "data": [task_object(t, ctx.url_for) for t in tasks]}
 
 
 def build_router(ctx: ApiContext) -> APIRouter:
@@ -85,20 +87,32 @@ def build_router(ctx: ApiContext) -> APIRouter:
         body = wrapped(task, str(uuid.uuid4())) if use_wrapped else task_object(task, ctx.url_for)
         return JSONResponse(body, status_code=201)
 
-    Format = Query(None, description="plain (web-style object) or wrapped {code, data}; "
-                                     "default from REELGATE_GENERATIONS_RESPONSE")
+    Format = Query(
+        None,
+        description="plain (web-style object) or wrapped {code, data}; "
+        "default from REELGATE_GENERATIONS_RESPONSE",
+    )
 
     @router.post("", status_code=201, summary="Create a generation")
-    async def create(body: CreateRequest, format: Literal["plain", "wrapped"] | None = Format,
-                     owner: TokenInfo = Depends(ctx.auth)) -> JSONResponse:
-        task = await run_sync(lambda: ctx.service.create(
-            owner.id, to_neutral(body), origin=DIALECT,
-            origin_request=body.model_dump(exclude_none=True)))
+    async def create(
+        body: CreateRequest,
+        format: Literal["plain", "wrapped"] | None = Format,
+        owner: TokenInfo = Depends(ctx.auth),
+    ) -> JSONResponse:
+        task = await run_sync(
+            lambda: ctx.service.create(
+                owner.id,
+                to_neutral(body),
+                origin=DIALECT,
+                origin_request=body.model_dump(exclude_none=True),
+            )
+        )
         return answer(task, format)
 
     @router.post("/file_upload", summary="Upload an image by URL or Base64")
-    async def file_upload(body: UploadRequest,
-                          owner: TokenInfo = Depends(ctx.auth)) -> dict[str, str]:
+    async def file_upload(
+        body: UploadRequest, owner: TokenInfo = Depends(ctx.auth)
+    ) -> dict[str, str]:
         ref = image_ref(body.url or body.file, "url")
         if ref is None:
             raise InvalidRequest("url (or file) is required")
@@ -106,29 +120,42 @@ def build_router(ctx: ApiContext) -> APIRouter:
         return {"id": upload_id, "presigned_url": url, "public_url": url}
 
     @router.post("/{generation_id}/extend", status_code=201, summary="Extend a generation")
-    async def extend(generation_id: str, body: CreateRequest,
-                     format: Literal["plain", "wrapped"] | None = Format,
-                     owner: TokenInfo = Depends(ctx.auth)) -> JSONResponse:
+    async def extend(
+        generation_id: str,
+        body: CreateRequest,
+        format: Literal["plain", "wrapped"] | None = Format,
+        owner: TokenInfo = Depends(ctx.auth),
+    ) -> JSONResponse:
         request = to_neutral(body, Kind.EXTEND, source_task_id=generation_id)
-        task = await run_sync(lambda: ctx.service.create(
-            owner.id, request, origin=DIALECT,
-            origin_request={**body.model_dump(exclude_none=True), "extend": generation_id}))
+        task = await run_sync(
+            lambda: ctx.service.create(
+                owner.id,
+                request,
+                origin=DIALECT,
+                origin_request={**body.model_dump(exclude_none=True), "extend": generation_id},
+            )
+        )
         return answer(task, format)
 
     @router.get("/{generation_id}", summary="Get a generation")
     async def get(generation_id: str, owner: TokenInfo = Depends(ctx.auth)) -> dict[str, Any]:
         task = await run_sync(ctx.service.get, owner.id, generation_id)
         deliveries = await run_sync(ctx.service.deliveries, [task])
-        return {**task_object(task, ctx.url_for),
-                "callbacks": [delivery_dict(d) for d in deliveries[task.id]]}
+        return {
+            **task_object(task, ctx.url_for),
+            "callbacks": [delivery_dict(d) for d in deliveries[task.id]],
+        }
 
     @router.get("/{generation_id}/download_video_url", summary="The video's URL once completed")
-    async def download_url(generation_id: str,
-                           owner: TokenInfo = Depends(ctx.auth)) -> dict[str, str]:
+    async def download_url(
+        generation_id: str, owner: TokenInfo = Depends(ctx.auth)
+    ) -> dict[str, str]:
         task = await run_sync(ctx.service.get, owner.id, generation_id)
         if task.state is not State.COMPLETED or task.result is None:
-            raise InvalidRequest(f"generation {generation_id} is {task.state.value}; "
-                                 "the video is available once it is completed")
+            raise InvalidRequest(
+                f"generation {generation_id} is {task.state.value}; "
+                "the video is available once it is completed"
+            )
         return {"url": ctx.url_for(task.result.video.key)}
 
     return router

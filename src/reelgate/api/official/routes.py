@@ -23,15 +23,15 @@ PREFIX = "/dream-machine/v1"
 MODELS = ("ray-1-6", "ray-2", "ray-flash-2")
 
 
-
 def render_error(error: ReelgateError, trace_id: str) -> Response:
     return JSONResponse({"detail": error.message}, status_code=status_for(error))
 
 
 def to_neutral(body: CreateGeneration, known_models: set[str]) -> GenerationRequest:
     if body.model not in known_models:
-        raise InvalidRequest(f"model {body.model!r} is not supported; use one of "
-                             f"{', '.join(sorted(known_models))}")
+        raise InvalidRequest(
+            f"model {body.model!r} is not supported; use one of {', '.join(sorted(known_models))}"
+        )
     prompt = body.prompt
     frames = body.keyframes
     frame0 = frames.frame0 if frames else None
@@ -43,7 +43,8 @@ def to_neutral(body: CreateGeneration, known_models: set[str]) -> GenerationRequ
     if body.loop and frame1 is not None:
         raise InvalidRequest(
             "loop is not supported with an end frame (frame1): it cannot be combined with two "
-            "keyframes, a reverse extend or an interpolation")
+            "keyframes, a reverse extend or an interpolation"
+        )
     extend_from = frame0.id if isinstance(frame0, GenerationKeyframe) else None
     leads_into = frame1.id if isinstance(frame1, GenerationKeyframe) else None
     return GenerationRequest(
@@ -69,39 +70,55 @@ def build_router(ctx: ApiContext) -> APIRouter:
 
     async def create(body: CreateGeneration, owner: TokenInfo) -> JSONResponse:
         request = to_neutral(body, known_models)
-        task = await run_sync(lambda: ctx.service.create(
-            owner.id, request, origin=DIALECT,
-            origin_request=body.model_dump(exclude_none=True)))
+        task = await run_sync(
+            lambda: ctx.service.create(
+                owner.id, request, origin=DIALECT, origin_request=body.model_dump(exclude_none=True)
+            )
+        )
         return JSONResponse(generation(task, ctx.url_for), status_code=201)
 
     @router.post("/generations", status_code=201, summary="Create a video generation")
-    async def create_generation(body: CreateGeneration,
-                                owner: TokenInfo = Depends(ctx.auth)) -> JSONResponse:
+    async def create_generation(
+        body: CreateGeneration, owner: TokenInfo = Depends(ctx.auth)
+    ) -> JSONResponse:
         return await create(body, owner)
 
     @router.post("/generations/video", status_code=201, summary="Create a video generation")
-    async def create_video(body: CreateGeneration,
-                           owner: TokenInfo = Depends(ctx.auth)) -> JSONResponse:
+    async def create_video(
+        body: CreateGeneration, owner: TokenInfo = Depends(ctx.auth)
+    ) -> JSONResponse:
         return await create(body, owner)
 
     @router.get("/generations/{generation_id}", summary="Get a generation")
-    async def get_generation(generation_id: str,
-                             owner: TokenInfo = Depends(ctx.auth)) -> dict[str, Any]:
+    async def get_generation(
+        generation_id: str, owner: TokenInfo = Depends(ctx.auth)
+    ) -> dict[str, Any]:
         task = await run_sync(ctx.service.get, owner.id, generation_id)
         return generation(task, ctx.url_for)
 
     @router.get("/generations", summary="List generations, newest first")
-    async def list_generations(limit: int = Query(10, ge=1, le=100),
-                               offset: int = Query(0, ge=0, le=1_000_000_000),
-                               owner: TokenInfo = Depends(ctx.auth)) -> dict[str, Any]:
+    async def list_generations(
+        limit: int = Query(10, ge=1, le=100),
+        offset: int = Query(0, ge=0, le=1_000_000_000),
+        owner: TokenInfo = Depends(ctx.auth),
+    ) -> dict[str, Any]:
         tasks, total = await run_sync(ctx.service.list, owner.id, limit, offset)
-        return {"generations": [generation(t, ctx.url_for) for t in tasks], "count": len(tasks),
-                "has_more": offset + len(tasks) < total, "limit": limit, "offset": offset}
+        return {
+            "generations": [generation(t, ctx.url_for) for t in tasks],
+            "count": len(tasks),
+            "has_more": offset + len(tasks) < total,
+            "limit": limit,
+            "offset": offset,
+        }
 
-    @router.delete("/generations/{generation_id}", status_code=204,
-                   summary="Delete a generation and its assets")
-    async def delete_generation(generation_id: str,
-                                owner: TokenInfo = Depends(ctx.auth)) -> Response:
+    @router.delete(
+        "/generations/{generation_id}",
+        status_code=204,
+        summary="Delete a generation and its assets",
+    )
+    async def delete_generation(
+        generation_id: str, owner: TokenInfo = Depends(ctx.auth)
+    ) -> Response:
         await run_sync(ctx.service.delete, owner.id, generation_id)
         return Response(status_code=204)
 

@@ -17,8 +17,9 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.add_column(sa.Column("end_source_task_id", sa.String(length=36), nullable=True))
-        batch_op.add_column(sa.Column("callback_on_start", sa.Boolean(), nullable=False,
-                                      server_default=sa.false()))
+        batch_op.add_column(
+            sa.Column("callback_on_start", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:

@@ -20,8 +20,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("upstream_key", sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column("upstream_submitted_at", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("upstream_nudged_at", sa.Float(), nullable=True))
-        batch_op.add_column(sa.Column("upstream_unclear_creates", sa.Integer(), nullable=False,
-                                      server_default="0"))
+        batch_op.add_column(
+            sa.Column("upstream_unclear_creates", sa.Integer(), nullable=False, server_default="0")
+        )
         batch_op.create_index("ix_tasks_upstream_key", ["upstream_key", "state"], unique=False)
     op.create_table(
         "upstream_keys",
@@ -42,8 +43,9 @@ def upgrade() -> None:
         sa.Column("at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index("ix_upstream_submits_key_at", "upstream_submits", ["key_id", "at"],
-                    unique=False)
+    op.create_index(
+        "ix_upstream_submits_key_at", "upstream_submits", ["key_id", "at"], unique=False
+    )
 
 
 def downgrade() -> None:
