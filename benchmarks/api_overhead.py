@@ -23,8 +23,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.conftest import Server
+from reelgate.testing import Server
 
 
 async def rate(

@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from lumaai import LumaAI
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.conftest import Server
-from tests.upstream_proxy import FaultProxy
+from reelgate.testing import FaultProxy, Server
 
 
 def timed_generation(client: LumaAI, prompt: str) -> float:

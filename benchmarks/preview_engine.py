@@ -23,13 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.videos import textured_image
-
-from reelgate.core.models import FPS, frame_count, frame_size
+from reelgate.domain.models import FPS, frame_count, frame_size
 from reelgate.engines.base import RenderJob
 from reelgate.engines.preview import PreviewEngine
 from reelgate.media.encode import encode_mp4
+from reelgate.testing import textured_image
 
 
 def job_for(shape: str, width: int, height: int, frames: int) -> RenderJob:

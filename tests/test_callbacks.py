@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from standardwebhooks import Webhook
 
-from tests.conftest import Api, Peer, Server
+from reelgate.testing import Api, InProcess, Peer
 
 
+@pytest.mark.slow  # retries through an outage
 def test_callbacks_are_signed_and_survive_a_receiver_outage(
-    server: Server, api: Api, peer: Peer
+    app: InProcess, api: Api, peer: Peer
 ) -> None:
-    secret = server.cli("webhook-secret").strip()
+    secret = app.cli("webhook-secret").strip()
     assert secret.startswith("whsec_")
     peer.post_status = 503  # the receiver is down
     ids = [
@@ -46,7 +48,7 @@ def test_callbacks_are_signed_and_survive_a_receiver_outage(
     assert delivery["last_status"] == 200 and delivery["url"] == peer.url("/down")
 
 
-def test_a_forged_signature_does_not_verify(server: Server, api: Api, peer: Peer) -> None:
+def test_a_forged_signature_does_not_verify(app: InProcess, api: Api, peer: Peer) -> None:
     api.post("/luma/videos", {"prompt": "forge", "callback_url": peer.url("/forge")})
     [post] = peer.wait_posts("/forge")
     headers = {k.lower(): v for k, v in post["headers"].items()}
@@ -60,7 +62,7 @@ def test_a_forged_signature_does_not_verify(server: Server, api: Api, peer: Peer
         raise AssertionError("a different secret must not verify")
     tampered = body.replace('"success":true', '"success":false')
     try:
-        Webhook(server.cli("webhook-secret").strip()).verify(tampered, headers)
+        Webhook(app.cli("webhook-secret").strip()).verify(tampered, headers)
     except Exception:
         return
     raise AssertionError("a tampered body must not verify")

@@ -8,7 +8,7 @@ import pytest
 
 from reelgate.config import Settings, load_settings
 from reelgate.core.enhance import DetailEnhancer, NoEnhancer, load_enhancer
-from reelgate.core.models import ASPECT_RATIOS, RESOLUTIONS, frame_count, frame_size
+from reelgate.domain.models import ASPECT_RATIOS, RESOLUTIONS, frame_count, frame_size
 
 
 @pytest.mark.parametrize("ratio", list(ASPECT_RATIOS))
@@ -57,8 +57,8 @@ def test_settings_from_environment_toml_and_overrides(tmp_path: Path, monkeypatc
 
 
 def test_models_route_to_engines_by_configuration(tmp_path: Path) -> None:
-    from reelgate.core.errors import InvalidRequest
     from reelgate.core.service import TaskService
+    from reelgate.domain.errors import InvalidRequest
     from reelgate.engines.preview import PreviewEngine
 
     settings = load_settings(

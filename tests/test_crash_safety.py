@@ -10,8 +10,11 @@ import sys
 import time
 
 import httpx
+import pytest
 
-from tests.conftest import Api, Peer, Server
+from reelgate.testing import Api, Peer, Server
+
+pytestmark = pytest.mark.slow  # a server process and a worker process, killed and restarted
 
 TASKS = 50
 

@@ -1,5 +1,6 @@
-"""The AceData dialect end to end: a real `reelgate serve` on loopback,
-called over HTTP, its videos decoded frame by frame."""
+"""The AceData dialect end to end: the app with its workers in this process
+(a real `reelgate serve` on loopback where a test needs a process), its
+videos decoded frame by frame."""
 
 from __future__ import annotations
 
@@ -9,22 +10,32 @@ import time
 import httpx
 import pytest
 
-from reelgate.core.models import frame_count, frame_size
+from reelgate.domain.models import frame_count, frame_size
 from reelgate.media.images import cover_fit
-from tests.conftest import Api, Peer, Server
-from tests.videos import decode_mp4, png_bytes, psnr, textured_image
+from reelgate.testing import (
+    Api,
+    InProcess,
+    Peer,
+    Server,
+    decode_mp4,
+    png_bytes,
+    psnr,
+    textured_image,
+)
 
 W540, H540 = frame_size("16:9", "540p")
 FRAMES_5S = frame_count("5s")
 
 
-def fetch(url: str) -> bytes:
-    response = httpx.get(url, timeout=30)
+def fetch(http: httpx.Client, url: str) -> bytes:
+    response = http.get(url, timeout=30)
     assert response.status_code == 200, url
     return response.content
 
 
-def test_sync_text_request_returns_a_playable_mp4_of_the_promised_size(api: Api) -> None:
+def test_sync_text_request_returns_a_playable_mp4_of_the_promised_size(
+    api: Api, http: httpx.Client
+) -> None:
     response = api.post("/luma/videos", {"prompt": "Astronauts shuttle from space to volcano"})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -33,26 +44,26 @@ def test_sync_text_request_returns_a_playable_mp4_of_the_promised_size(api: Api)
     assert (body["video_width"], body["video_height"]) == (W540, H540)
     assert (body["thumbnail_width"], body["thumbnail_height"]) == (W540, H540)
     assert body["task_id"] != body["video_id"]
-    video = decode_mp4(fetch(body["video_url"]))
+    video = decode_mp4(fetch(http, body["video_url"]))
     assert (video.width, video.height) == (W540, H540)
     assert len(video.frames) == FRAMES_5S
     assert video.fps == 24 and video.codec == "h264" and video.pix_fmt == "yuv420p"
     assert psnr(video.frames[0], video.frames[-1]) < 40, "the clip must move"
-    thumb = httpx.get(body["thumbnail_url"])
+    thumb = http.get(body["thumbnail_url"])
     assert thumb.headers["content-type"] == "image/jpeg" and thumb.content[:2] == b"\xff\xd8"
 
 
-def test_assets_support_range_requests(api: Api) -> None:
+def test_assets_support_range_requests(api: Api, http: httpx.Client) -> None:
     body = api.post("/luma/videos", {"prompt": "range check", "async": None}).json()
-    full = fetch(body["video_url"])
-    part = httpx.get(body["video_url"], headers={"range": "bytes=100-199"})
+    full = fetch(http, body["video_url"])
+    part = http.get(body["video_url"], headers={"range": "bytes=100-199"})
     assert part.status_code == 206
     assert part.headers["content-type"] == "video/mp4"
     assert part.content == full[100:200]
     assert full[4:8] == b"ftyp" and full.index(b"moov") < full.index(b"mdat"), "faststart"
 
 
-def test_start_image_becomes_the_first_frame(api: Api, peer: Peer) -> None:
+def test_start_image_becomes_the_first_frame(api: Api, http: httpx.Client, peer: Peer) -> None:
     image = textured_image(800, 600, seed=3)
     url = peer.serve("/start.png", png_bytes(image), "image/png")
     body = api.post(
@@ -60,13 +71,16 @@ def test_start_image_becomes_the_first_frame(api: Api, peer: Peer) -> None:
         {"prompt": "bring it to life", "start_image_url": url, "aspect_ratio": "1:1"},
     ).json()
     assert body["success"], body
-    video = decode_mp4(fetch(body["video_url"]))
+    video = decode_mp4(fetch(http, body["video_url"]))
     w, h = frame_size("1:1", "540p")
     assert (video.width, video.height) == (w, h)
     assert psnr(video.frames[0], cover_fit(image, w, h)) >= 30
 
 
-def test_start_and_end_images_as_data_uri_and_legacy_image_urls(api: Api) -> None:
+@pytest.mark.slow
+def test_start_and_end_images_as_data_uri_and_legacy_image_urls(
+    api: Api, http: httpx.Client
+) -> None:
     start, end = textured_image(640, 360, seed=1), textured_image(640, 360, seed=2)
     uris = [
         f"data:image/png;base64,{base64.b64encode(png_bytes(i)).decode()}" for i in (start, end)
@@ -82,12 +96,14 @@ def test_start_and_end_images_as_data_uri_and_legacy_image_urls(api: Api) -> Non
         },
     ).json()
     assert body["success"], body
-    video = decode_mp4(fetch(body["video_url"]))
+    video = decode_mp4(fetch(http, body["video_url"]))
     assert psnr(video.frames[0], cover_fit(start, W540, H540)) >= 30
     assert psnr(video.frames[-1], cover_fit(end, W540, H540)) >= 30
 
 
-def test_async_callback_reaches_a_receiver_on_loopback(api: Api, peer: Peer) -> None:
+def test_async_callback_reaches_a_receiver_on_loopback(
+    api: Api, http: httpx.Client, peer: Peer
+) -> None:
     answer = api.post(
         "/luma/videos", {"prompt": "callback please", "callback_url": peer.url("/hook")}
     )
@@ -98,9 +114,10 @@ def test_async_callback_reaches_a_receiver_on_loopback(api: Api, peer: Peer) -> 
     payload = post["json"]
     assert payload["task_id"] == task_id
     assert payload["success"] is True and payload["state"] == "completed"
-    assert decode_mp4(fetch(payload["video_url"])).frames
+    assert decode_mp4(fetch(http, payload["video_url"])).frames
 
 
+@pytest.mark.slow
 def test_callback_is_retried_until_the_receiver_accepts(api: Api, peer: Peer) -> None:
     peer.post_status = 503
     task_id = api.post(
@@ -118,6 +135,7 @@ def test_callback_is_retried_until_the_receiver_accepts(api: Api, peer: Peer) ->
     assert all(p["headers"]["webhook-id"] == posts[0]["headers"]["webhook-id"] for p in posts)
 
 
+@pytest.mark.slow
 def test_retrieve_and_retrieve_batch_shapes(api: Api) -> None:
     request = {"prompt": "retrieve me", "async": True, "aspect_ratio": "9:16"}
     task_id = api.post("/luma/videos", request).json()["task_id"]
@@ -138,6 +156,7 @@ def test_retrieve_and_retrieve_batch_shapes(api: Api) -> None:
     assert [i["id"] for i in batch["items"]] == [task_id, other]
 
 
+@pytest.mark.slow
 def test_unfinished_task_reads_processing_then_a_separate_worker_finishes_it(
     tmp_path, peer: Peer
 ) -> None:
@@ -180,9 +199,10 @@ def test_a_token_cannot_see_another_tokens_task(api: Api, other_api: Api) -> Non
     assert extend.status_code == 404 and extend.json()["error"]["code"] == "not_found"
 
 
-def test_extend_by_video_id_and_by_url_appends_to_the_source(api: Api) -> None:
+@pytest.mark.slow
+def test_extend_by_video_id_and_by_url_appends_to_the_source(api: Api, http: httpx.Client) -> None:
     source = api.post("/luma/videos", {"prompt": "a river", "aspect_ratio": "4:3"}).json()
-    src_video = decode_mp4(fetch(source["video_url"]))
+    src_video = decode_mp4(fetch(http, source["video_url"]))
     by_id = api.post(
         "/luma/videos",
         {
@@ -193,7 +213,7 @@ def test_extend_by_video_id_and_by_url_appends_to_the_source(api: Api) -> None:
         },
     ).json()
     assert by_id["success"], by_id
-    extended = decode_mp4(fetch(by_id["video_url"]))
+    extended = decode_mp4(fetch(http, by_id["video_url"]))
     assert (extended.width, extended.height) == (src_video.width, src_video.height)
     assert len(extended.frames) == len(src_video.frames) + FRAMES_5S
     assert extended.duration == pytest.approx(src_video.duration + FRAMES_5S / 24, abs=0.05)
@@ -202,21 +222,32 @@ def test_extend_by_video_id_and_by_url_appends_to_the_source(api: Api) -> None:
         "/luma/videos", {"action": "extend", "video_url": source["video_url"], "prompt": "again"}
     ).json()
     assert by_url["success"], by_url
-    assert len(decode_mp4(fetch(by_url["video_url"])).frames) == len(src_video.frames) + FRAMES_5S
+    assert (
+        len(decode_mp4(fetch(http, by_url["video_url"])).frames)
+        == len(src_video.frames) + FRAMES_5S
+    )
 
 
-def test_extend_a_video_fetched_from_another_server(api: Api, peer: Peer) -> None:
+@pytest.mark.slow
+def test_extend_a_video_fetched_from_another_server(
+    api: Api, http: httpx.Client, peer: Peer
+) -> None:
     source = api.post("/luma/videos", {"prompt": "somewhere else", "aspect_ratio": "1:1"}).json()
-    data = fetch(source["video_url"])
+    data = fetch(http, source["video_url"])
     url = peer.serve("/elsewhere.mp4", data, "video/mp4")
     body = api.post(
         "/luma/videos", {"action": "extend", "video_url": url, "prompt": "continued"}
     ).json()
     assert body["success"], body
-    extended = decode_mp4(fetch(body["video_url"]))
+    extended = decode_mp4(fetch(http, body["video_url"]))
     src = decode_mp4(data)
     assert len(extended.frames) == len(src.frames) + FRAMES_5S
     assert psnr(extended.frames[len(src.frames)], src.frames[-1]) >= 25, "continues the source"
+    # The size of a URL's video is decided once, from the file, and the task
+    # reports what it made (not the default 16:9 the request fell back on).
+    shown = api.client.get(f"/luma/generations/{body['task_id']}").json()
+    assert shown["request"]["aspect_ratio"] == "1:1"
+    assert (shown["video"]["width"], shown["video"]["height"]) == (extended.width, extended.height)
     broken = peer.serve("/broken.mp4", b"\x00" * 1000, "video/mp4")
     failed = api.post("/luma/videos", {"action": "extend", "video_url": broken, "prompt": "x"})
     assert failed.status_code == 400 and "source video" in failed.json()["error"]["message"]
@@ -244,14 +275,14 @@ def test_bad_requests_get_the_acedata_error_envelope(api: Api, body, status, cod
     assert data["trace_id"]
 
 
-def test_auth_and_lookup_errors(server: Server, api: Api) -> None:
-    bad = httpx.post(
-        server.url + "/luma/videos",
+def test_auth_and_lookup_errors(app: InProcess, http: httpx.Client, api: Api) -> None:
+    bad = http.post(
+        "/luma/videos",
         json={"prompt": "x"},
         headers={"authorization": "Bearer rg_wrong"},
     )
     assert bad.status_code == 401 and bad.json()["error"]["code"] == "invalid_token"
-    none = httpx.post(server.url + "/luma/tasks", json={"id": "x"})
+    none = http.post("/luma/tasks", json={"id": "x"})
     assert none.status_code == 401
     missing = api.retrieve("00000000-0000-0000-0000-000000000000")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
@@ -261,14 +292,15 @@ def test_auth_and_lookup_errors(server: Server, api: Api) -> None:
         "/luma/videos", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert garbage.status_code == 400 and garbage.json()["error"]["code"] == "bad_request"
-    revoked = server.create_token("short-lived")
-    server.cli("tokens", "revoke", "short-lived")
-    gone = httpx.post(
-        server.url + "/luma/tasks", json={"id": "x"}, headers={"authorization": f"Bearer {revoked}"}
+    revoked = app.cli("tokens", "create", "short-lived").strip()
+    app.cli("tokens", "revoke", "short-lived")
+    gone = http.post(
+        "/luma/tasks", json={"id": "x"}, headers={"authorization": f"Bearer {revoked}"}
     )
     assert gone.status_code == 401
 
 
+@pytest.mark.slow
 def test_sync_timeout_answers_an_error_that_carries_the_task_id(api: Api) -> None:
     response = api.post("/luma/videos", {"prompt": "too slow", "timeout": 0, "duration": "9s"})
     assert response.status_code == 504
@@ -287,7 +319,8 @@ def test_unusable_input_fails_the_task_with_a_clear_reason(api: Api, peer: Peer)
     assert item["response"]["state"] == "failed" and item["response"]["success"] is False
 
 
-def test_enhancement_keeps_both_prompts(api: Api, server: Server) -> None:
+@pytest.mark.slow
+def test_enhancement_keeps_both_prompts(api: Api, app: InProcess) -> None:
     from reelgate.store.db import Database
     from reelgate.store.tasks import TaskStore
 
@@ -295,7 +328,7 @@ def test_enhancement_keeps_both_prompts(api: Api, server: Server) -> None:
         "/luma/videos", {"prompt": "a cat", "enhancement": False, "async": True}
     ).json()["task_id"]
     rich = api.post("/luma/videos", {"prompt": "a cat", "async": True}).json()["task_id"]
-    db = Database(f"sqlite:///{server.data_dir / 'reelgate.db'}")
+    db = Database(f"sqlite:///{app.data_dir / 'reelgate.db'}")
     try:
         store = TaskStore(db)
         assert store.get(plain).enhanced_prompt is None
@@ -307,7 +340,8 @@ def test_enhancement_keeps_both_prompts(api: Api, server: Server) -> None:
     assert api.wait_done(rich)["response"]["prompt"] == "a cat"
 
 
-def test_cli_generate_waits_and_prints_the_video_url(server: Server, api: Api, tmp_path) -> None:
+@pytest.mark.slow
+def test_cli_generate_waits_and_prints_the_video_url(server: Server, tmp_path) -> None:
     image = tmp_path / "start.png"
     image.write_bytes(png_bytes(textured_image(320, 240, seed=9)))
     token = server.create_token("cli")
@@ -325,5 +359,5 @@ def test_cli_generate_waits_and_prints_the_video_url(server: Server, api: Api, t
         token,
     )
     url = out.strip().splitlines()[-1]
-    video = decode_mp4(fetch(url))
+    video = decode_mp4(fetch(server.http(), url))
     assert (video.width, video.height) == frame_size("3:4", "540p")

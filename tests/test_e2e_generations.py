@@ -1,4 +1,5 @@
-"""The /luma/generations gateway dialect end to end."""
+"""The /luma/generations gateway dialect end to end, against the app with
+its workers in this process."""
 
 from __future__ import annotations
 
@@ -10,10 +11,18 @@ from typing import Any
 import httpx
 import pytest
 
-from reelgate.core.models import frame_count, frame_size
+from reelgate.domain.models import frame_count, frame_size
 from reelgate.media.images import cover_fit
-from tests.conftest import Api, Peer, Server
-from tests.videos import decode_mp4, png_bytes, psnr, textured_image
+from reelgate.testing import (
+    Api,
+    InProcess,
+    Peer,
+    decode_mp4,
+    in_process,
+    png_bytes,
+    psnr,
+    textured_image,
+)
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -34,11 +43,13 @@ def wait(api: Api, generation_id: str, timeout: float = 90) -> dict[str, Any]:
     raise AssertionError("did not finish")
 
 
-def frames_of(url: str):
-    return decode_mp4(httpx.get(url, timeout=30).content).frames
+def frames_of(http: httpx.Client, url: str):
+    return decode_mp4(http.get(url, timeout=30).content).frames
 
 
-def test_create_answers_the_web_style_object_then_completes(api: Api, peer: Peer) -> None:
+def test_create_answers_the_web_style_object_then_completes(
+    api: Api, http: httpx.Client, peer: Peer
+) -> None:
     g = create(
         api,
         {
@@ -71,7 +82,7 @@ def test_create_answers_the_web_style_object_then_completes(api: Api, peer: Peer
     assert done["last_frame"]["width"] == w
     assert done["request"] == {"prompt": "cat dance", "aspect_ratio": "1:1"}
     assert done["failure_reason"] is None
-    assert len(frames_of(done["video"]["url"])) == frame_count("5s")
+    assert len(frames_of(http, done["video"]["url"])) == frame_count("5s")
     [hook] = peer.wait_posts("/hook")
     assert hook["json"]["id"] == g["id"] and hook["json"]["state"] == "completed"
     assert hook["json"]["video"]["url"] == done["video"]["url"]
@@ -88,7 +99,8 @@ def test_wrapped_answer_per_request(api: Api) -> None:
     assert wait(api, data["task_id"])["state"] == "completed"
 
 
-def test_settings_take_effect(api: Api, server: Server) -> None:
+@pytest.mark.slow
+def test_settings_take_effect(api: Api, app: InProcess, http: httpx.Client) -> None:
     g = create(
         api,
         {
@@ -101,21 +113,21 @@ def test_settings_take_effect(api: Api, server: Server) -> None:
         },
     )
     done = wait(api, g["id"], timeout=120)
-    frames = frames_of(done["video"]["url"])
+    frames = frames_of(http, done["video"]["url"])
     assert len(frames) == frame_count("9s")
     assert frames[0].shape[:2][::-1] == frame_size("16:9", "720p")
     assert psnr(frames[-1], frames[0]) >= 30, "loop"
     from reelgate.store.db import Database
     from reelgate.store.tasks import TaskStore
 
-    db = Database(f"sqlite:///{server.data_dir / 'reelgate.db'}")
+    db = Database(f"sqlite:///{app.data_dir / 'reelgate.db'}")
     try:
         assert TaskStore(db).get(g["id"]).enhanced_prompt.startswith("sea waves. ")
     finally:
         db.dispose()
 
 
-def test_images_as_url_data_uri_and_bare_base64(api: Api, peer: Peer) -> None:
+def test_images_as_url_data_uri_and_bare_base64(api: Api, http: httpx.Client, peer: Peer) -> None:
     start, end = textured_image(500, 500, seed=31), textured_image(500, 500, seed=32)
     bare = base64.b64encode(png_bytes(end)).decode()
     g = create(
@@ -127,20 +139,22 @@ def test_images_as_url_data_uri_and_bare_base64(api: Api, peer: Peer) -> None:
             "image_end_url": bare,
         },
     )
-    frames = frames_of(wait(api, g["id"])["video"]["url"])
+    frames = frames_of(http, wait(api, g["id"])["video"]["url"])
     w, h = frame_size("1:1", "540p")
     assert psnr(frames[0], cover_fit(start, w, h)) >= 30
     assert psnr(frames[-1], cover_fit(end, w, h)) >= 30
 
 
-def test_file_upload_by_url_and_base64_is_usable_as_image_url(api: Api, peer: Peer) -> None:
+def test_file_upload_by_url_and_base64_is_usable_as_image_url(
+    api: Api, http: httpx.Client, peer: Peer
+) -> None:
     image = textured_image(400, 300, seed=33)
     by_url = api.post(
         "/luma/generations/file_upload",
         {"url": peer.serve("/u.png", png_bytes(image), "image/png")},
     ).json()
     assert set(by_url) == {"id", "presigned_url", "public_url"}
-    fetched = httpx.get(by_url["public_url"])
+    fetched = http.get(by_url["public_url"])
     assert fetched.status_code == 200 and fetched.headers["content-type"] == "image/png"
     by_b64 = api.post(
         "/luma/generations/file_upload", {"url": base64.b64encode(png_bytes(image)).decode()}
@@ -149,21 +163,22 @@ def test_file_upload_by_url_and_base64_is_usable_as_image_url(api: Api, peer: Pe
     g = create(
         api, {"user_prompt": "uploaded", "image_url": by_b64["public_url"], "aspect_ratio": "4:3"}
     )
-    frames = frames_of(wait(api, g["id"])["video"]["url"])
+    frames = frames_of(http, wait(api, g["id"])["video"]["url"])
     assert psnr(frames[0], cover_fit(image, *frame_size("4:3", "540p"))) >= 30
     bad = api.post("/luma/generations/file_upload", {"url": base64.b64encode(b"x" * 64).decode()})
     assert bad.status_code == 400 and bad.json()["code"] == 400
 
 
-def test_extend_and_batch_query(api: Api) -> None:
+@pytest.mark.slow
+def test_extend_and_batch_query(api: Api, http: httpx.Client) -> None:
     source = wait(api, create(api, {"user_prompt": "a road"})["id"])
-    src_frames = frames_of(source["video"]["url"])
+    src_frames = frames_of(http, source["video"]["url"])
     response = api.client.post(
         f"/luma/generations/{source['id']}/extend", json={"user_prompt": "the road goes on"}
     )
     assert response.status_code == 201
     ext = wait(api, response.json()["id"])
-    assert len(frames_of(ext["video"]["url"])) == len(src_frames) + frame_count("5s")
+    assert len(frames_of(http, ext["video"]["url"])) == len(src_frames) + frame_count("5s")
     batch = api.post("/luma/tasks", {"ids": [source["id"], ext["id"], "nope"]}).json()
     assert batch["code"] == "success" and batch["message"] == ""
     assert [d["id"] for d in batch["data"]] == [source["id"], ext["id"]]
@@ -173,28 +188,20 @@ def test_extend_and_batch_query(api: Api) -> None:
 
 
 def test_download_url_is_400_until_completed(tmp_path) -> None:
-    srv = Server(tmp_path / "data", workers=0).start()
-    try:
-        api = Api(srv, srv.create_token("nowork"))
+    with in_process(tmp_path / "data", workers=0) as idle:
+        api = Api(idle, idle.create_token("nowork"))
         g = create(api, {"user_prompt": "never rendered"})
         response = api.client.get(f"/luma/generations/{g['id']}/download_video_url")
         assert response.status_code == 400
         assert "completed" in response.json()["message"]
         assert api.client.get(f"/luma/generations/{g['id']}").json()["state"] == "pending"
-    finally:
-        srv.stop()
 
 
 def test_wrapped_answers_by_deployment_setting(tmp_path) -> None:
-    srv = Server(
-        tmp_path / "data", workers=0, env={"REELGATE_GENERATIONS_RESPONSE": "wrapped"}
-    ).start()
-    try:
-        api = Api(srv, srv.create_token("wrap"))
+    with in_process(tmp_path / "data", workers=0, generations_response="wrapped") as wrapped:
+        api = Api(wrapped, wrapped.create_token("wrap"))
         assert create(api, {"user_prompt": "by default"})["code"] == 200
         assert create(api, {"user_prompt": "unless asked"}, format="plain")["state"] == "pending"
-    finally:
-        srv.stop()
 
 
 @pytest.mark.parametrize(
@@ -219,8 +226,8 @@ def test_errors_have_one_shape(api: Api, method: str, path: str, body, status: i
     assert data["code"] == status and data["message"] and data["request_id"]
 
 
-def test_unauthenticated_and_foreign_tasks(server: Server, api: Api, other_api: Api) -> None:
-    response = httpx.post(server.url + "/luma/generations", json={"user_prompt": "x"})
+def test_unauthenticated_and_foreign_tasks(http: httpx.Client, api: Api, other_api: Api) -> None:
+    response = http.post("/luma/generations", json={"user_prompt": "x"})
     assert response.status_code == 401 and response.json()["code"] == 401
     g = create(api, {"user_prompt": "private"})
     assert other_api.client.get(f"/luma/generations/{g['id']}").status_code == 404

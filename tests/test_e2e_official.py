@@ -1,5 +1,5 @@
 """The official dialect, driven by the official `lumaai` SDK (sync and async)
-against a real server on loopback."""
+against the app with its workers in this process."""
 
 from __future__ import annotations
 
@@ -10,28 +10,45 @@ import lumaai
 import pytest
 from lumaai import AsyncLumaAI, LumaAI
 
-from reelgate.core.models import frame_count, frame_size
+from reelgate.domain.models import frame_count, frame_size
 from reelgate.media.images import cover_fit
-from tests.conftest import Api, Peer, Server, wait_generation
-from tests.videos import decode_mp4, png_bytes, psnr, textured_image
+from reelgate.testing import (
+    Api,
+    InProcess,
+    Peer,
+    decode_mp4,
+    png_bytes,
+    psnr,
+    textured_image,
+    wait_generation,
+)
 
 FRAMES = frame_count("5s")
 
 
-@pytest.fixture(scope="module")
-def luma(server: Server) -> LumaAI:
+def sdk(app: InProcess, token: str) -> LumaAI:
+    """The official SDK, its requests handed to the in-process app."""
     return LumaAI(
-        auth_token=server.create_token("sdk"),
-        base_url=server.url + "/dream-machine/v1",
+        auth_token=token,
+        base_url=app.url + "/dream-machine/v1",
+        http_client=app.http(),
         max_retries=0,
     )
 
 
-def frames_of(url: str):
-    return decode_mp4(httpx.get(url, timeout=30).content).frames
+@pytest.fixture(scope="module")
+def luma(app: InProcess) -> LumaAI:
+    return sdk(app, app.create_token("sdk"))
 
 
-def test_text_generation_with_callbacks_on_every_state_change(luma: LumaAI, peer: Peer) -> None:
+def frames_of(http: httpx.Client, url: str):
+    return decode_mp4(http.get(url, timeout=30).content).frames
+
+
+@pytest.mark.slow
+def test_text_generation_with_callbacks_on_every_state_change(
+    luma: LumaAI, http: httpx.Client, peer: Peer
+) -> None:
     created = luma.generations.create(
         model="ray-2",
         prompt="a lighthouse in a storm",
@@ -42,17 +59,18 @@ def test_text_generation_with_callbacks_on_every_state_change(luma: LumaAI, peer
     assert created.request.prompt == "a lighthouse in a storm"
     done = wait_generation(luma, created.id)
     assert done.state == "completed" and done.failure_reason is None
-    frames = frames_of(done.assets.video)
+    frames = frames_of(http, done.assets.video)
     assert len(frames) == FRAMES
     assert frames[0].shape[:2][::-1] == frame_size("9:16", "540p")
-    assert httpx.get(done.assets.image).headers["content-type"] == "image/jpeg"
+    assert http.get(done.assets.image).headers["content-type"] == "image/jpeg"
     posts = peer.wait_posts("/luma", count=2)
     assert [p["json"]["state"] for p in posts] == ["dreaming", "completed"]
     assert all(p["json"]["id"] == created.id for p in posts)
     assert posts[-1]["json"]["assets"]["video"] == done.assets.video
 
 
-def test_image_keyframes(luma: LumaAI, peer: Peer) -> None:
+@pytest.mark.slow
+def test_image_keyframes(luma: LumaAI, http: httpx.Client, peer: Peer) -> None:
     start, end = textured_image(640, 480, seed=21), textured_image(640, 480, seed=22)
     g = luma.generations.create(
         model="ray-flash-2",
@@ -63,21 +81,24 @@ def test_image_keyframes(luma: LumaAI, peer: Peer) -> None:
             "frame1": {"type": "image", "url": peer.serve("/b.png", png_bytes(end), "image/png")},
         },
     )
-    frames = frames_of(wait_generation(luma, g.id).assets.video)
+    frames = frames_of(http, wait_generation(luma, g.id).assets.video)
     w, h = frame_size("4:3", "540p")
     assert psnr(frames[0], cover_fit(start, w, h)) >= 30
     assert psnr(frames[-1], cover_fit(end, w, h)) >= 30
 
 
-def test_generation_keyframes_extend_reverse_and_interpolate(luma: LumaAI) -> None:
+@pytest.mark.slow
+def test_generation_keyframes_extend_reverse_and_interpolate(
+    luma: LumaAI, http: httpx.Client
+) -> None:
     a = wait_generation(luma, luma.generations.create(model="ray-2", prompt="clip a one").id)
     b = wait_generation(luma, luma.generations.create(model="ray-2", prompt="clip b two").id)
-    a_frames, b_frames = frames_of(a.assets.video), frames_of(b.assets.video)
+    a_frames, b_frames = frames_of(http, a.assets.video), frames_of(http, b.assets.video)
 
     ext = luma.generations.create(
         model="ray-2", prompt="and then", keyframes={"frame0": {"type": "generation", "id": a.id}}
     )
-    ext_frames = frames_of(wait_generation(luma, ext.id).assets.video)
+    ext_frames = frames_of(http, wait_generation(luma, ext.id).assets.video)
     assert len(ext_frames) == len(a_frames) + FRAMES
     assert psnr(ext_frames[0], a_frames[0]) >= 30
 
@@ -86,7 +107,7 @@ def test_generation_keyframes_extend_reverse_and_interpolate(luma: LumaAI) -> No
         prompt="what came before",
         keyframes={"frame1": {"type": "generation", "id": b.id}},
     )
-    rev_frames = frames_of(wait_generation(luma, rev.id).assets.video)
+    rev_frames = frames_of(http, wait_generation(luma, rev.id).assets.video)
     assert len(rev_frames) == FRAMES + len(b_frames)
     assert psnr(rev_frames[-1], b_frames[-1]) >= 30
     assert psnr(rev_frames[FRAMES - 1], b_frames[0]) >= 28, "the new clip leads into b"
@@ -99,18 +120,15 @@ def test_generation_keyframes_extend_reverse_and_interpolate(luma: LumaAI) -> No
             "frame1": {"type": "generation", "id": b.id},
         },
     )
-    bridge_frames = frames_of(wait_generation(luma, bridge.id).assets.video)
+    bridge_frames = frames_of(http, wait_generation(luma, bridge.id).assets.video)
     assert len(bridge_frames) == FRAMES
     assert psnr(bridge_frames[0], a_frames[-1]) >= 25
     assert psnr(bridge_frames[-1], b_frames[0]) >= 28
 
 
-def test_list_delete_ping_and_credits(server: Server, peer: Peer) -> None:
-    client = LumaAI(
-        auth_token=server.create_token("lister"),
-        base_url=server.url + "/dream-machine/v1",
-        max_retries=0,
-    )
+@pytest.mark.slow
+def test_list_delete_ping_and_credits(app: InProcess, http: httpx.Client, peer: Peer) -> None:
+    client = sdk(app, app.create_token("lister"))
     ids = [client.generations.create(model="ray-2", prompt=f"number {i}").id for i in range(3)]
     page = client.generations.list(limit=2, offset=0)
     assert [g.id for g in page.generations] == ids[::-1][:2]
@@ -121,12 +139,12 @@ def test_list_delete_ping_and_credits(server: Server, peer: Peer) -> None:
     client.generations.delete(ids[0])
     with pytest.raises(lumaai.NotFoundError):
         client.generations.get(ids[0])
-    assert httpx.get(done.assets.video).status_code == 404, "its assets are removed"
+    assert http.get(done.assets.video).status_code == 404, "its assets are removed"
     assert client.ping.check().message == "pong"
     assert client.credits.get().credit_balance > 0
 
 
-def test_typed_errors(server: Server, luma: LumaAI) -> None:
+def test_typed_errors(app: InProcess, http: httpx.Client, luma: LumaAI) -> None:
     with pytest.raises(lumaai.BadRequestError, match="between 3 and 5000"):
         luma.generations.create(model="ray-2", prompt="ab")
     with pytest.raises(lumaai.BadRequestError, match="loop"):
@@ -146,24 +164,24 @@ def test_typed_errors(server: Server, luma: LumaAI) -> None:
             prompt="extend nothing",
             keyframes={"frame0": {"type": "generation", "id": "missing"}},
         )
-    bad = LumaAI(
-        auth_token="rg_not_a_token", base_url=server.url + "/dream-machine/v1", max_retries=0
-    )
+    bad = sdk(app, "rg_not_a_token")
     with pytest.raises(lumaai.AuthenticationError):
         bad.generations.list()
-    raw = httpx.post(
-        server.url + "/dream-machine/v1/generations",
+    raw = http.post(
+        "/dream-machine/v1/generations",
         json={"prompt": "xyz"},
         headers={"authorization": "Bearer rg_not_a_token"},
     )
     assert raw.status_code == 401 and set(raw.json()) == {"detail"}
 
 
-def test_async_client(server: Server) -> None:
+@pytest.mark.slow
+def test_async_client(app: InProcess) -> None:
     async def run() -> None:
         client = AsyncLumaAI(
-            auth_token=server.create_token("async"),
-            base_url=server.url + "/dream-machine/v1",
+            auth_token=app.create_token("async"),
+            base_url=app.url + "/dream-machine/v1",
+            http_client=app.async_http(),
             max_retries=0,
         )
         g = await client.generations.create(model="ray-2", prompt="async waves")
@@ -182,9 +200,10 @@ def test_async_client(server: Server) -> None:
     asyncio.run(run())
 
 
-def test_one_core_every_dialect_reads_the_same_task(luma: LumaAI, server: Server) -> None:
+@pytest.mark.slow
+def test_one_core_every_dialect_reads_the_same_task(luma: LumaAI, app: InProcess) -> None:
     token = luma.auth_token
-    api = Api(server, token)
+    api = Api(app, token)
     g = wait_generation(luma, luma.generations.create(model="ray-2", prompt="shared task").id)
     item = api.retrieve(g.id).json()
     assert item["response"]["video_url"] == g.assets.video
@@ -192,21 +211,17 @@ def test_one_core_every_dialect_reads_the_same_task(luma: LumaAI, server: Server
     assert web["state"] == "completed" and web["video"]["url"] == g.assets.video
     ace = api.post("/luma/videos", {"prompt": "made by acedata"}).json()
     assert luma.generations.get(ace["task_id"]).assets.video == ace["video_url"]
-    other = LumaAI(
-        auth_token=server.create_token("stranger"),
-        base_url=server.url + "/dream-machine/v1",
-        max_retries=0,
-    )
+    other = sdk(app, app.create_token("stranger"))
     with pytest.raises(lumaai.NotFoundError):
         other.generations.get(g.id)
     with pytest.raises(lumaai.NotFoundError):
         other.generations.delete(g.id)
 
 
-def test_raw_contract_and_failure_callbacks(server: Server, luma: LumaAI, peer: Peer) -> None:
-    base = server.url + "/dream-machine/v1"
+def test_raw_contract_and_failure_callbacks(http: httpx.Client, luma: LumaAI, peer: Peer) -> None:
+    base = "/dream-machine/v1"
     headers = {"authorization": f"Bearer {luma.auth_token}"}
-    created = httpx.post(
+    created = http.post(
         base + "/generations",
         headers=headers,
         json={"model": "ray-2", "prompt": "plain path", "resolution": "540p"},
@@ -219,10 +234,10 @@ def test_raw_contract_and_failure_callbacks(server: Server, luma: LumaAI, peer: 
         {"model": "ray-2", "prompt": "x" * 5001},
         {"model": "ray-2", "prompt": "4k", "resolution": "4k"},
     ):
-        response = httpx.post(base + "/generations", headers=headers, json=body)
+        response = http.post(base + "/generations", headers=headers, json=body)
         assert response.status_code == 400, body
         assert set(response.json()) == {"detail"} and response.json()["detail"]
-    listing = httpx.get(base + "/generations", headers=headers, params={"limit": 1000})
+    listing = http.get(base + "/generations", headers=headers, params={"limit": 1000})
     assert listing.status_code == 400 and "detail" in listing.json()
 
     broken = peer.serve("/broken.png", b"not an image at all", "image/png")

@@ -9,10 +9,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from reelgate.store.db import normalize_url
-from tests.conftest import Api, Server
-from tests.videos import decode_mp4
+from reelgate.testing import Api, Server, decode_mp4
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # a server and a worker process
 
 
 def test_server_and_separate_worker_share_a_postgresql_queue(tmp_path, postgres_url) -> None:

@@ -8,7 +8,7 @@ import pytest
 from reelgate.config import Settings
 from reelgate.media import fetch as fetch_module
 from reelgate.media.fetch import FetchError, GuardedClient
-from tests.conftest import Peer
+from reelgate.testing import Peer
 
 BLOCKED = [
     "http://127.0.0.1:{port}/x",
@@ -34,7 +34,7 @@ BLOCKED = [
 
 
 def client(allow_private: bool, **kw) -> GuardedClient:
-    return GuardedClient(Settings(allow_private_networks=allow_private, **kw))
+    return GuardedClient(Settings(allow_private_networks=allow_private, **kw).fetch_limits)
 
 
 @pytest.mark.parametrize("template", BLOCKED)
@@ -82,7 +82,7 @@ def test_dns_rebinding_cannot_switch_the_address(peer: Peer, loopback_one_is_pub
         return next(answers)
 
     peer.serve("/img", b"public bytes", "image/png")
-    guard = GuardedClient(Settings(allow_private_networks=False), resolver=rebinding)
+    guard = GuardedClient(Settings(allow_private_networks=False).fetch_limits, resolver=rebinding)
     assert guard.fetch(f"http://rebind.example:{peer.port}/img") == b"public bytes"
     assert calls == ["rebind.example"], "resolved once, then connected to that address"
     headers = {k.lower(): v for k, v in peer.gets[-1]["headers"].items()}

@@ -8,16 +8,15 @@ import lumaai
 import pytest
 from lumaai import LumaAI
 
-from tests.conftest import Api, Peer, Server
+from reelgate.testing import Api, InProcess, Peer, in_process
 
 
+@pytest.mark.slow
 def test_source_videos_are_probed_with_limits(tmp_path, peer: Peer) -> None:
-    srv = Server(
-        tmp_path / "data",
-        env={"REELGATE_SOURCE_MAX_SECONDS": "6", "REELGATE_SOURCE_MAX_PIXELS": "600000"},
-    ).start()
-    try:
-        api = Api(srv, srv.create_token("limits"))
+    with in_process(
+        tmp_path / "data", workers=1, source_max_seconds=6, source_max_pixels=600000
+    ) as limited:
+        api = Api(limited, limited.create_token("limits"))
         clip = api.post("/luma/videos", {"prompt": "nine seconds", "duration": "9s"}).json()
         too_long = api.post(
             "/luma/videos", {"action": "extend", "video_id": clip["video_id"], "prompt": "more"}
@@ -25,7 +24,7 @@ def test_source_videos_are_probed_with_limits(tmp_path, peer: Peer) -> None:
         assert too_long.status_code == 400
         assert "limit is 6 s" in too_long.json()["error"]["message"]
         big = api.post("/luma/videos", {"prompt": "big", "resolution": "1080p"}).json()
-        data = httpx.get(big["video_url"]).content
+        data = limited.http().get(big["video_url"]).content
         huge = api.post(
             "/luma/videos",
             {
@@ -35,18 +34,18 @@ def test_source_videos_are_probed_with_limits(tmp_path, peer: Peer) -> None:
             },
         )
         assert huge.status_code == 400 and "pixels" in huge.json()["error"]["message"]
-    finally:
-        srv.stop()
 
 
+@pytest.mark.slow
 def test_no_dialect_reaches_another_tokens_task(
-    server: Server, api: Api, other_api: Api, peer: Peer
+    app: InProcess, http: httpx.Client, api: Api, other_api: Api, peer: Peer
 ) -> None:
     mine = api.post("/luma/videos", {"prompt": "mine alone"}).json()
     task_id, video_id = mine["task_id"], mine["video_id"]
     stranger = LumaAI(
         auth_token=other_api.client.headers["authorization"].split()[1],
-        base_url=server.url + "/dream-machine/v1",
+        base_url=app.url + "/dream-machine/v1",
+        http_client=app.http(),
         max_retries=0,
     )
     # read
@@ -85,23 +84,24 @@ def test_no_dialect_reaches_another_tokens_task(
     with pytest.raises(lumaai.NotFoundError):
         stranger.generations.delete(task_id)
     assert api.retrieve(task_id).json()["response"]["success"] is True, "still there"
-    assert httpx.get(mine["video_url"]).status_code == 200
+    assert http.get(mine["video_url"]).status_code == 200
     assert not peer.wait_posts("/stolen", timeout=1)
 
 
+@pytest.mark.slow  # waits for a link to expire
 def test_signed_asset_links_expire(tmp_path) -> None:
-    srv = Server(tmp_path / "data", env={"REELGATE_ASSET_URL_TTL_SECONDS": "3"}).start()
-    try:
-        api = Api(srv, srv.create_token("signed"))
+    with in_process(tmp_path / "data", workers=1, asset_url_ttl_seconds=3) as signed:
+        api = Api(signed, signed.create_token("signed"))
+        http = signed.http()
         body = api.post("/luma/videos", {"prompt": "short-lived link"}).json()
         url = body["video_url"]
         assert "expires=" in url and "signature=" in url
-        assert httpx.get(url).status_code == 200
+        assert http.get(url).status_code == 200
         bare = url.split("?")[0]
-        assert httpx.get(bare).status_code == 403
-        assert httpx.get(url[:-3] + "AAA").status_code == 403
+        assert http.get(bare).status_code == 403
+        assert http.get(url[:-3] + "AAA").status_code == 403
         other_key = bare.replace("video.mp4", "thumbnail.jpg") + "?" + url.split("?")[1]
-        assert httpx.get(other_key).status_code == 403, "a signature covers one file"
+        assert http.get(other_key).status_code == 403, "a signature covers one file"
         extended = api.post(
             "/luma/videos",
             {"action": "extend", "video_url": url, "prompt": "while the link is valid"},
@@ -110,8 +110,6 @@ def test_signed_asset_links_expire(tmp_path) -> None:
         import time
 
         time.sleep(3.5)
-        assert httpx.get(url).status_code == 403, "expired"
+        assert http.get(url).status_code == 403, "expired"
         fresh = api.retrieve(body["task_id"]).json()["response"]["video_url"]
-        assert fresh != url and httpx.get(fresh).status_code == 200, "answers carry fresh links"
-    finally:
-        srv.stop()
+        assert fresh != url and http.get(fresh).status_code == 200, "answers carry fresh links"

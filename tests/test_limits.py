@@ -1,22 +1,17 @@
 """Per-token rate limits and caps, answered with 429, Retry-After and each
-dialect's error shape."""
+dialect's error shape (each on its own app, in this process)."""
 
 from __future__ import annotations
 
-import httpx
-
-from tests.conftest import Api, Server
+from reelgate.testing import Api, in_process
 
 
 def test_rate_limit_and_active_task_cap(tmp_path) -> None:
-    srv = Server(
-        tmp_path / "data",
-        workers=0,
-        env={"REELGATE_RATE_LIMIT_PER_MINUTE": "3", "REELGATE_MAX_ACTIVE_TASKS": "0"},
-    ).start()
-    try:
-        api = Api(srv, srv.create_token("busy"))
-        other = Api(srv, srv.create_token("calm"))
+    with in_process(
+        tmp_path / "data", workers=0, rate_limit_per_minute=3, max_active_tasks=0
+    ) as app:
+        api = Api(app, app.create_token("busy"))
+        other = Api(app, app.create_token("calm"))
         for i in range(3):
             assert api.post("/luma/videos", {"prompt": f"ok {i}", "async": True}).status_code == 200
         limited = api.post("/luma/videos", {"prompt": "one too many", "async": True})
@@ -34,30 +29,22 @@ def test_rate_limit_and_active_task_cap(tmp_path) -> None:
             other.post("/luma/videos", {"prompt": "another token", "async": True}).status_code
             == 200
         ), "limits are per token"
-    finally:
-        srv.stop()
 
-    srv = Server(
-        tmp_path / "data2",
-        workers=0,
-        env={"REELGATE_RATE_LIMIT_PER_MINUTE": "0", "REELGATE_MAX_ACTIVE_TASKS": "2"},
-    ).start()
-    try:
-        api = Api(srv, srv.create_token("queue"))
+    with in_process(
+        tmp_path / "data2", workers=0, rate_limit_per_minute=0, max_active_tasks=2
+    ) as app:
+        api = Api(app, app.create_token("queue"))
         for i in range(2):
             assert api.post("/luma/videos", {"prompt": f"q {i}", "async": True}).status_code == 200
         capped = api.post("/luma/videos", {"prompt": "third", "async": True})
         assert capped.status_code == 429 and capped.headers["retry-after"] == "5"
         assert "queued or running" in capped.json()["error"]["message"]
-        assert httpx.get(srv.url + "/healthz").status_code == 200
-    finally:
-        srv.stop()
+        assert app.http().get("/healthz").status_code == 200
 
 
 def test_request_bodies_are_capped(tmp_path) -> None:
-    srv = Server(tmp_path / "data", workers=0, env={"REELGATE_MAX_BODY_BYTES": "2000"}).start()
-    try:
-        api = Api(srv, srv.create_token("big"))
+    with in_process(tmp_path / "data", workers=0, max_body_bytes=2000) as app:
+        api = Api(app, app.create_token("big"))
         big = {"prompt": "x" * 3000}
         declared = api.post("/luma/videos", big)
         assert declared.status_code == 413 and declared.json()["error"]["code"] == "bad_request"
@@ -77,5 +64,3 @@ def test_request_bodies_are_capped(tmp_path) -> None:
         )
         assert official.status_code == 413 and "detail" in official.json()
         assert api.post("/luma/videos", {"prompt": "small", "async": True}).status_code == 200
-    finally:
-        srv.stop()

@@ -4,26 +4,32 @@ every request shape on the CPU."""
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-diffusers = pytest.importorskip("diffusers")
-transformers = pytest.importorskip("transformers")
+from reelgate.domain.errors import InvalidInput, Unavailable
+from reelgate.engines.base import RenderJob
+from reelgate.engines.ltx import LtxConfig, LtxEngine, LtxProfile
+from reelgate.media.encode import encode_mp4
+from reelgate.media.probe import probe_video
+from reelgate.testing import textured_image
 
-from reelgate.engines.base import EngineError, RenderJob  # noqa: E402
-from reelgate.engines.ltx import LtxConfig, LtxEngine, LtxProfile  # noqa: E402
-from reelgate.media.encode import encode_mp4  # noqa: E402
-from reelgate.media.probe import probe_video  # noqa: E402
-from tests.videos import textured_image  # noqa: E402
+# The ltx extra's libraries load only in the tests that use them (torch alone
+# takes seconds to import), so collecting this module stays quick.
+pytestmark = pytest.mark.skipif(
+    not all(find_spec(name) for name in ("torch", "diffusers", "transformers")),
+    reason="needs the ltx extra (torch, diffusers, transformers)",
+)
 
 W, H = 64, 32
 
 
 def tiny_tokenizer():
     """A T5-style tokenizer trained here on a few words (no hub access)."""
+    import transformers
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.Unigram())
@@ -46,6 +52,8 @@ def tiny_tokenizer():
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+    import transformers
     from diffusers import (
         AutoencoderKLLTXVideo,
         FlowMatchEulerDiscreteScheduler,
@@ -139,6 +147,7 @@ def frame_indexes(engine: LtxEngine, j: RenderJob) -> list[tuple[str, int]]:
     return [("video" if c.video is not None else "image", c.frame_index) for c in conditions]
 
 
+@pytest.mark.slow  # the tiny model: built once, about 3 s
 def test_every_request_shape_places_its_conditions(engine: LtxEngine, tmp_path: Path) -> None:
     start, end = textured_image(96, 48, seed=1), textured_image(96, 48, seed=2)
     assert frame_indexes(engine, job()) == []
@@ -164,6 +173,7 @@ def test_every_request_shape_places_its_conditions(engine: LtxEngine, tmp_path: 
     assert frame_indexes(engine, looped) == [("video", 0), ("image", 9 + 9 - 1)]
 
 
+@pytest.mark.slow  # the tiny model: built once, about 3 s
 @pytest.mark.parametrize("shape", ["text", "start", "start+end", "extend"])
 def test_frames_reach_the_encoder_at_the_right_size_and_count(
     engine: LtxEngine, shape: str, tmp_path: Path
@@ -186,32 +196,36 @@ def test_frames_reach_the_encoder_at_the_right_size_and_count(
     assert steps[-1] == 1.0
 
 
+@pytest.mark.slow  # the tiny model: built once, about 3 s
 def test_same_seed_same_video(engine: LtxEngine) -> None:
     a = list(engine.render(job(seed=11), lambda _: None))
     b = list(engine.render(job(seed=11), lambda _: None))
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
+@pytest.mark.slow  # the tiny model: built once, about 3 s
 def test_the_pipeline_is_loaded_once(engine: LtxEngine) -> None:
     assert engine.pipeline() is engine.pipeline()
 
 
+@pytest.mark.slow  # its first render imports torch and diffusers (about 5 s)
 def test_missing_weights_give_a_clear_error(tmp_path: Path) -> None:
     broken = LtxEngine(LtxConfig(weights=str(tmp_path / "nowhere"), device="cpu"))
-    with pytest.raises(EngineError, match="could not be loaded"):
+    with pytest.raises(Unavailable, match="could not be loaded"):
         list(broken.render(job(), lambda _: None))
-    with pytest.raises(EngineError, match="multiples of 32"):
-        broken.check(100, 64, 9)
-    with pytest.raises(EngineError, match="8k\\+1"):
-        broken.check(64, 64, 10)
+    with pytest.raises(InvalidInput, match="multiples of 32"):
+        broken.check_frames(100, 64, 9)
+    with pytest.raises(InvalidInput, match="8k\\+1"):
+        broken.check_frames(64, 64, 10)
 
 
+@pytest.mark.slow  # a server process
 def test_models_route_to_ltx_and_a_worker_survives_missing_weights(tmp_path: Path) -> None:
     import time
 
     from lumaai import LumaAI
 
-    from tests.conftest import Server
+    from reelgate.testing import Server
 
     srv = Server(
         tmp_path / "data",
@@ -244,7 +258,10 @@ def test_models_route_to_ltx_and_a_worker_survives_missing_weights(tmp_path: Pat
         srv.stop()
 
 
+@pytest.mark.slow  # the tiny model: built once, about 3 s
 def test_gpu_out_of_memory_becomes_a_clear_error(weights: Path) -> None:
+    import torch
+
     oom = LtxEngine(
         LtxConfig(weights=str(weights), device="cpu", default_profile=LtxProfile(steps=1))
     )
@@ -260,5 +277,5 @@ def test_gpu_out_of_memory_becomes_a_clear_error(weights: Path) -> None:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     oom._pipeline = OutOfMemory()
-    with pytest.raises(EngineError, match="ran out of memory"):
+    with pytest.raises(Unavailable, match="ran out of memory"):
         list(oom.render(job(), lambda _: None))

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from reelgate.engines.base import EngineError, LeaseLost, UpstreamJob, WorkerStopping
+from reelgate.domain.errors import Unavailable
+from reelgate.engines.base import LeaseLost, UpstreamJob, WorkerStopping
 from reelgate.engines.luma import LumaConfig, LumaEngine
 from reelgate.store.db import Database
+from reelgate.store.follow import FollowStore
 from reelgate.store.tasks import TaskStore
 from reelgate.store.tokens import TokenStore
 from reelgate.store.upstream_keys import UpstreamKeyStore
@@ -28,6 +30,7 @@ class Context:
 
     def __init__(self, tasks: TaskStore, task_id: str, lease_owner: str) -> None:
         self.tasks, self.task_id, self.lease_owner = tasks, task_id, lease_owner
+        self.follows = FollowStore(tasks.db)
         self.stopping = threading.Event()
         self.creates = 0
 
@@ -35,7 +38,7 @@ class Context:
         pass
 
     def remember(self, upstream_id: str, key_id: str, submitted_at: float) -> None:
-        if not self.tasks.remember_upstream(
+        if not self.follows.remember(
             self.task_id, self.lease_owner, upstream_id, key_id, submitted_at
         ):
             raise LeaseLost()
@@ -49,10 +52,10 @@ class Context:
         await asyncio.sleep(seconds)
 
     def count_unclear_create(self) -> int:
-        return self.tasks.count_unclear_create(self.task_id, self.lease_owner) or 0
+        return self.follows.count_unclear_create(self.task_id, self.lease_owner) or 0
 
     @contextmanager
-    def creating(self) -> Iterator[None]:
+    def uninterruptible(self) -> Iterator[None]:
         self.creates += 1
         yield
 
@@ -103,7 +106,7 @@ def test_refused_connections_wait_for_the_upstream_instead_of_giving_up(setup) -
     """A refused connection proves nothing was created, so it does not count
     toward the cap on creates that may have cost a duplicate."""
     engine, job, ctx, tasks = setup
-    with pytest.raises(EngineError, match="in time"):
+    with pytest.raises(Unavailable, match="in time"):
         engine.produce(job, ctx)
     assert ctx.creates > 3  # retried past the unclear-create cap
     task = tasks.get(job.task_id)

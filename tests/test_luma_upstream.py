@@ -17,9 +17,18 @@ import numpy as np
 import pytest
 from lumaai import LumaAI
 
-from tests.conftest import Api, Peer, Server, running, wait_generation
-from tests.upstream_proxy import FaultProxy
-from tests.videos import decode_mp4, png_bytes
+from reelgate.testing import (
+    Api,
+    FaultProxy,
+    Peer,
+    Server,
+    decode_mp4,
+    png_bytes,
+    running,
+    wait_generation,
+)
+
+pytestmark = pytest.mark.slow  # two servers in processes, one in front of the other
 
 BAD_KEY = "rg_this_key_was_never_issued_0000"
 FAST = {
@@ -31,6 +40,19 @@ FAST = {
 
 def official(server: Server, token: str) -> LumaAI:
     return LumaAI(auth_token=token, base_url=server.url + "/dream-machine/v1", max_retries=0)
+
+
+def assert_failure_reads_as(
+    server: Server, token: str, task_id: str, code: str, acedata: str
+) -> None:
+    """A failed task's category, as the generations and AceData dialects show it."""
+    auth = {"authorization": f"Bearer {token}"}
+    shown = httpx.get(f"{server.url}/luma/generations/{task_id}", headers=auth).json()
+    assert shown["state"] == "failed" and shown["failure_code"] == code
+    item = httpx.post(
+        f"{server.url}/luma/tasks", json={"id": task_id, "action": "retrieve"}, headers=auth
+    ).json()
+    assert item["response"]["error"]["code"] == acedata
 
 
 def solid_png(rgb: tuple[int, int, int]) -> bytes:
@@ -361,11 +383,11 @@ def test_a_bad_key_in_the_pool_is_set_aside_and_reported(
     ) as srv:
         mark = proxy.mark()
         client = official(srv, srv.create_token("app"))
-        ids = [
-            client.generations.create(model="ray-2", prompt=f"clip number {i}").id for i in range(3)
-        ]
-        for generation_id in ids:
-            done = wait_generation(client, generation_id)
+        # One after another: creates in flight at once could each draw the bad
+        # key before its first 401 is back, which would not say anything.
+        for i in range(3):
+            created = client.generations.create(model="ray-2", prompt=f"clip number {i}")
+            done = wait_generation(client, created.id)
             assert done.state == "completed", done.failure_reason
         creates = proxy.creates(mark)
         assert [c.status for c in creates if c.key == BAD_KEY] == [401]  # tried once only
@@ -380,7 +402,8 @@ def test_only_bad_keys_fail_the_task_clearly(tmp_path: Path, upstream: Server) -
     with running(
         downstream(tmp_path, upstream.url, BAD_KEY, REELGATE_ALLOW_PRIVATE_NETWORKS="false")
     ) as srv:
-        client = official(srv, srv.create_token("app"))
+        token = srv.create_token("app")
+        client = official(srv, token)
         # A client's image URL is checked before the upstream is asked to fetch it.
         done = wait_generation(
             client,
@@ -398,6 +421,8 @@ def test_only_bad_keys_fail_the_task_clearly(tmp_path: Path, upstream: Server) -
         assert done.state == "failed"
         assert "no usable upstream API key" in done.failure_reason
         assert "401" in done.failure_reason and BAD_KEY not in done.failure_reason
+        # The server's failure, not the client's: no dialect calls it a bad request.
+        assert_failure_reads_as(srv, token, done.id, "unavailable", "api_error")
 
 
 # An upstream that never finishes
@@ -473,12 +498,14 @@ def test_a_generation_that_never_finishes_times_out_and_is_cancelled(
 ) -> None:
     up = official(idle_upstream, idle_key)
     before = {g.id for g in up.generations.list(limit=100).generations}
-    client = official(down_idle, down_idle.create_token("app"))
+    token = down_idle.create_token("app")
+    client = official(down_idle, token)
     created = client.generations.create(model="ray-2", prompt="waiting forever")
     upstream_id = _upstream_generation(up, before)
     done = wait_generation(client, created.id, timeout=30)
     assert done.state == "failed"
     assert "did not finish within 6 s" in done.failure_reason
+    assert_failure_reads_as(down_idle, token, created.id, "timeout", "timeout")
     assert_deleted_upstream(up, upstream_id)
 
 

@@ -13,7 +13,7 @@ from reelgate.media.encode import encode_mp4
 from reelgate.media.errors import MediaError
 from reelgate.media.images import cover_fit, decode_image, save_jpeg
 from reelgate.media.probe import iter_frames, probe_video, read_last_frame
-from tests.videos import png_bytes, psnr, textured_image
+from reelgate.testing import png_bytes, psnr, textured_image
 
 
 def test_decode_image_gives_rgb_and_applies_alpha_and_orientation() -> None:
@@ -122,6 +122,7 @@ def test_prefetch_keeps_order_and_hands_over_errors() -> None:
     assert closed == [True], "stopping the consumer stops the producer"
 
 
+@pytest.mark.slow  # makes a 400 Mpx PNG
 def test_decompression_bomb_is_refused_from_the_header() -> None:
     """A small file declaring a huge canvas is refused without decoding it."""
     buf = io.BytesIO()

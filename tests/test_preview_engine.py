@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reelgate.core.models import ASPECT_RATIOS, FPS, RESOLUTIONS, frame_count, frame_size
-from reelgate.engines.base import EngineError, RenderJob
+from reelgate.domain.errors import InvalidInput
+from reelgate.domain.models import ASPECT_RATIOS, FPS, RESOLUTIONS, frame_count, frame_size
+from reelgate.engines.base import Needs, RenderJob
 from reelgate.engines.preview import PreviewEngine
 from reelgate.media.encode import encode_mp4
 from reelgate.media.images import cover_fit
 from reelgate.media.probe import iter_frames, probe_video
-from tests.videos import detailed_image, psnr, textured_image
+from reelgate.testing import detailed_image, psnr, textured_image
 
 W, H = 256, 160
 
@@ -122,13 +123,22 @@ def test_progress_is_reported_while_rendering() -> None:
 
 
 def test_4k_is_refused_with_a_clear_error() -> None:
-    w, h = frame_size("16:9", "4k")
-    with pytest.raises(EngineError, match="1080p"):
-        PreviewEngine().check(w, h, 121)
+    """Declared: the preview engine lists the resolutions it renders."""
+    needs = Needs("video", frozenset(), "4k", "5s", "16:9")
+    with pytest.raises(InvalidInput, match=r"resolution 4k .*540p, 720p, 1080p"):
+        PreviewEngine().refuse(needs)
+    PreviewEngine().refuse(Needs("video", frozenset(), "1080p", "9s", "9:21"))
 
 
 @pytest.mark.parametrize("ratio", list(ASPECT_RATIOS))
-@pytest.mark.parametrize("resolution", [r for r in RESOLUTIONS if r != "4k"])
+@pytest.mark.parametrize(
+    "resolution",
+    [
+        r if r == "540p" else pytest.param(r, marks=pytest.mark.slow)  # 1.5-8 s a clip
+        for r in RESOLUTIONS
+        if r != "4k"
+    ],
+)
 def test_every_aspect_ratio_and_resolution_encodes_to_its_size(
     ratio: str, resolution: str, tmp_path: Path
 ) -> None:
@@ -148,6 +158,7 @@ def test_every_aspect_ratio_and_resolution_encodes_to_its_size(
     assert info.duration == pytest.approx(n / FPS, abs=0.05)
 
 
+@pytest.mark.slow
 def test_nine_seconds_gives_217_frames(tmp_path: Path) -> None:
     w, h = frame_size("9:21", "540p")
     n = frame_count("9s")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 
-from reelgate.core.models import frame_count, frame_size
+from reelgate.domain.models import frame_count, frame_size
 from reelgate.store.db import Database
 from reelgate.store.tasks import TaskStore
-from tests.conftest import Api, Peer, Server
-from tests.videos import decode_mp4
+from reelgate.testing import Api, Peer, Server, decode_mp4
+
+pytestmark = pytest.mark.slow  # a server process, killed and restarted
 
 
 def test_killed_server_finishes_the_task_after_restart(tmp_path, peer: Peer) -> None:

@@ -9,12 +9,15 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
 from reelgate.api.app import create_app
 from reelgate.config import Settings
 from reelgate.runtime import Runtime
+
+pytestmark = pytest.mark.slow  # dozens of generated requests per operation
 
 EXAMPLES = int(os.environ.get("REELGATE_FUZZ_EXAMPLES", "40"))
 

@@ -8,9 +8,10 @@ from collections import Counter
 
 import pytest
 
-from reelgate.core.models import Asset, FailureCode, State, TaskResult
+from reelgate.domain.models import Asset, FailureCode, State, TaskResult
 from reelgate.store.callbacks import CallbackStore
 from reelgate.store.db import Database
+from reelgate.store.follow import FollowStore
 from reelgate.store.tasks import TaskStore
 from reelgate.store.tokens import TokenStore
 
@@ -224,8 +225,8 @@ def test_delete_returns_the_task_as_it_was(db: Database, owner: str) -> None:
     store = TaskStore(db)
     task = new_task(store, owner, engine="luma")
     claimed = store.claim(lease_seconds=60, max_attempts=3)
-    assert store.remember_upstream(task.id, claimed.lease_owner, "gen-9", "key", time.time())
+    assert FollowStore(db).remember(task.id, claimed.lease_owner, "gen-9", "key", time.time())
     deleted = store.delete(task.id)
     assert deleted is not None and deleted.upstream_id == "gen-9"
     assert store.get(task.id) is None and store.delete(task.id) is None
-    assert not store.remember_upstream(task.id, claimed.lease_owner, "gen-10", "key", 0.0)
+    assert not FollowStore(db).remember(task.id, claimed.lease_owner, "gen-10", "key", 0.0)

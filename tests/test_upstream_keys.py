@@ -7,10 +7,13 @@ import time
 
 import pytest
 
+from reelgate.domain.errors import NoUsableKey
+from reelgate.domain.keys import fingerprint
 from reelgate.store.db import Database
+from reelgate.store.follow import FollowStore
 from reelgate.store.tasks import TaskStore
 from reelgate.store.tokens import TokenStore
-from reelgate.store.upstream_keys import NoUsableKey, UpstreamKeyStore, fingerprint
+from reelgate.store.upstream_keys import UpstreamKeyStore
 from tests.test_store_queue import new_task
 
 KEYS = ["luma-key-aaaa-1111", "luma-key-bbbb-2222"]
@@ -118,6 +121,7 @@ def test_processes_starting_together_register_keys_once(database_url: str, db) -
     assert len(UpstreamKeyStore(db).statuses()) == 20
 
 
+@pytest.mark.slow  # runs the CLI in a process
 def test_keys_never_show_in_settings_or_configuration_errors(tmp_path) -> None:
     import subprocess
     import sys
@@ -169,8 +173,8 @@ def test_reservation_is_fenced_on_the_lease(tasks, keys, running_task) -> None:
     lost = keys.reserve(task.id, "someone-else", [A, B], max_in_flight=10, per_minute=20)
     assert lost.key_id is None and lost.why == "lease lost"
     assert tasks.get(task.id).upstream_key is None
-    assert tasks.remember_upstream(task.id, task.lease_owner, "gen-1", A, time.time())
-    assert not tasks.remember_upstream(task.id, "someone-else", "gen-2", A, time.time())
+    assert FollowStore(tasks.db).remember(task.id, task.lease_owner, "gen-1", A, time.time())
+    assert not FollowStore(tasks.db).remember(task.id, "someone-else", "gen-2", A, time.time())
     assert tasks.get(task.id).upstream_id == "gen-1"
 
 

@@ -10,7 +10,6 @@ import base64
 import logging
 import mimetypes
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -53,6 +52,20 @@ def _settings(**overrides: Any) -> Settings:
     except Exception as exc:
         err.print(f"[red]invalid configuration:[/red] {exc}")
         raise typer.Exit(2) from exc
+
+
+def _shown_url(url: str) -> str:
+    """A database URL fit to print: its password, if any, as `***`."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "(unparsable database URL)"
+    if parsed.password is None:
+        return url  # nothing to hide (a SQLite path): shown exactly as given
+    return parsed.render_as_string(hide_password=True)
 
 
 def _logging(level: str) -> None:
@@ -142,7 +155,8 @@ def worker(
         )
     count = max(1, settings.workers)
     runtime.start_workers(count, callback_renderer(runtime.asset_url))
-    err.print(f"reelgate worker: {count} worker(s) on {settings.resolved_database_url}")
+    database = _shown_url(settings.resolved_database_url)
+    err.print(f"reelgate worker: {count} worker(s) on {database}")
     stop.wait()
     runtime.close()
 
@@ -217,7 +231,7 @@ def upstream_keys(
     if reset:
         err.print(f"{runtime.upstream_keys.reset()} key(s) back in use")
     configured = {fingerprint for fingerprint in _configured_keys(runtime)}
-    rows = []
+    rows: list[dict[str, Any]] = []  # printed as JSON, or as the table below
     for key in runtime.upstream_keys.statuses():
         if key.usable:
             state = "in use"
@@ -254,7 +268,7 @@ def upstream_keys(
 
 
 def _configured_keys(runtime: Any) -> list[str]:
-    from reelgate.store.upstream_keys import fingerprint
+    from reelgate.domain.keys import fingerprint
 
     return [fingerprint(k.get_secret_value()) for k in runtime.settings.luma_api_keys]
 
@@ -326,7 +340,7 @@ def _call(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, An
     except httpx.HTTPError as exc:
         err.print(f"[red]cannot reach {client.base_url}: {exc}[/red]")
         raise typer.Exit(1) from exc
-    data = response.json()
+    data: dict[str, Any] = response.json()
     if response.status_code >= 400:
         err.print(f"[red]{response.status_code}: {data.get('error', data)}[/red]")
         raise typer.Exit(1)
@@ -344,7 +358,7 @@ def _follow(client: httpx.Client, task_id: str) -> dict[str, Any]:
         bar = progress.add_task(f"rendering {task_id[:8]}", total=1.0)
         while True:
             item = _call(client, "/luma/tasks", {"id": task_id, "action": "retrieve"})
-            response = item["response"]
+            response: dict[str, Any] = item["response"]
             if response.get("state") in ("completed", "failed"):
                 progress.update(bar, completed=1.0)
                 return response
@@ -357,4 +371,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,9 +23,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from reelgate.core.models import ASPECT_RATIOS, DURATIONS, RESOLUTIONS
+from reelgate.domain.models import ASPECT_RATIOS, DURATIONS, RESOLUTIONS
+from reelgate.media.fetch import FetchLimits
 
-_CHOICES = {
+_CHOICES: dict[str, Collection[str]] = {
     "default_aspect_ratio": ASPECT_RATIOS,
     "default_resolution": RESOLUTIONS,
     "default_duration": DURATIONS,
@@ -235,6 +237,17 @@ class Settings(BaseSettings):
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
+
+    @property
+    def fetch_limits(self) -> FetchLimits:
+        """What the guarded client may fetch and post."""
+        return FetchLimits(
+            allow_private_networks=self.allow_private_networks,
+            timeout=self.fetch_timeout,
+            max_bytes=self.fetch_max_bytes,
+            max_redirects=self.fetch_max_redirects,
+            callback_timeout=self.callback_timeout,
+        )
 
     @property
     def resolved_server_url(self) -> str:

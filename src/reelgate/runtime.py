@@ -21,16 +21,16 @@ from standardwebhooks import Webhook
 
 from reelgate.config import Settings
 from reelgate.core.enhance import load_enhancer
-from reelgate.core.models import Task
 from reelgate.core.service import TaskService
-from reelgate.core.uploads import Uploads
 from reelgate.core.upstream_links import UpstreamCallbackLinks
-from reelgate.engines.base import Engine, UpstreamEngine, is_upstream
-from reelgate.engines.preview import PreviewEngine
+from reelgate.domain.models import Task
+from reelgate.engines.base import EngineServices, FileEngine
+from reelgate.engines.registry import build_engines
 from reelgate.media.fetch import GuardedClient
 from reelgate.storage.local import LocalStorage, UrlSigner
 from reelgate.store.callbacks import CallbackStore
 from reelgate.store.db import Database
+from reelgate.store.follow import FollowStore
 from reelgate.store.tasks import TaskStore
 from reelgate.store.tokens import TokenStore
 from reelgate.store.upstream_keys import UpstreamKeyStore
@@ -39,52 +39,6 @@ from reelgate.worker.inputs import InputResolver
 from reelgate.worker.runner import Worker
 
 log = logging.getLogger(__name__)
-
-
-def build_engines(
-    settings: Settings,
-    upstream_keys: UpstreamKeyStore | None = None,
-) -> dict[str, Engine | UpstreamEngine]:
-    engines: dict[str, Engine | UpstreamEngine] = {"preview": PreviewEngine()}
-    if settings.ltx_weights:
-        from reelgate.engines.ltx import LtxConfig, LtxEngine, LtxProfile
-
-        engines["ltx"] = LtxEngine(
-            LtxConfig(
-                weights=settings.ltx_weights,
-                device=settings.ltx_device,
-                dtype=settings.ltx_dtype,
-                cpu_offload=settings.ltx_cpu_offload,
-                profiles={
-                    model: LtxProfile(**values) for model, values in settings.ltx_profiles.items()
-                },
-            )
-        )
-    if settings.luma_api_keys and upstream_keys is not None:
-        from reelgate.engines.luma import LumaConfig, LumaEngine
-
-        engines["luma"] = LumaEngine(
-            LumaConfig(
-                base_url=settings.luma_base_url,
-                keys=[key.get_secret_value() for key in settings.luma_api_keys],
-                default_model=settings.luma_model,
-                max_in_flight=settings.luma_max_concurrent_per_key,
-                per_minute=settings.luma_creates_per_minute_per_key,
-                failure_limit=settings.luma_key_failure_limit,
-                cooldown=settings.luma_key_cooldown_seconds,
-                poll=settings.luma_poll_seconds,
-                poll_max=settings.luma_poll_max_seconds,
-                timeout=settings.luma_timeout_seconds,
-                request_timeout=settings.luma_request_timeout,
-                max_download_bytes=settings.fetch_max_bytes,
-            ),
-            upstream_keys,
-        )
-    if settings.default_engine not in engines:
-        raise ValueError(
-            f"unknown engine {settings.default_engine!r}; available: {', '.join(engines)}"
-        )
-    return engines
 
 
 def _stored_secret(data_dir: Path) -> str:
@@ -116,6 +70,7 @@ class Runtime:
         self.tokens = TokenStore(self.db)
         self.callbacks = CallbackStore(self.db)
         self.upstream_keys = UpstreamKeyStore(self.db)
+        self.follows = FollowStore(self.db)
         self.webhook_secret = settings.webhook_secret or _stored_secret(settings.data_dir)
         self.upstream_links = UpstreamCallbackLinks(self.webhook_secret, settings.public_base_url)
         signer = None
@@ -123,8 +78,8 @@ class Runtime:
             key = hmac.new(self.webhook_secret.encode(), b"asset-urls", hashlib.sha256).digest()
             signer = UrlSigner(key, settings.asset_url_ttl_seconds)
         self.storage = LocalStorage(settings.assets_dir, settings.resolved_public_base_url, signer)
-        self.client = GuardedClient(settings)
-        self.engines = build_engines(settings, self.upstream_keys)
+        self.client = GuardedClient(settings.fetch_limits)
+        self.engines = build_engines(settings, EngineServices(key_pool=self.upstream_keys))
         self.work_available = threading.Event()
         self.service = TaskService(
             settings,
@@ -136,14 +91,13 @@ class Runtime:
             callbacks=self.callbacks,
             cancel_upstream=self.cancel_upstream,
         )
-        self.uploads = Uploads(self.storage, self.client, settings.image_max_pixels)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._creates: dict[threading.Thread, threading.Event] = {}
+        self._uninterruptible: dict[threading.Thread, threading.Event] = {}
 
     def cancel_upstream(self, task: Task) -> None:
         engine = self.engines.get(task.engine)
-        if task.upstream_id and is_upstream(engine):
+        if task.upstream_id and isinstance(engine, FileEngine):
             engine.cancel(task.upstream_id, task.upstream_key)
 
     def asset_url(self, key: str) -> str:
@@ -155,8 +109,8 @@ class Runtime:
         render_callback: Callable[[str, Task, str], Any],
         on_finished: Callable[[str], None] = lambda task_id: None,
     ) -> None:
-        """Start `count` render workers, the upstream followers (when an upstream
-        engine is enabled) and one callback dispatcher, as threads."""
+        """Start `count` render workers, the followers (when a file engine is
+        enabled) and one callback dispatcher, as threads."""
         inputs = InputResolver(self.tasks, self.storage, self.client, self.settings)
         callbacks_due = threading.Event()
 
@@ -164,14 +118,14 @@ class Runtime:
             callbacks_due.set()
             on_finished(task_id)
 
-        # Following an upstream generation is mostly waiting, so those tasks get
+        # Following a file engine's job is mostly waiting, so those tasks get
         # their own (larger) pool and never hold up a render worker, or the reverse.
         # Each pool claims only tasks for engines this process has.
-        upstream = [n for n, e in self.engines.items() if is_upstream(e)]
-        render = [n for n in self.engines if n not in upstream]
+        followed = [n for n, e in self.engines.items() if isinstance(e, FileEngine)]
+        render = [n for n in self.engines if n not in followed]
         pools = [("worker", count, render)]
-        if count and upstream:
-            pools.append(("upstream", self.settings.upstream_workers, upstream))
+        if count and followed:
+            pools.append(("upstream", self.settings.upstream_workers, followed))
         for prefix, size, engines in pools:
             for i in range(size):
                 worker = Worker(
@@ -180,12 +134,13 @@ class Runtime:
                     self.storage,
                     self.engines,
                     inputs,
+                    self.follows,
                     on_finished=finished,
                     upstream_callback_url=self.upstream_links.url,
                     only=engines,
                 )
                 thread = self._spawn(f"{prefix}-{i}", worker.run, self.work_available)
-                self._creates[thread] = worker.create_in_flight
+                self._uninterruptible[thread] = worker.uninterruptible
         dispatcher = CallbackDispatcher(
             self.settings,
             self.callbacks,
@@ -208,25 +163,29 @@ class Runtime:
         return thread
 
     def stop_workers(self, timeout: float = 10.0) -> None:
-        """Stop every worker thread within one shared `timeout` (upstream
-        followers hand their tasks back at once; renders finish or are left)."""
+        """Stop every worker thread within one shared `timeout` (followers hand
+        their tasks back at once; renders finish or are left)."""
         self._stop.set()
         self.work_available.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        # A create still on the wire would make a generation nobody records:
-        # wait for its answer (the id is then kept, or the generation deleted).
-        creating = [
+        # A step that must not be abandoned (a create on the wire would make a
+        # generation nobody records) gets its engine's grace to finish.
+        busy = [
             t
             for t in self._threads
-            if t.is_alive() and self._creates.get(t, threading.Event()).is_set()
+            if t.is_alive() and self._uninterruptible.get(t, threading.Event()).is_set()
         ]
-        deadline = time.monotonic() + self.settings.luma_request_timeout
-        for thread in creating:
+        grace = max(
+            (e.shutdown_grace for e in self.engines.values() if isinstance(e, FileEngine)),
+            default=0.0,
+        )
+        deadline = time.monotonic() + grace
+        for thread in busy:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
-        self._creates.clear()
+        self._uninterruptible.clear()
 
     def close(self) -> None:
         self.stop_workers()

@@ -11,14 +11,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
 
 from reelgate import __version__
-from reelgate.api import acedata, generations, luma_tasks, official
+from reelgate.api import luma_tasks
 from reelgate.api.auth import Authenticator
 from reelgate.api.callbacks import callback_renderer
 from reelgate.api.context import ApiContext
+from reelgate.api.dialects import DIALECTS
 from reelgate.api.errors import BodyLimit, ErrorRouting
-from reelgate.core.errors import Forbidden, NotFound
+from reelgate.api.uploads import Uploads
+from reelgate.api.waiting import CompletionHub
 from reelgate.core.upstream_links import CALLBACK_ROUTE
-from reelgate.core.waiting import CompletionHub
+from reelgate.domain.errors import Forbidden, NotFound
 from reelgate.runtime import Runtime
 from reelgate.storage.local import ASSET_ROUTE
 
@@ -35,7 +37,7 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
         hub,
         Authenticator(runtime.tokens),
         runtime.asset_url,
-        runtime.uploads,
+        Uploads(runtime.storage, runtime.client, settings.image_max_pixels),
     )
 
     @asynccontextmanager
@@ -58,16 +60,15 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
         description="Self-hosted video generation speaking the Luma API dialects.",
     )
     errors = ErrorRouting()
-    for prefix in acedata.PREFIXES:
-        errors.register(prefix, acedata.render_error)
-    errors.register(generations.PREFIX, generations.render_error)
-    errors.register(official.PREFIX, official.render_error)
+    for dialect in DIALECTS:
+        for prefix in dialect.prefixes:
+            errors.register(prefix, dialect.render_error)
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, errors=errors)
-    app.include_router(acedata.build_router(ctx))
+    for dialect in DIALECTS:
+        app.include_router(dialect.build_router(ctx))
+    # `POST /luma/tasks` is shared by two dialects: it reads which one it got.
     app.include_router(luma_tasks.build_router(ctx))
-    app.include_router(generations.build_router(ctx))
-    app.include_router(official.build_router(ctx))
 
     @app.get("/healthz", tags=["server"], summary="Liveness")
     async def healthz() -> dict[str, str]:
@@ -83,7 +84,7 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
         worker re-reads the generation from the upstream), so it is not read."""
         if len(task_id) > 64 or not runtime.upstream_links.valid(task_id, token):
             raise NotFound("no such callback link")
-        await run_sync(runtime.tasks.nudge_upstream, task_id)
+        await run_sync(runtime.follows.nudge, task_id)
         return {"received": True}
 
     @app.head(ASSET_ROUTE + "/{key:path}", include_in_schema=False)

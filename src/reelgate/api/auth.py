@@ -10,8 +10,9 @@ import time
 
 from fastapi import Request
 
-from reelgate.core.errors import Unauthorized
-from reelgate.store.tokens import TokenInfo, TokenStore, hash_token
+from reelgate.domain.errors import Unauthorized
+from reelgate.domain.types import TokenInfo
+from reelgate.store.tokens import TokenStore, hash_token
 
 CACHE_SECONDS = 5.0
 

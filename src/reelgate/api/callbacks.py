@@ -5,16 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from reelgate.api import acedata, generations, official
-from reelgate.core.models import Task
+from reelgate.api.dialects import DIALECTS, UrlFor
+from reelgate.domain.models import Task
 
-UrlFor = Callable[[str], str]
-
-_PAYLOADS: dict[str, Callable[[Task, UrlFor, str], Any]] = {
-    acedata.DIALECT: acedata.callback_payload,
-    generations.DIALECT: generations.callback_payload,
-    official.DIALECT: official.callback_payload,
-}
+_PAYLOADS = {dialect.name: dialect.callback_payload for dialect in DIALECTS}
 
 
 def callback_renderer(url_for: UrlFor) -> Callable[[str, Task, str], Any]:

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reelgate.api.auth import Authenticator
+from reelgate.api.uploads import Uploads
+from reelgate.api.waiting import CompletionHub
 from reelgate.config import Settings
 from reelgate.core.service import TaskService
-from reelgate.core.uploads import Uploads
-from reelgate.core.waiting import CompletionHub
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reelgate.store.callbacks import Delivery
+from reelgate.domain.types import Delivery
 
 
 def delivery_dict(d: Delivery) -> dict[str, Any]:

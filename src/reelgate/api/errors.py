@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reelgate.core.errors import (
+from reelgate.domain.errors import (
     InvalidRequest,
     NotFound,
     PayloadTooLarge,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends
 
 from reelgate.api import acedata, generations
 from reelgate.api.context import ApiContext
-from reelgate.store.tokens import TokenInfo
+from reelgate.domain.types import TokenInfo
 
 
 def build_router(ctx: ApiContext) -> APIRouter:

@@ -75,4 +75,5 @@ def load_enhancer(spec: str) -> Enhancer:
     if not attr:
         raise ValueError(f"enhancer {spec!r}: expected 'detail', 'none' or 'module:attribute'")
     target = getattr(importlib.import_module(module_name), attr)
-    return target() if isinstance(target, type) else target
+    enhancer: Enhancer = target() if isinstance(target, type) else target  # a plug-in: duck-typed
+    return enhancer

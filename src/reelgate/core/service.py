@@ -15,23 +15,21 @@ from urllib.parse import urlsplit
 
 from reelgate.config import Settings
 from reelgate.core.enhance import Enhancer
-from reelgate.core.errors import InvalidRequest, NotFound, RateLimited
-from reelgate.core.models import (
+from reelgate.domain.errors import InvalidInput, InvalidRequest, NotFound, RateLimited
+from reelgate.domain.models import (
     ASPECT_RATIOS,
     DURATIONS,
+    MAX_PROMPT_CHARS,
     RESOLUTIONS,
     GenerationRequest,
     Kind,
     State,
     Task,
-    frame_count,
-    frame_size,
 )
-from reelgate.engines.base import Engine, EngineError, is_upstream
-from reelgate.store.callbacks import CallbackStore, Delivery
+from reelgate.domain.types import Delivery
+from reelgate.engines.base import Engine, Input, Needs
+from reelgate.store.callbacks import CallbackStore
 from reelgate.store.tasks import TaskStore
-
-MAX_PROMPT_CHARS = 5000
 
 
 def _check_choice(name: str, value: str, allowed: Mapping[str, Any]) -> str:
@@ -45,6 +43,27 @@ def check_callback_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidRequest("callback URL must be an absolute http(s) URL")
     return url
+
+
+def _inputs(
+    prompt: str,
+    req: GenerationRequest,
+    source_task_id: str | None,
+    source_video_url: str | None,
+    end_source_task_id: str | None,
+) -> frozenset[Input]:
+    """What a request brings, in the terms engines declare capabilities in."""
+    inputs = {
+        Input.TEXT: bool(prompt),
+        Input.START_IMAGE: bool(req.start_image),
+        Input.END_IMAGE: bool(req.end_image),
+        Input.EXTEND: bool(source_task_id) and not end_source_task_id,
+        Input.REVERSE_EXTEND: bool(end_source_task_id) and not source_task_id,
+        Input.INTERPOLATE: bool(source_task_id and end_source_task_id),
+        Input.VIDEO_URL: bool(source_video_url),
+        Input.LOOP: req.loop,
+    }
+    return frozenset(name for name, present in inputs.items() if present)
 
 
 class TaskService:
@@ -104,7 +123,9 @@ class TaskService:
             end_source = self._end_source(owner_id, req)
             if source is None and end_source is None and not req.source_video_url:
                 raise InvalidRequest("extend needs a video_id or a video_url")
-            # The size follows the video being continued.
+            # The size follows the video being continued: a source task's is what
+            # it made. A video URL's is known only once a worker reads the file;
+            # the worker decides it then and the task stores what it made.
             for ref in (end_source, source):
                 if ref is not None:
                     aspect_ratio, resolution = ref.aspect_ratio, ref.resolution
@@ -119,12 +140,18 @@ class TaskService:
         self._check_limits(owner_id)
 
         engine = self.route(req.model)
-        width, height = frame_size(aspect_ratio, resolution)
+        needs = Needs(
+            generation_type="video",
+            inputs=_inputs(prompt, req, source_task_id, source_video_url, end_source_task_id),
+            resolution=resolution,
+            duration=duration,
+            aspect_ratio=aspect_ratio,
+            source_engines=tuple((t.engine, t.upstream_id) for t in sources),
+        )
         try:
-            engine.check(width, height, frame_count(duration))
-            self._check_sources(engine, sources, source_video_url)
-        except EngineError as exc:
-            raise InvalidRequest(str(exc)) from exc
+            engine.refuse(needs)
+        except InvalidInput as exc:
+            raise InvalidRequest(exc.message) from exc
 
         task = self.tasks.create(
             owner_id=owner_id,
@@ -151,19 +178,6 @@ class TaskService:
         )
         self.wake_workers()
         return task
-
-    @staticmethod
-    def _check_sources(engine: Engine, sources: list[Task], video_url: str | None) -> None:
-        """Upstream engines refer to sources by their upstream ids, so they can
-        continue only what they made themselves."""
-        if not is_upstream(engine):
-            return
-        if video_url:
-            raise EngineError(
-                f"the {engine.name} engine can only extend videos it generated "
-                "itself, not a video URL"
-            )
-        engine.check_sources([(t.engine, t.upstream_id) for t in sources])
 
     def _check_limits(self, owner_id: str) -> None:
         """Creates per minute and tasks in flight, per token (answered with 429)."""

@@ -1,24 +1,40 @@
-"""The engine protocols: the one seam between the task machinery and a renderer.
+"""The engine plug-in point: the one seam between the task machinery and a renderer.
 
-A frame engine gets a `RenderJob` whose inputs are already resolved (decoded
-images, a local source video) and yields frames one at a time, so the
-encoder can stream them and memory stays bounded whatever the clip length.
+Every engine subclasses one of two bases, told apart by an explicit `kind`:
 
-An upstream engine has another service make the video: it gets an
-`UpstreamJob` (image references the upstream can fetch, the upstream ids of
-source generations) and returns a finished file, which the worker probes,
-thumbnails and publishes exactly like an encoded one.
+- `FrameEngine` renders frames here. It gets a `RenderJob` whose inputs are
+  already resolved (decoded images, a local source video) and yields frames
+  one at a time, so the encoder can stream them and memory stays bounded
+  whatever the clip length.
+- `FileEngine` has another service make the video. It gets an `UpstreamJob`
+  (image references the service can fetch, the upstream ids of source
+  generations) and a `FollowContext` the worker lends it, and returns a
+  finished file, which the worker probes, thumbnails and publishes exactly
+  like an encoded one.
+
+Each engine declares its `Capabilities`; the task service refuses a request
+an engine cannot serve, with the engine's name and what it lacks, before
+anything is queued. Engines are registered in `engines/registry.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Protocol, TypeGuard
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
+
+from reelgate.domain.errors import InvalidInput
+from reelgate.domain.models import ASPECT_RATIOS, DURATIONS, RESOLUTIONS
+from reelgate.domain.types import Reservation
+
+if TYPE_CHECKING:
+    from reelgate.config import Settings
 
 UPSTREAM_THUMBNAIL = "upstream_thumbnail"
 """File name, in a run's directory, of a thumbnail an upstream made."""
@@ -27,16 +43,105 @@ ProgressFn = Callable[[float], None]
 """Called with 0..1 while rendering; cheap to call often (callers throttle)."""
 
 
-class EngineError(Exception):
-    """An engine refuses a request (unsupported size, bad input). Not retried."""
-
-
 class LeaseLost(Exception):
     """The task is no longer this run's (deleted, or handed to another worker)."""
 
 
 class WorkerStopping(Exception):
     """The process is shutting down: hand the task back without using an attempt."""
+
+
+# What an engine can do
+
+
+class EngineKind(StrEnum):
+    FRAMES = "frames"
+    """Renders frames in this process; the worker encodes them."""
+    FILE = "file"
+    """Another service makes the file; the worker follows it and re-hosts the result."""
+
+
+class Input(StrEnum):
+    """What a request brings besides its sizes."""
+
+    TEXT = "text prompts"
+    START_IMAGE = "start images"
+    END_IMAGE = "end images"
+    EXTEND = "extending a generation"
+    REVERSE_EXTEND = "leading into a generation (reverse extend)"
+    INTERPOLATE = "joining two generations (interpolation)"
+    VIDEO_URL = "extending a video given by URL"
+    LOOP = "loops"
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What one request asks of an engine, in neutral terms."""
+
+    generation_type: str
+    inputs: frozenset[Input]
+    resolution: str
+    duration: str
+    aspect_ratio: str
+    source_engines: tuple[tuple[str, str | None], ...] = ()
+    """(engine, upstream id) of each generation the request continues or joins."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    generation_types: frozenset[str] = frozenset({"video"})
+    inputs: frozenset[Input] = frozenset(Input)
+    resolutions: tuple[str, ...] = tuple(RESOLUTIONS)
+    durations: tuple[str, ...] = tuple(DURATIONS)
+    aspect_ratios: tuple[str, ...] = tuple(ASPECT_RATIOS)
+    own_sources_only: bool = False
+    """Continues or joins only generations this engine made itself (it refers
+    to them upstream by their upstream ids)."""
+
+    def lacks(self, engine: str, needs: Needs) -> list[str]:
+        """What this engine cannot do of `needs`, each as a readable clause."""
+        missing: list[str] = []
+        if needs.generation_type not in self.generation_types:
+            missing.append(f"{needs.generation_type} generations")
+        for choice, value, allowed in (
+            ("resolution", needs.resolution, self.resolutions),
+            ("duration", needs.duration, self.durations),
+            ("aspect ratio", needs.aspect_ratio, self.aspect_ratios),
+        ):
+            if value not in allowed:
+                missing.append(f"{choice} {value} (it supports {', '.join(allowed)})")
+        missing += [str(i) for i in Input if i in needs.inputs and i not in self.inputs]
+        if self.own_sources_only:
+            foreign = [
+                f"continuing a video rendered by the {source!r} engine"
+                for source, upstream_id in needs.source_engines
+                if source != engine or not upstream_id
+            ]
+            missing += foreign
+            if foreign or (Input.VIDEO_URL in needs.inputs and Input.VIDEO_URL not in self.inputs):
+                missing[-1] += " (it can only extend videos it generated upstream itself)"
+        return missing
+
+
+class Engine(ABC):
+    """What every engine declares."""
+
+    name: ClassVar[str]
+    kind: ClassVar[EngineKind]
+    capabilities: Capabilities = Capabilities()
+
+    @abstractmethod
+    def model_label(self, requested: str | None) -> str:
+        """The model name a task reports (e.g. "reelgate-preview")."""
+
+    def refuse(self, needs: Needs) -> None:
+        """Raise InvalidInput naming what this engine lacks for a request."""
+        missing = self.capabilities.lacks(self.name, needs)
+        if missing:
+            raise InvalidInput(f"the {self.name} engine does not support {'; '.join(missing)}")
+
+
+# Engines that render frames here
 
 
 @dataclass
@@ -61,20 +166,19 @@ class RenderJob:
     model: str = "preview"
 
 
-class Engine(Protocol):
-    name: str
+class FrameEngine(Engine):
+    kind = EngineKind.FRAMES
 
-    def model_label(self, requested: str | None) -> str:
-        """The model name a task reports (e.g. "reelgate-preview")."""
-        ...
+    def check_frames(self, width: int, height: int, num_frames: int) -> None:
+        """Raise InvalidInput if this engine cannot render that exact size (the
+        worker asks once the size is known, e.g. from an extended video)."""
 
-    def check(self, width: int, height: int, num_frames: int) -> None:
-        """Raise EngineError if this engine cannot render that size."""
-        ...
-
+    @abstractmethod
     def render(self, job: RenderJob, progress: ProgressFn) -> Iterator[np.ndarray]:
         """Yield `job.num_frames` RGB uint8 frames of job.height x job.width x 3."""
-        ...
+
+
+# Engines that have another service make the file
 
 
 @dataclass
@@ -111,7 +215,7 @@ class ProducedVideo:
 
 
 class FollowContext(Protocol):
-    """What the worker lends an upstream engine while it follows a task."""
+    """What the worker lends a file engine while it follows a task."""
 
     task_id: str
     lease_owner: str
@@ -138,8 +242,9 @@ class FollowContext(Protocol):
         """Count, on the task, a create the upstream may have acted on; the total."""
         ...
 
-    def creating(self) -> AbstractContextManager[None]:
-        """Marks a create on the wire, so a shutdown waits for its answer."""
+    def uninterruptible(self) -> AbstractContextManager[None]:
+        """Marks a step that must not be abandoned (a create on the wire): a
+        shutdown waits up to the engine's `shutdown_grace` for it."""
         ...
 
     def deleted(self) -> bool:
@@ -147,28 +252,51 @@ class FollowContext(Protocol):
         ...
 
 
-def is_upstream(engine: object) -> TypeGuard[UpstreamEngine]:
-    """Whether an engine has another service make the file (`produce`), rather
-    than yielding frames (`render`)."""
-    return bool(getattr(engine, "produces_file", False))
+class FileEngine(Engine):
+    kind = EngineKind.FILE
+    shutdown_grace: float = 0.0
+    """How long a shutdown waits for an uninterruptible step to end."""
 
-
-class UpstreamEngine(Protocol):
-    name: str
-    produces_file: bool
-    """True: the worker calls `produce` instead of `render`."""
-
-    def model_label(self, requested: str | None) -> str: ...
-
-    def check(self, width: int, height: int, num_frames: int) -> None: ...
-
-    def check_sources(self, sources: list[tuple[str, str | None]]) -> None:
-        """Raise EngineError unless every (engine, upstream id) of a request's
-        source tasks can be referred to upstream."""
-        ...
-
-    def produce(self, job: UpstreamJob, ctx: FollowContext) -> ProducedVideo: ...
+    @abstractmethod
+    def produce(self, job: UpstreamJob, ctx: FollowContext) -> ProducedVideo:
+        """Have the upstream make the video and download it into `job.workdir`."""
 
     def cancel(self, upstream_id: str, key_id: str | None) -> None:
         """Delete a generation upstream; best effort (errors are logged)."""
-        ...
+
+
+class KeyPool(Protocol):
+    """Upstream API keys shared by every process (the database keeps the
+    counts); handed to engines that need keys, so they never reach a store."""
+
+    def register(self, engine: str, secrets_: Sequence[str]) -> None: ...
+
+    def reserve(
+        self,
+        task_id: str,
+        lease_owner: str,
+        key_ids: list[str],
+        *,
+        max_in_flight: int,
+        per_minute: int,
+    ) -> Reservation: ...
+
+    def succeeded(self, key_id: str) -> None: ...
+
+    def failed(self, key_id: str, error: str, *, limit: int, cooldown: float) -> bool: ...
+
+    def set_aside(self, key_id: str, reason: str, until: float = ...) -> None:
+        """Keep a key out until `until` (a unix time; the default: for good)."""
+
+
+@dataclass
+class EngineServices:
+    """What the composition root lends engines when it builds them."""
+
+    key_pool: KeyPool | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+EngineFactory = Callable[["Settings", EngineServices], Engine | None]
+"""`from_settings(settings, services)` of an engine module: the engine, or
+None when the settings do not enable it."""

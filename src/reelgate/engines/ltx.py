@@ -24,11 +24,15 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from reelgate.engines.base import EngineError, ProgressFn, RenderJob
+from reelgate.domain.errors import InvalidInput, Unavailable
+from reelgate.engines.base import EngineServices, FrameEngine, ProgressFn, RenderJob
+
+if TYPE_CHECKING:
+    from reelgate.config import Settings
 
 SOURCE_CONDITION_FRAMES = 9  # 8k+1 frames of the source carried into an extension
 
@@ -61,7 +65,27 @@ def round_frames(n: int) -> int:
     return ((max(n, 1) - 1 + 7) // 8) * 8 + 1
 
 
-class LtxEngine:
+def from_settings(settings: Settings, services: EngineServices) -> LtxEngine | None:
+    """The ltx engine when weights are configured (torch is imported on first use)."""
+    if not settings.ltx_weights:
+        return None
+    return LtxEngine(
+        LtxConfig(
+            weights=settings.ltx_weights,
+            device=settings.ltx_device,
+            dtype=settings.ltx_dtype,
+            cpu_offload=settings.ltx_cpu_offload,
+            profiles={
+                model: LtxProfile(**values) for model, values in settings.ltx_profiles.items()
+            },
+        )
+    )
+
+
+class LtxEngine(FrameEngine):
+    """Every request shape and size the API accepts (sizes are snapped to the
+    32-pixel grid); a GPU that runs out of memory fails the task clearly."""
+
     name = "ltx"
 
     def __init__(self, config: LtxConfig) -> None:
@@ -72,13 +96,13 @@ class LtxEngine:
     def model_label(self, requested: str | None) -> str:
         return "ltx-video"
 
-    def check(self, width: int, height: int, num_frames: int) -> None:
+    def check_frames(self, width: int, height: int, num_frames: int) -> None:
         if width % 32 or height % 32:
-            raise EngineError(
+            raise InvalidInput(
                 f"LTX-Video needs sides that are multiples of 32, got {width}x{height}"
             )
         if (num_frames - 1) % 8:
-            raise EngineError(f"LTX-Video needs 8k+1 frames, got {num_frames}")
+            raise InvalidInput(f"LTX-Video needs 8k+1 frames, got {num_frames}")
 
     # Loading
 
@@ -95,7 +119,7 @@ class LtxEngine:
 
         source = self.config.weights
         if not source:
-            raise EngineError(
+            raise Unavailable(
                 "the ltx engine has no weights: set REELGATE_LTX_WEIGHTS to a "
                 "local LTX-Video directory or a cached repo id"
             )
@@ -103,11 +127,13 @@ class LtxEngine:
         device = self._device(torch)
         dtype = self._dtype(torch, device)
         try:
-            pipe = LTXConditionPipeline.from_pretrained(
+            # diffusers leaves from_pretrained unannotated; `unused-ignore`: without the
+            # ltx extra installed, diffusers is Any (see [tool.mypy]) and nothing is ignored
+            pipe = LTXConditionPipeline.from_pretrained(  # type: ignore[no-untyped-call, unused-ignore]
                 str(local) if local.exists() else source, dtype=dtype, local_files_only=True
             )
         except (OSError, ValueError) as exc:
-            raise EngineError(
+            raise Unavailable(
                 f"LTX-Video weights could not be loaded from {source!r} "
                 f"(offline; nothing is downloaded): {exc}"
             ) from exc
@@ -134,7 +160,7 @@ class LtxEngine:
     # Rendering
 
     def render(self, job: RenderJob, progress: ProgressFn) -> Iterator[np.ndarray]:
-        self.check(job.width, job.height, job.num_frames)
+        self.check_frames(job.width, job.height, job.num_frames)
         pipe = self.pipeline()
         profile = self.config.profiles.get(job.model, self.config.default_profile)
         conditions, skip, total = self.conditions(job)
@@ -185,7 +211,9 @@ class LtxEngine:
     ) -> np.ndarray:
         import torch
 
-        def on_step(pipeline: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict:
+        def on_step(
+            pipeline: Any, step: int, timestep: Any, kwargs: dict[str, Any]
+        ) -> dict[str, Any]:
             progress(0.95 * (step + 1) / profile.steps)
             return kwargs
 
@@ -210,7 +238,7 @@ class LtxEngine:
                 )
         except torch.cuda.OutOfMemoryError as exc:
             torch.cuda.empty_cache()
-            raise EngineError(
+            raise Unavailable(
                 f"the GPU ran out of memory rendering {job.width}x{job.height} "
                 f"x {total} frames; try a lower resolution or enable CPU "
                 "offload (REELGATE_LTX_CPU_OFFLOAD)"
@@ -229,5 +257,5 @@ def _source_ends(path: Path, count: int) -> tuple[list[np.ndarray], np.ndarray]:
             first = frame
         tail.append(frame)
     if first is None:
-        raise EngineError("the source video has no frames")
+        raise InvalidInput("the source video has no frames")
     return list(tail), first

@@ -1,7 +1,8 @@
 """The `luma` engine: the official Dream Machine API (or another reelgate) upstream.
 
 The engine submits a neutral request through the `lumaai` async client with
-one of the configured keys (spread by `UpstreamKeyStore` under per-key limits),
+one of the configured keys (spread by the `KeyPool` it is handed, under
+per-key limits that every process shares),
 records the upstream id on the task at once, so a crashed worker's successor
 follows the same generation rather than paying for a second one, follows the
 generation by callback nudges or polling with backoff, and downloads the
@@ -12,7 +13,8 @@ Error handling follows what each answer means for the key and the task:
 401 sets the key aside for good; 402/403 rest it; 429 rests it for
 `Retry-After`; 5xx and connection errors are retried with backoff and count
 toward resting a key that keeps failing; other 4xx answers fail the task with
-the upstream's own words.
+the upstream's own words. Each failure carries its category: the request's
+fault (400/422), the upstream's, no usable key, or a deadline passed.
 """
 
 from __future__ import annotations
@@ -24,30 +26,40 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import lumaai
 
+from reelgate.domain.errors import (
+    InvalidInput,
+    NoUsableKey,
+    TaskError,
+    TimedOut,
+    Unavailable,
+    UpstreamFailed,
+)
+from reelgate.domain.keys import fingerprint, label
+from reelgate.domain.models import LUMA_MODEL_ALIASES, LUMA_VIDEO_MODELS
+from reelgate.domain.retry import Backoff
 from reelgate.engines.base import (
     UPSTREAM_THUMBNAIL,
-    EngineError,
+    Capabilities,
+    EngineServices,
+    FileEngine,
     FollowContext,
+    Input,
+    KeyPool,
     LeaseLost,
     ProducedVideo,
     UpstreamJob,
 )
-from reelgate.store.upstream_keys import NoUsableKey, UpstreamKeyStore, fingerprint, label
+
+if TYPE_CHECKING:
+    from reelgate.config import Settings
 
 log = logging.getLogger(__name__)
 
-UPSTREAM_MODELS = ("ray-2", "ray-flash-2", "ray-1-6")
-MODEL_ALIASES = {
-    "ray-v2": "ray-2",
-    "ray-v1": "ray-1-6",
-    "ray-flash-v2": "ray-flash-2",
-    "ray-1.6": "ray-1-6",
-}
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 """Connection errors that prove the request never reached the upstream."""
 SIZED_MODELS = ("ray-2", "ray-flash-2")
@@ -75,7 +87,7 @@ class LumaConfig:
     """Cap on any wait an upstream asks for (Retry-After)."""
 
 
-class _TooLarge(EngineError):
+class _TooLarge(UpstreamFailed):
     """An upstream asset over the size or time cap: trying again would not help."""
 
 
@@ -103,34 +115,53 @@ def retry_after(exc: lumaai.APIStatusError) -> float | None:
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-class LumaEngine:
-    name = "luma"
-    produces_file = True
+def from_settings(settings: Settings, services: EngineServices) -> LumaEngine | None:
+    """The luma engine when upstream keys are configured."""
+    if not settings.luma_api_keys or services.key_pool is None:
+        return None
+    return LumaEngine(
+        LumaConfig(
+            base_url=settings.luma_base_url,
+            keys=[key.get_secret_value() for key in settings.luma_api_keys],
+            default_model=settings.luma_model,
+            max_in_flight=settings.luma_max_concurrent_per_key,
+            per_minute=settings.luma_creates_per_minute_per_key,
+            failure_limit=settings.luma_key_failure_limit,
+            cooldown=settings.luma_key_cooldown_seconds,
+            poll=settings.luma_poll_seconds,
+            poll_max=settings.luma_poll_max_seconds,
+            timeout=settings.luma_timeout_seconds,
+            request_timeout=settings.luma_request_timeout,
+            max_download_bytes=settings.fetch_max_bytes,
+        ),
+        services.key_pool,
+    )
 
-    def __init__(self, config: LumaConfig, keys: UpstreamKeyStore) -> None:
+
+class LumaEngine(FileEngine):
+    name = "luma"
+    capabilities = Capabilities(
+        # Sizes are the upstream's to judge; it answers 400 with its reason.
+        inputs=frozenset(Input) - {Input.VIDEO_URL},
+        own_sources_only=True,
+    )
+
+    def __init__(self, config: LumaConfig, keys: KeyPool) -> None:
         if not config.keys:
             raise ValueError("the luma engine needs at least one API key")
         self.config = config
         self.keys = keys
         self.secrets = {fingerprint(k): k for k in config.keys}
+        self.shutdown_grace = config.request_timeout
+        self.submit_backoff = Backoff(config.poll, 2.0, config.poll_max)
+        self.poll_backoff = Backoff(config.poll, 1.5, config.poll_max)
         keys.register(self.name, config.keys)
 
     # What the service asks before a task exists
 
     def model_label(self, requested: str | None) -> str:
-        model = MODEL_ALIASES.get(requested or "", requested or "")
-        return model if model in UPSTREAM_MODELS else self.config.default_model
-
-    def check(self, width: int, height: int, num_frames: int) -> None:
-        """Sizes are the upstream's to judge; it answers 400 with its reason."""
-
-    def check_sources(self, sources: list[tuple[str, str | None]]) -> None:
-        for engine, upstream_id in sources:
-            if engine != self.name or not upstream_id:
-                raise EngineError(
-                    "the luma engine can only extend or join videos it generated upstream "
-                    f"itself; this source was rendered by the {engine!r} engine"
-                )
+        model = LUMA_MODEL_ALIASES.get(requested or "", requested or "")
+        return model if model in LUMA_VIDEO_MODELS else self.config.default_model
 
     # Running a task
 
@@ -160,7 +191,7 @@ class LumaEngine:
     def _secret(self, key_id: str) -> str:
         secret = self.secrets.get(key_id)
         if secret is None:
-            raise EngineError(
+            raise Unavailable(
                 "the upstream API key that created this generation is no longer "
                 "configured, so the generation cannot be followed"
             )
@@ -205,7 +236,7 @@ class LumaEngine:
         """Create the generation with the least busy usable key, moving past keys
         the upstream refuses and waiting out limits and transient errors."""
         deadline = time.time() + self.config.timeout
-        backoff = self.config.poll
+        backoff = self.submit_backoff.base
         params = self._params(job)
         while True:
             key_id = await self._reserve(ctx, deadline)
@@ -213,13 +244,15 @@ class LumaEngine:
             submitted = time.time()
             async with self._client(self.secrets[key_id]) as client:
                 try:
-                    with ctx.creating():
+                    with ctx.uninterruptible():
                         generation = await client.generations.create(**params)
                 except lumaai.APIStatusError as exc:
                     if exc.status_code < 500:
                         if self._key_refused(key_id, exc):
                             continue
-                        raise EngineError(
+                        # 400/422 judge the request; anything else is the upstream's doing
+                        refused = InvalidInput if exc.status_code in (400, 422) else UpstreamFailed
+                        raise refused(
                             f"the upstream refused the request (HTTP "
                             f"{exc.status_code}): {_detail(exc)}"
                         ) from exc
@@ -233,7 +266,7 @@ class LumaEngine:
             self._count_failure(key_id, error)
             unclear = ctx.count_unclear_create() if maybe_created else 0
             if unclear >= self.config.max_unclear_creates:
-                raise EngineError(
+                raise UpstreamFailed(
                     f"the upstream failed {unclear} create requests that it may "
                     f"have received (last: {error}); not trying again, so as not "
                     "to pay for duplicates"
@@ -241,7 +274,7 @@ class LumaEngine:
             await self._wait_or_give_up(
                 ctx, backoff, deadline, f"the upstream keeps failing ({error})"
             )
-            backoff = min(backoff * 2, self.config.poll_max)
+            backoff = self.submit_backoff.next(backoff)
 
     async def _reserve(self, ctx: FollowContext, deadline: float) -> str:
         while True:
@@ -254,8 +287,8 @@ class LumaEngine:
                     max_in_flight=self.config.max_in_flight,
                     per_minute=self.config.per_minute,
                 )
-            except NoUsableKey as exc:
-                raise EngineError(str(exc)) from exc
+            except NoUsableKey:
+                raise
             if reservation.key_id is not None:
                 return reservation.key_id
             if reservation.why == "lease lost":
@@ -275,7 +308,9 @@ class LumaEngine:
         gen_id = generation.id
         try:
             if not gen_id or len(gen_id) > 64:
-                raise EngineError(f"the upstream answered a create with no usable id ({gen_id!r})")
+                raise UpstreamFailed(
+                    f"the upstream answered a create with no usable id ({gen_id!r})"
+                )
             ctx.remember(gen_id, key_id, submitted)
         except BaseException:
             if gen_id:
@@ -332,7 +367,7 @@ class LumaEngine:
         ctx: FollowContext, seconds: float, deadline: float, why: str
     ) -> None:
         if time.time() + seconds > deadline:
-            raise EngineError(f"could not create the upstream generation in time: {why}")
+            raise Unavailable(f"could not create the upstream generation in time: {why}")
         await ctx.wait(seconds)
 
     async def _follow(
@@ -348,18 +383,18 @@ class LumaEngine:
         """Poll until the generation ends. With callbacks the poll is only a
         safety net: a callback nudge ends each wait early."""
         deadline = submitted + self.config.timeout
-        delay = self.config.poll_max if callbacks else self.config.poll
+        delay = self.config.poll_max if callbacks else self.poll_backoff.base
         failing = False
         while True:
             wait = delay
             try:
                 generation = await client.generations.get(gen_id)
             except lumaai.NotFoundError as exc:
-                raise EngineError(f"the upstream generation {gen_id} no longer exists") from exc
+                raise UpstreamFailed(f"the upstream generation {gen_id} no longer exists") from exc
             except lumaai.APIStatusError as exc:
                 if exc.status_code < 500 and exc.status_code != 429:
                     self._key_refused(key_id, exc)
-                    raise EngineError(
+                    raise UpstreamFailed(
                         f"the upstream refused to show generation {gen_id} (HTTP "
                         f"{exc.status_code}): {_detail(exc)}"
                     ) from exc
@@ -378,16 +413,16 @@ class LumaEngine:
                 if generation.state == "completed":
                     return generation
                 if generation.state == "failed":
-                    raise EngineError(
+                    raise UpstreamFailed(
                         "the upstream generation failed: "
                         + (generation.failure_reason or "no reason given")
                     )
                 ctx.progress(0.1 if generation.state == "dreaming" else 0.05)
-                delay = min(delay * 1.5, self.config.poll_max)
+                delay = self.poll_backoff.next(delay)
             remaining = deadline - time.time()
             if remaining <= 0:
                 await self._delete(client, gen_id)
-                raise EngineError(
+                raise TimedOut(
                     f"the upstream generation did not finish within "
                     f"{self.config.timeout:g} s; it was cancelled upstream"
                 )
@@ -396,7 +431,9 @@ class LumaEngine:
     async def _download(self, generation: Any, workdir: Path, ctx: FollowContext) -> ProducedVideo:
         assets = generation.assets
         if assets is None or not assets.video:
-            raise EngineError(f"the upstream generation {generation.id} completed without a video")
+            raise UpstreamFailed(
+                f"the upstream generation {generation.id} completed without a video"
+            )
         video = workdir / "video.mp4"
         async with httpx.AsyncClient(
             follow_redirects=True, timeout=self.config.request_timeout
@@ -407,7 +444,7 @@ class LumaEngine:
                 try:
                     thumbnail = workdir / UPSTREAM_THUMBNAIL
                     await self._fetch(http, assets.image, thumbnail, ctx)
-                except EngineError as exc:  # the worker makes one from the video
+                except TaskError as exc:  # the worker makes one from the video
                     log.warning("upstream thumbnail of %s: %s", generation.id, exc)
                     thumbnail = None
         return ProducedVideo(video, thumbnail)
@@ -422,7 +459,10 @@ class LumaEngine:
             try:
                 async with http.stream("GET", url) as response:
                     if response.status_code != 200:
-                        raise EngineError(f"upstream asset answered HTTP {response.status_code}")
+                        raise Unavailable(
+                            f"upstream asset answered HTTP {response.status_code}",
+                            retryable=True,
+                        )
                     total = 0
                     with path.open("wb") as out:
                         async for chunk in response.aiter_bytes():
@@ -442,14 +482,16 @@ class LumaEngine:
                 return
             except _TooLarge:
                 raise
-            except (httpx.HTTPError, EngineError) as exc:
+            except (httpx.HTTPError, Unavailable) as exc:
                 if attempt == attempts:
-                    if isinstance(exc, EngineError):
+                    if isinstance(exc, Unavailable):
                         raise
-                    raise EngineError(
-                        f"cannot download the upstream asset: {exc.__class__.__name__}"
+                    # the next attempt follows the same generation and downloads again
+                    raise Unavailable(
+                        f"cannot download the upstream asset: {exc.__class__.__name__}",
+                        retryable=True,
                     ) from exc
-                await asyncio.sleep(self.config.poll * attempt)
+                await asyncio.sleep(self.submit_backoff.delay(attempt))
 
     async def _delete(self, client: lumaai.AsyncLumaAI, gen_id: str) -> None:
         try:

@@ -16,49 +16,67 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from reelgate.engines.base import EngineError, ProgressFn, RenderJob
+from reelgate.domain.errors import InvalidInput
+from reelgate.engines.base import (
+    Capabilities,
+    EngineServices,
+    FrameEngine,
+    ProgressFn,
+    RenderJob,
+)
 from reelgate.media.images import cover_fit
+
+if TYPE_CHECKING:
+    from reelgate.config import Settings
 
 MAX_SHORT_SIDE = 1088  # 1080p snapped to the 32-pixel grid
 FLOW_LONG_SIDE = 384  # optical flow resolution: fast, and smooth motion needs no more
 SCENE_DOWNSCALE = 4  # text scenes are smooth fields: render small, upscale
 
 
-class PreviewEngine:
-    """Classical computer-vision renderer (NumPy + OpenCV) behind the Engine protocol."""
+class PreviewEngine(FrameEngine):
+    """Classical computer-vision renderer (NumPy + OpenCV) behind the engine base."""
 
     name = "preview"
+    # What a CPU renders in reasonable time: everything but 4k.
+    capabilities = Capabilities(resolutions=("540p", "720p", "1080p"))
 
     def model_label(self, requested: str | None) -> str:
         """Always the same label: whatever was asked for, this is what rendered it."""
         return "reelgate-preview"
 
-    def check(self, width: int, height: int, num_frames: int) -> None:
+    def check_frames(self, width: int, height: int, num_frames: int) -> None:
         """Refuse what a CPU cannot render in reasonable time (4k), and nonsense sizes."""
         if width <= 0 or height <= 0 or width % 2 or height % 2:
-            raise EngineError(
+            raise InvalidInput(
                 f"the preview engine needs a positive, even frame size, got {width}x{height}"
             )
         if min(width, height) > MAX_SHORT_SIDE:
-            raise EngineError(
+            raise InvalidInput(
                 f"the preview engine renders up to 1080p; {width}x{height} (4k) is not supported,"
                 " choose 540p, 720p or 1080p"
             )
         if num_frames < 1:
-            raise EngineError(f"the preview engine needs at least one frame, got {num_frames}")
+            raise InvalidInput(f"the preview engine needs at least one frame, got {num_frames}")
 
     def render(self, job: RenderJob, progress: ProgressFn) -> Iterator[np.ndarray]:
         """Yield job.num_frames frames of job.height x job.width x 3, reporting progress."""
-        self.check(job.width, job.height, job.num_frames)
+        self.check_frames(job.width, job.height, job.num_frames)
         progress(0.0)
         for produced, frame in enumerate(_frames_for(job), start=1):
             yield np.ascontiguousarray(frame, dtype=np.uint8)
             progress(produced / job.num_frames)
         progress(1.0)
+
+
+def from_settings(settings: Settings, services: EngineServices) -> PreviewEngine:
+    """Always on: it needs no weights and no settings."""
+    return PreviewEngine()
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -70,7 +88,7 @@ def _frames_for(job: RenderJob) -> Iterator[np.ndarray]:
     n = job.num_frames
     rng = _rng(job.prompt, job.seed)
     if job.source_last_frame is not None:
-        return _extend(job, rng)
+        return _extend(job, job.source_last_frame, rng)
     start = None if job.start_image is None else cover_fit(job.start_image, *size)
     end = None if job.end_image is None else cover_fit(job.end_image, *size)
     if start is not None and end is not None:
@@ -84,11 +102,13 @@ def _frames_for(job: RenderJob) -> Iterator[np.ndarray]:
     return _TextScene(job.prompt, job.seed, job.width, job.height, job.fps).frames(n, job.loop)
 
 
-def _extend(job: RenderJob, rng: np.random.Generator) -> Iterator[np.ndarray]:
+def _extend(
+    job: RenderJob, last_frame: np.ndarray, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
     """Continue from the source's last frame; the first new frame is one small step on."""
     size = (job.width, job.height)
     n = job.num_frames
-    source = cover_fit(job.source_last_frame, *size)  # already fitted; cheap no-op then
+    source = cover_fit(last_frame, *size)  # already fitted; cheap no-op then
     target = None if job.end_image is None else cover_fit(job.end_image, *size)
     if target is None and job.loop:
         target = _first_frame_of(job.source_video, size)
@@ -249,7 +269,7 @@ def _bidirectional_flow(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.nd
     sw, sh = max(16, round(w * k)), max(16, round(h * k))
     ga = cv2.cvtColor(cv2.resize(a, (sw, sh), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
     gb = cv2.cvtColor(cv2.resize(b, (sw, sh), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     scale = np.array([w / sw, h / sh], dtype=np.float32)
     dx, dy = _global_shift(ga, gb)
     flows = []
@@ -257,12 +277,13 @@ def _bidirectional_flow(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.nd
         # Flow src -> dst = the global shift + DIS on the residual motion.
         moved = cv2.warpAffine(
             dst,
-            np.float32([[1, 0, sx], [0, 1, sy]]),
+            np.array([[1, 0, sx], [0, 1, sy]], dtype=np.float32),
             (sw, sh),
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_REPLICATE,
         )
-        small = dis.calc(src, moved, None)
+        # None (no initial flow) is accepted at run time; the stubs want an array
+        small: np.ndarray = dis.calc(src, moved, None)  # type: ignore[call-overload]
         small[..., 0] += sx
         small[..., 1] += sy
         flows.append(small * scale)
@@ -325,7 +346,8 @@ class _FlowMorph:
 
     @staticmethod
     def _warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-        return cv2.remap(
+        # map2 None (a relative map1 alone) is accepted at run time; the stubs want an array
+        warped: np.ndarray = cv2.remap(  # type: ignore[call-overload]
             image,
             flow,
             None,
@@ -333,6 +355,7 @@ class _FlowMorph:
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=0,
         )
+        return warped
 
     def _fill_unseen(
         self,
@@ -585,9 +608,9 @@ class _TextScene:
         radius = b.radius * (1.0 + 0.15 * math.sin(self._omega(b.wy * 0.7) * t + b.px))
         d2 = ((self.xs - x) * self.aspect) ** 2 + (self.ys - y) ** 2
         light = np.exp(-d2 / (2.0 * radius * radius)) * b.intensity
-        return img + (1.0 - img) * (
-            light[..., None] * b.colour
-        )  # screen blend: lights never clip harshly
+        # screen blend: lights never clip harshly
+        lit: np.ndarray = img + (1.0 - img) * (light[..., None] * b.colour)
+        return lit
 
     def _add_ridge(
         self, img: np.ndarray, k: int, base: float, waves: list[_Wave], t: float
@@ -600,7 +623,8 @@ class _TextScene:
         edge = np.clip((self.ys - height) * self.sh * 0.8 + 0.5, 0.0, 1.0)[..., None]
         depth = np.clip((self.ys - height) * 2.5, 0.0, 1.0)[..., None]
         colour = self.ridge_colours[k] * (1.0 - 0.45 * depth)
-        return img * (1.0 - edge) + colour * edge
+        ridged: np.ndarray = img * (1.0 - edge) + colour * edge
+        return ridged
 
     def _draw_particles(self, img: np.ndarray, t: float) -> None:
         p = self.particles

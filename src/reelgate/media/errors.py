@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from reelgate.domain.errors import InvalidInput
 
-class MediaError(Exception):
+
+class MediaError(InvalidInput):
     """A user-supplied file (image or video) is missing, corrupt or unsupported.
 
     The message is shown to the client as the task's failure reason, so it

@@ -22,13 +22,24 @@ from urllib.parse import unquote_to_bytes, urljoin, urlsplit, urlunsplit
 import httpx
 
 from reelgate import __version__
-from reelgate.config import Settings
+from reelgate.domain.errors import InvalidInput
 
 USER_AGENT = f"reelgate/{__version__}"
 
 
-class FetchError(Exception):
+class FetchError(InvalidInput):
     """A URL could not be fetched; the message is safe to show the client."""
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    """What the guarded client may do; built from the settings by the caller."""
+
+    allow_private_networks: bool = False
+    timeout: float = 30.0
+    max_bytes: int = 200 * 1024 * 1024
+    max_redirects: int = 5
+    callback_timeout: float = 10.0
 
 
 METADATA_ADDRESSES = frozenset(
@@ -97,12 +108,12 @@ def decode_data_uri(uri: str, max_bytes: int) -> bytes:
 
 
 class GuardedClient:
-    def __init__(self, settings: Settings, resolver: Resolver = system_resolver) -> None:
-        self.settings = settings
+    def __init__(self, limits: FetchLimits, resolver: Resolver = system_resolver) -> None:
+        self.limits = limits
         self.resolver = resolver
         self._client = httpx.Client(
             follow_redirects=False,
-            timeout=settings.fetch_timeout,
+            timeout=limits.timeout,
             headers={"user-agent": USER_AGENT},
         )
 
@@ -128,7 +139,7 @@ class GuardedClient:
         for address in addresses:
             if _plain_ip(address) in METADATA_ADDRESSES:
                 raise FetchError(f"host {host!r} is a cloud metadata address")
-            if not self.settings.allow_private_networks and not is_public_address(address):
+            if not self.limits.allow_private_networks and not is_public_address(address):
                 raise FetchError(f"host {host!r} resolves to a non-public address")
         ip = ipaddress.ip_address(addresses[0].split("%")[0])
         netloc = f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
@@ -139,11 +150,11 @@ class GuardedClient:
 
     def fetch(self, url: str, max_bytes: int | None = None) -> bytes:
         """The body of a URL or data URI, at most `max_bytes`."""
-        limit = max_bytes or self.settings.fetch_max_bytes
+        limit = max_bytes or self.limits.max_bytes
         if url.startswith("data:"):
             return decode_data_uri(url, limit)
         response_url = url
-        for _ in range(self.settings.fetch_max_redirects + 1):
+        for _ in range(self.limits.max_redirects + 1):
             target = self.target(response_url)
             try:
                 with self._client.stream(
@@ -157,9 +168,7 @@ class GuardedClient:
                     return self._read_capped(response, limit, url)
             except httpx.HTTPError as exc:
                 raise FetchError(f"cannot fetch {url[:200]}: {exc.__class__.__name__}") from exc
-        raise FetchError(
-            f"{url[:200]} redirected more than {self.settings.fetch_max_redirects} times"
-        )
+        raise FetchError(f"{url[:200]} redirected more than {self.limits.max_redirects} times")
 
     @staticmethod
     def _read_capped(response: httpx.Response, limit: int, url: str) -> bytes:
@@ -183,6 +192,6 @@ class GuardedClient:
             content=body,
             headers={**headers, **target.headers},
             extensions=target.extensions,
-            timeout=self.settings.callback_timeout,
+            timeout=self.limits.callback_timeout,
         )
         return response.status_code

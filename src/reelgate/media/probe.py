@@ -6,7 +6,7 @@ sizes and durations we report are the ones a player will see.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +54,9 @@ def probe_video(path: Path) -> VideoInfo:
         )
 
 
-def iter_frames(path: Path, size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+def iter_frames(
+    path: Path, size: tuple[int, int] | None = None
+) -> Generator[np.ndarray, None, None]:
     """Yield RGB uint8 frames one at a time (memory stays bounded).
 
     With `size=(width, height)` each frame is cover-fitted, so a source clip

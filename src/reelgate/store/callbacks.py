@@ -4,27 +4,12 @@ dispatchers never send the same attempt, and a record of every attempt."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from sqlalchemy import and_, or_, select
 
+from reelgate.domain.types import Delivery
 from reelgate.store.db import Database
 from reelgate.store.schema import CallbackRow
-
-
-@dataclass(frozen=True)
-class Delivery:
-    id: str
-    task_id: str
-    url: str
-    dialect: str
-    event: str
-    state: str
-    attempts: int
-    last_status: int | None
-    last_error: str | None
-    created_at: float
-    delivered_at: float | None
 
 
 def _delivery(row: CallbackRow) -> Delivery:

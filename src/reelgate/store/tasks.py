@@ -12,12 +12,21 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
-from reelgate.core.models import FailureCode, Kind, State, Task, TaskResult
+from reelgate.domain.models import (
+    TERMINAL_STATES,
+    FailureCode,
+    Kind,
+    State,
+    Task,
+    TaskResult,
+    describe_size,
+)
 from reelgate.store.db import Database
 from reelgate.store.schema import CallbackRow, TaskRow
 
@@ -62,6 +71,20 @@ def _to_task(row: TaskRow) -> Task:
         upstream_id=row.upstream_id,
         upstream_key=row.upstream_key,
         upstream_submitted_at=row.upstream_submitted_at,
+    )
+
+
+def fenced_row(s: Session, task_id: str, lease_owner: str) -> TaskRow | None:
+    """The task's row, locked, only while this lease still holds it: every
+    write a worker makes after claiming goes through here."""
+    return s.scalar(
+        select(TaskRow)
+        .where(
+            TaskRow.id == task_id,
+            TaskRow.lease_owner == lease_owner,
+            TaskRow.state == State.RUNNING.value,
+        )
+        .with_for_update()
     )
 
 
@@ -192,7 +215,7 @@ class TaskStore:
         """Which of these tasks are finished: one query for every waiting client."""
         ids = list(task_ids)
         done: list[str] = []
-        terminal = [s.value for s in (State.COMPLETED, State.FAILED, State.CANCELLED)]
+        terminal = [state.value for state in TERMINAL_STATES]
         with self.db.read() as s:
             for i in range(0, len(ids), 500):
                 done.extend(
@@ -290,54 +313,21 @@ class TaskStore:
                 )
                 .values(**values)
             )
-            return result.rowcount == 1
-
-    # Upstream generations
-
-    def remember_upstream(
-        self, task_id: str, lease_owner: str, upstream_id: str, key_id: str, submitted_at: float
-    ) -> bool:
-        """Record the upstream generation a run created, fenced on its lease, so a
-        later attempt follows it instead of creating (and paying for) another."""
-        with self.db.write() as s:
-            row = self._fenced_row(s, task_id, lease_owner)
-            if row is None:
-                return False
-            row.upstream_id = upstream_id
-            row.upstream_key = key_id
-            row.upstream_submitted_at = submitted_at
-            row.updated_at = time.time()
-            return True
-
-    def count_unclear_create(self, task_id: str, lease_owner: str) -> int | None:
-        """Count a create the upstream may have acted on; the new total, or
-        None when the lease is lost. Kept on the task so restarts add up."""
-        with self.db.write() as s:
-            row = self._fenced_row(s, task_id, lease_owner)
-            if row is None:
-                return None
-            row.upstream_unclear_creates = (row.upstream_unclear_creates or 0) + 1
-            return row.upstream_unclear_creates
-
-    def nudge_upstream(self, task_id: str) -> bool:
-        """An upstream callback arrived: the worker following the task looks now."""
-        with self.db.write() as s:
-            return (
-                s.execute(
-                    update(TaskRow)
-                    .where(TaskRow.id == task_id)
-                    .values(upstream_nudged_at=time.time())
-                ).rowcount
-                == 1
-            )
-
-    def upstream_nudged_at(self, task_id: str) -> float | None:
-        with self.db.read() as s:
-            return s.scalar(select(TaskRow.upstream_nudged_at).where(TaskRow.id == task_id))
+            return cast("CursorResult[Any]", result).rowcount == 1  # an UPDATE's result
 
     def complete(self, task_id: str, lease_owner: str, result: TaskResult) -> bool:
+        """Finish with a result. The task's aspect ratio and resolution become
+        those of the video it made (an extend keeps its source's size, which
+        only the worker knows for a video given by URL)."""
+        aspect_ratio, resolution = describe_size(result.video.width, result.video.height)
         return self._finish_fenced(
-            task_id, lease_owner, State.COMPLETED, result=result.to_dict(), progress=1.0
+            task_id,
+            lease_owner,
+            State.COMPLETED,
+            result=result.to_dict(),
+            progress=1.0,
+            aspect_ratio=aspect_ratio,
+            resolution=resolution,
         )
 
     def fail(
@@ -368,10 +358,16 @@ class TaskStore:
             return True
 
     def retry_later(
-        self, task_id: str, lease_owner: str, reason: str, delay: float, max_attempts: int
+        self,
+        task_id: str,
+        lease_owner: str,
+        reason: str,
+        delay: float,
+        max_attempts: int,
+        code: FailureCode = FailureCode.INTERNAL,
     ) -> bool:
         """Put a task that hit a transient error back in the queue, or fail it
-        when its attempts are used up."""
+        with `code` when its attempts are used up."""
         now = time.time()
         with self.db.write() as s:
             row = self._fenced_row(s, task_id, lease_owner)
@@ -384,7 +380,7 @@ class TaskStore:
                     State.FAILED,
                     now,
                     failure_reason=f"{reason} (gave up after {row.attempts} attempts)",
-                    failure_code=FailureCode.INTERNAL.value,
+                    failure_code=code.value,
                 )
                 return True
             row.state = State.QUEUED.value
@@ -395,16 +391,9 @@ class TaskStore:
             row.updated_at = now
             return True
 
-    def _fenced_row(self, s: Session, task_id: str, lease_owner: str) -> TaskRow | None:
-        return s.scalar(
-            select(TaskRow)
-            .where(
-                TaskRow.id == task_id,
-                TaskRow.lease_owner == lease_owner,
-                TaskRow.state == State.RUNNING.value,
-            )
-            .with_for_update()
-        )
+    @staticmethod
+    def _fenced_row(s: Session, task_id: str, lease_owner: str) -> TaskRow | None:
+        return fenced_row(s, task_id, lease_owner)
 
     def _finish_fenced(self, task_id: str, lease_owner: str, state: State, **values: Any) -> bool:
         now = time.time()

@@ -8,23 +8,16 @@ import hmac
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
+from typing import Any, cast
 
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import CursorResult
 
+from reelgate.domain.types import TokenInfo
 from reelgate.store.db import Database
 from reelgate.store.schema import TokenRow
 
 TOKEN_PREFIX = "rg_"
-
-
-@dataclass(frozen=True)
-class TokenInfo:
-    id: str
-    name: str
-    prefix: str
-    created_at: float
-    revoked_at: float | None
 
 
 def hash_token(token: str) -> str:
@@ -90,4 +83,5 @@ class TokenStore:
                 .where(TokenRow.revoked_at.is_(None))
                 .values(revoked_at=time.time())
             )
-            return result.rowcount
+            # an UPDATE's result is a CursorResult; Session.execute is typed as Result
+            return cast("CursorResult[Any]", result).rowcount

@@ -11,7 +11,6 @@ take the last free slot of a key.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,21 +20,16 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from reelgate.core.models import State
+from reelgate.domain.errors import NoUsableKey
+from reelgate.domain.keys import fingerprint, label
+from reelgate.domain.models import State
+from reelgate.domain.types import Reservation
 from reelgate.store.db import Database
 from reelgate.store.schema import TaskRow, UpstreamKeyRow, UpstreamSubmitRow
+from reelgate.store.tasks import fenced_row
 
 FOREVER = -1.0
 """`set_aside_until` of a key that stays out until an operator resets it (401)."""
-
-
-def fingerprint(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()[:16]
-
-
-def label(secret: str) -> str:
-    """How a key is shown to operators: never more than its last four characters."""
-    return "..." + secret[-4:] if len(secret) > 8 else "..."
 
 
 @dataclass(frozen=True)
@@ -54,19 +48,6 @@ class KeyStatus:
         return self.set_aside_until is None or (
             self.set_aside_until != FOREVER and self.set_aside_until <= time.time()
         )
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """Either a key to create with now, or how long to wait for one."""
-
-    key_id: str | None
-    wait: float = 0.0
-    why: str = ""
-
-
-class NoUsableKey(Exception):
-    """Every configured key is set aside for good; the message says why."""
 
 
 class UpstreamKeyStore:
@@ -133,7 +114,7 @@ class UpstreamKeyStore:
                     )
                 return Reservation(
                     None,
-                    max(0.5, min(resting) - now),  # type: ignore[type-var]
+                    max(0.5, min(resting) - now),
                     "every key is resting",
                 )
             best: tuple[int, int, str] | None = None
@@ -157,15 +138,7 @@ class UpstreamKeyStore:
                     best = (in_flight, len(recent), key.id)
             if best is None:
                 return Reservation(None, wait, "every usable key is at its limit")
-            task = s.scalar(
-                select(TaskRow)
-                .where(
-                    TaskRow.id == task_id,
-                    TaskRow.lease_owner == lease_owner,
-                    TaskRow.state == State.RUNNING.value,
-                )
-                .with_for_update()
-            )
+            task = fenced_row(s, task_id, lease_owner)
             if task is None:
                 return Reservation(None, 0.0, "lease lost")
             task.upstream_key = best[2]

@@ -21,9 +21,11 @@ from typing import Any
 from standardwebhooks import Webhook
 
 from reelgate.config import Settings
-from reelgate.core.models import Task
+from reelgate.domain.models import Task
+from reelgate.domain.retry import Backoff
+from reelgate.domain.types import Delivery
 from reelgate.media.fetch import FetchError, GuardedClient
-from reelgate.store.callbacks import CallbackStore, Delivery
+from reelgate.store.callbacks import CallbackStore
 from reelgate.store.tasks import TaskStore
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,9 @@ class CallbackDispatcher:
         self.client = client
         self.render = render
         self.signer = signer
+        self.backoff = Backoff(
+            settings.callback_backoff_seconds, cap=settings.callback_max_backoff_seconds
+        )
 
     def run(self, stop: threading.Event, wake: threading.Event) -> None:
         while not stop.is_set():
@@ -109,9 +114,6 @@ class CallbackDispatcher:
 
     def _retry_at(self, delivery: Delivery) -> float | None:
         """Exponential backoff, capped; None once the delivery window is over."""
-        delay = min(
-            self.settings.callback_backoff_seconds * 2**delivery.attempts,
-            self.settings.callback_max_backoff_seconds,
-        )
+        delay = self.backoff.delay(delivery.attempts + 1)
         at = time.time() + delay
         return at if at <= delivery.created_at + self.settings.callback_window_seconds else None

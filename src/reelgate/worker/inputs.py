@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from reelgate.config import Settings
-from reelgate.core.models import Task
+from reelgate.domain.errors import InvalidInput
+from reelgate.domain.models import Task
 from reelgate.media.fetch import GuardedClient
 from reelgate.media.images import decode_image, save_jpeg
 from reelgate.media.probe import VideoInfo, probe_video, read_last_frame
@@ -20,7 +21,7 @@ from reelgate.storage.local import LocalStorage
 from reelgate.store.tasks import TaskStore
 
 
-class InputError(Exception):
+class InputError(InvalidInput):
     """An input cannot be used; the task fails with this message."""
 
 

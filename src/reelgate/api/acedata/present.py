@@ -5,13 +5,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from reelgate.core.models import FailureCode, State, Task
+from reelgate.domain.models import FailureCode, State, Task
 
 UrlFor = Callable[[str], str]
 
 
+FAILURES: dict[FailureCode, tuple[str, int]] = {
+    FailureCode.INVALID_INPUT: ("bad_request", 400),
+    FailureCode.UPSTREAM: ("api_error", 502),
+    FailureCode.UNAVAILABLE: ("api_error", 503),
+    FailureCode.TIMEOUT: ("timeout", 504),
+    FailureCode.INTERNAL: ("api_error", 500),
+}
+"""AceData's error code and HTTP status for each way a task can fail."""
+
+
+def failure_error(code: FailureCode | None) -> tuple[str, int]:
+    return FAILURES[code or FailureCode.INTERNAL]
+
+
 def error_code_for_failure(task: Task) -> str:
-    return "bad_request" if task.failure_code is FailureCode.INVALID_INPUT else "api_error"
+    return failure_error(task.failure_code)[0]
 
 
 def flat_result(task: Task, url_for: UrlFor) -> dict[str, Any]:

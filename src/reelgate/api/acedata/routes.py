@@ -9,13 +9,13 @@ from anyio.to_thread import run_sync
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 
-from reelgate.api.acedata.present import flat_result, retrieve_item
+from reelgate.api.acedata.present import failure_error, flat_result, retrieve_item
 from reelgate.api.acedata.schemas import TasksRequest, VideoRequest
 from reelgate.api.context import ApiContext
 from reelgate.api.deliveries import delivery_dict
-from reelgate.core.errors import InvalidRequest, ReelgateError, TaskFailed, WaitTimeout
-from reelgate.core.models import FailureCode, GenerationRequest, Kind, State, Task
-from reelgate.store.tokens import TokenInfo
+from reelgate.domain.errors import InvalidRequest, ReelgateError, TaskFailed, WaitTimeout
+from reelgate.domain.models import FailureCode, GenerationRequest, Kind, State, Task
+from reelgate.domain.types import TokenInfo
 
 DIALECT = "acedata"
 PREFIXES = ("/luma/videos", "/luma/tasks")
@@ -34,7 +34,7 @@ _ERRORS: dict[str, tuple[str, int]] = {
 def render_error(error: ReelgateError, trace_id: str) -> Response:
     code, status = _ERRORS.get(error.code, ("api_error", 500))
     if isinstance(error, TaskFailed):
-        code, status = ("bad_request", 400) if error.input_error else ("api_error", 500)
+        code, status = failure_error(error.failure_code)
     body: dict[str, Any] = {
         "success": False,
         "error": {"code": code, "message": error.message},
@@ -119,7 +119,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
             raise TaskFailed(
                 task.failure_reason or "the task failed",
                 task_id=task.id,
-                input_error=task.failure_code is FailureCode.INVALID_INPUT,
+                failure_code=task.failure_code or FailureCode.INTERNAL,
             )
         raise WaitTimeout(
             f"the video was not ready within {timeout:g} s; poll /luma/tasks with this task_id",

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reelgate.domain.models import MAX_PROMPT_CHARS
+
 
 class VideoRequest(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
@@ -14,7 +16,7 @@ class VideoRequest(BaseModel):
     action: Literal["generate", "extend"] | None = Field(
         None, description="generate (default) or extend"
     )
-    prompt: str | None = Field(None, max_length=5000)
+    prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
     start_image_url: str | None = Field(None, description="First frame of the video")
     end_image_url: str | None = Field(None, description="Last frame of the video")
     image_urls: list[str] | None = Field(

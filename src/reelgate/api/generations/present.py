@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reelgate.api.timefmt import iso_utc
-from reelgate.core.models import Asset, State, Task
+from reelgate.domain.models import Asset, State, Task
 
 UrlFor = Callable[[str], str]
 
@@ -47,6 +47,7 @@ def task_object(task: Task, url_for: UrlFor) -> dict[str, Any]:
         "last_frame": _image(result.last_frame, url_for) if result else None,
         "request": {"prompt": task.prompt, "aspect_ratio": task.aspect_ratio},
         "failure_reason": task.failure_reason,
+        "failure_code": task.failure_code.value if task.failure_code else None,
     }
 
 

@@ -17,9 +17,9 @@ from reelgate.api.deliveries import delivery_dict
 from reelgate.api.errors import status_for
 from reelgate.api.generations.present import task_object, wrapped
 from reelgate.api.generations.schemas import CreateRequest, UploadRequest
-from reelgate.core.errors import InvalidRequest, ReelgateError
-from reelgate.core.models import GenerationRequest, Kind, State, Task
-from reelgate.store.tokens import TokenInfo
+from reelgate.domain.errors import InvalidRequest, ReelgateError
+from reelgate.domain.models import GenerationRequest, Kind, State, Task
+from reelgate.domain.types import TokenInfo
 
 DIALECT = "generations"
 PREFIX = "/luma/generations"

@@ -6,11 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reelgate.domain.models import MAX_PROMPT_CHARS
+
 
 class CreateRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    user_prompt: str | None = Field(None, max_length=5000)
+    user_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
     expand_prompt: bool | None = None
     loop: bool | None = None
     image_url: str | None = Field(None, description="URL, data URI or bare Base64")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reelgate.api.timefmt import iso_utc
-from reelgate.core.models import State, Task
+from reelgate.domain.models import State, Task
 
 UrlFor = Callable[[str], str]
 
@@ -22,7 +22,7 @@ STATES = {
 def generation(task: Task, url_for: UrlFor, state: State | None = None) -> dict[str, Any]:
     """The Generation object; `state` renders it as of an earlier state change."""
     state = state or task.state
-    done = state is State.COMPLETED and task.result is not None
+    result = task.result if state is State.COMPLETED else None
     return {
         "id": task.id,
         "generation_type": "video",
@@ -30,8 +30,8 @@ def generation(task: Task, url_for: UrlFor, state: State | None = None) -> dict[
         "failure_reason": task.failure_reason if state in (State.FAILED, State.CANCELLED) else None,
         "created_at": iso_utc(task.created_at),
         "assets": {
-            "video": url_for(task.result.video.key) if done else None,
-            "image": url_for(task.result.thumbnail.key) if done else None,
+            "video": url_for(result.video.key) if result is not None else None,
+            "image": url_for(result.thumbnail.key) if result is not None else None,
             "progress_video": None,
         },
         "model": task.model,

@@ -14,13 +14,18 @@ from reelgate.api.context import ApiContext
 from reelgate.api.errors import status_for
 from reelgate.api.official.present import generation
 from reelgate.api.official.schemas import CreateGeneration, GenerationKeyframe, ImageKeyframe
-from reelgate.core.errors import InvalidRequest, ReelgateError
-from reelgate.core.models import GenerationRequest, Kind
-from reelgate.store.tokens import TokenInfo
+from reelgate.domain.errors import InvalidRequest, ReelgateError
+from reelgate.domain.models import (
+    LUMA_VIDEO_MODELS,
+    MAX_PROMPT_CHARS,
+    OFFICIAL_MIN_PROMPT_CHARS,
+    GenerationRequest,
+    Kind,
+)
+from reelgate.domain.types import TokenInfo
 
 DIALECT = "official"
 PREFIX = "/dream-machine/v1"
-MODELS = ("ray-1-6", "ray-2", "ray-flash-2")
 
 
 def render_error(error: ReelgateError, trace_id: str) -> Response:
@@ -36,8 +41,10 @@ def to_neutral(body: CreateGeneration, known_models: set[str]) -> GenerationRequ
     frames = body.keyframes
     frame0 = frames.frame0 if frames else None
     frame1 = frames.frame1 if frames else None
-    if prompt is not None and not 3 <= len(prompt) <= 5000:
-        raise InvalidRequest("prompt must be between 3 and 5000 characters")
+    if prompt is not None and not OFFICIAL_MIN_PROMPT_CHARS <= len(prompt) <= MAX_PROMPT_CHARS:
+        raise InvalidRequest(
+            f"prompt must be between {OFFICIAL_MIN_PROMPT_CHARS} and {MAX_PROMPT_CHARS} characters"
+        )
     if prompt is None and frame0 is None and frame1 is None:
         raise InvalidRequest("prompt is required")
     if body.loop and frame1 is not None:
@@ -66,7 +73,7 @@ def to_neutral(body: CreateGeneration, known_models: set[str]) -> GenerationRequ
 
 def build_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["official dialect"])
-    known_models = set(MODELS) | set(ctx.settings.model_engines)
+    known_models = set(LUMA_VIDEO_MODELS) | set(ctx.settings.model_engines)
 
     async def create(body: CreateGeneration, owner: TokenInfo) -> JSONResponse:
         request = to_neutral(body, known_models)

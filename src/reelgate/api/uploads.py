@@ -8,7 +8,7 @@ import uuid
 
 from PIL import Image
 
-from reelgate.core.errors import InvalidRequest
+from reelgate.domain.errors import InvalidRequest
 from reelgate.media.errors import MediaError
 from reelgate.media.fetch import FetchError, GuardedClient
 from reelgate.media.images import decode_image

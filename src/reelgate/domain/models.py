@@ -26,6 +26,21 @@ ASPECT_RATIOS: dict[str, tuple[int, int]] = {
 RESOLUTIONS: dict[str, int] = {"540p": 540, "720p": 720, "1080p": 1080, "4k": 2160}
 DURATIONS: dict[str, int] = {"5s": 5, "9s": 9}
 
+MAX_PROMPT_CHARS = 5000
+"""The longest prompt any dialect accepts."""
+OFFICIAL_MIN_PROMPT_CHARS = 3
+"""The official API's shortest prompt."""
+
+LUMA_VIDEO_MODELS = ("ray-2", "ray-flash-2", "ray-1-6")
+"""The official API's video models (what its `model` field accepts)."""
+LUMA_MODEL_ALIASES = {
+    "ray-v2": "ray-2",
+    "ray-v1": "ray-1-6",
+    "ray-flash-v2": "ray-flash-2",
+    "ray-1.6": "ray-1-6",
+}
+"""Model names the gateway dialects use for the official ones."""
+
 
 class State(StrEnum):
     QUEUED = "queued"
@@ -46,6 +61,9 @@ class FailureCode(StrEnum):
     """Why a task failed, so each dialect can pick its error and status."""
 
     INVALID_INPUT = "invalid_input"  # the client's inputs cannot be used
+    UPSTREAM = "upstream"  # the upstream service failed or refused the generation
+    UNAVAILABLE = "unavailable"  # the server cannot do it now (keys, capacity, transient)
+    TIMEOUT = "timeout"  # the generation did not finish in time
     INTERNAL = "internal"  # the server could not finish it (crashes, lost workers)
 
 
@@ -67,6 +85,19 @@ def frame_size(aspect_ratio: str, resolution: str) -> tuple[int, int]:
     if a >= b:
         return _round_to_grid(short * a / b), _round_to_grid(short)
     return _round_to_grid(short), _round_to_grid(short * b / a)
+
+
+def describe_size(width: int, height: int) -> tuple[str, str]:
+    """The aspect ratio and resolution names closest to a real frame size, so
+    a task reports what it made (an extended video keeps its source's size)."""
+    ratio = width / max(1, height)
+    aspect = min(
+        ASPECT_RATIOS,
+        key=lambda k: abs(math.log(ratio * ASPECT_RATIOS[k][1] / ASPECT_RATIOS[k][0])),
+    )
+    short = min(width, height)
+    resolution = min(RESOLUTIONS, key=lambda k: abs(RESOLUTIONS[k] - short))
+    return aspect, resolution
 
 
 def frame_count(duration: str) -> int:

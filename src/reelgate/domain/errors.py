@@ -1,0 +1,119 @@
+"""Neutral errors.
+
+Two families. `ReelgateError`s answer a request: each dialect renders them in
+its own error shape and status. `TaskError`s end a task's attempt: each
+carries the failure code clients see (so a dialect can tell the client's
+fault from the server's or the upstream's) and whether another attempt may
+succeed, so the worker has one rule for retrying.
+"""
+
+from __future__ import annotations
+
+from reelgate.domain.models import FailureCode
+
+
+class ReelgateError(Exception):
+    code = "internal"
+
+    def __init__(self, message: str, *, task_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.task_id = task_id
+
+
+class InvalidRequest(ReelgateError):
+    code = "invalid_request"
+
+
+class Unauthorized(ReelgateError):
+    code = "unauthorized"
+
+
+class Forbidden(ReelgateError):
+    code = "forbidden"
+
+
+class NotFound(ReelgateError):
+    code = "not_found"
+
+
+class PayloadTooLarge(ReelgateError):
+    code = "payload_too_large"
+
+
+class RateLimited(ReelgateError):
+    """Too many requests; `retry_after` (seconds) becomes the Retry-After header."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class WaitTimeout(ReelgateError):
+    """A synchronous call ran out of time; the task goes on and can be polled."""
+
+    code = "timeout"
+
+
+class TaskFailed(ReelgateError):
+    """A synchronous call whose task failed; `failure_code` says whose fault it was."""
+
+    code = "task_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: str | None = None,
+        failure_code: FailureCode = FailureCode.INTERNAL,
+    ) -> None:
+        super().__init__(message, task_id=task_id)
+        self.failure_code = failure_code
+
+
+# Why a task's attempt ended
+
+
+class TaskError(Exception):
+    """An attempt at a task cannot finish. The message is safe to show the client."""
+
+    code: FailureCode = FailureCode.INTERNAL
+    retryable: bool = False
+    """Whether another attempt may succeed where this one failed."""
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class InvalidInput(TaskError):
+    """The client's request or inputs cannot be used (another attempt would repeat it)."""
+
+    code = FailureCode.INVALID_INPUT
+
+
+class UpstreamFailed(TaskError):
+    """The service an engine relies on failed or refused the generation."""
+
+    code = FailureCode.UPSTREAM
+
+
+class Unavailable(TaskError):
+    """The server cannot do this now (no usable key, an engine that cannot load,
+    a transient failure); retried when `retryable`."""
+
+    code = FailureCode.UNAVAILABLE
+
+
+class TimedOut(TaskError):
+    """The generation took longer than its deadline."""
+
+    code = FailureCode.TIMEOUT
+
+
+class NoUsableKey(Unavailable):
+    """Every configured upstream key is set aside for good; the message says why."""

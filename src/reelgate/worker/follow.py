@@ -1,0 +1,209 @@
+"""Running a file engine: another service makes the video while a worker
+follows it.
+
+The worker lends the engine a `FollowContext` (`FollowRun` here): progress
+and waits that notice a lost lease or a shutdown, the upstream id kept on
+the task, callback nudges that end a wait early, and a mark for steps a
+shutdown must wait for. What comes back is checked by decoding it and
+published from our storage like any rendered video.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from reelgate.config import Settings
+from reelgate.domain.errors import InvalidInput, UpstreamFailed
+from reelgate.domain.models import Task, TaskResult
+from reelgate.engines.base import (
+    FileEngine,
+    LeaseLost,
+    Needs,
+    ProducedVideo,
+    UpstreamJob,
+    WorkerStopping,
+)
+from reelgate.media.images import decode_image
+from reelgate.media.probe import probe_video, read_first_frame, read_last_frame
+from reelgate.storage.local import INPUTS_DIR
+from reelgate.store.follow import FollowStore
+from reelgate.store.tasks import TaskStore
+from reelgate.worker.inputs import InputResolver
+from reelgate.worker.lease import Lease
+from reelgate.worker.publish import publish
+
+log = logging.getLogger(__name__)
+
+
+class FollowRun:
+    """The worker's side of one file-engine run (a `FollowContext`)."""
+
+    def __init__(
+        self,
+        tasks: TaskStore,
+        follows: FollowStore,
+        task: Task,
+        lease: Lease,
+        check_interval: float,
+        stopping: threading.Event,
+        uninterruptible: threading.Event,
+    ) -> None:
+        self.tasks = tasks
+        self.follows = follows
+        self.task_id = task.id
+        self.lease_owner = task.lease_owner or ""
+        self.lease = lease
+        self.check_interval = check_interval
+        self.stopping = stopping
+        self._uninterruptible = uninterruptible
+        self._seen_nudge = follows.nudged_at(task.id)
+
+    def progress(self, value: float) -> None:
+        self.lease.report(value)
+
+    def remember(self, upstream_id: str, key_id: str, submitted_at: float) -> None:
+        if not self.follows.remember(
+            self.task_id, self.lease_owner, upstream_id, key_id, submitted_at
+        ):
+            raise LeaseLost()
+
+    async def wait(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            self.check()
+            nudged = self.follows.nudged_at(self.task_id)
+            if nudged is not None and nudged != self._seen_nudge:
+                self._seen_nudge = nudged
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, self.check_interval))
+
+    def check(self) -> None:
+        self.lease.check()
+        if self.stopping.is_set():
+            raise WorkerStopping()
+
+    def count_unclear_create(self) -> int:
+        total = self.follows.count_unclear_create(self.task_id, self.lease_owner)
+        if total is None:
+            raise LeaseLost()
+        return total
+
+    @contextmanager
+    def uninterruptible(self) -> Iterator[None]:
+        self._uninterruptible.set()
+        try:
+            yield
+        finally:
+            self._uninterruptible.clear()
+
+    def deleted(self) -> bool:
+        return self.tasks.get(self.task_id) is None
+
+
+class Follower:
+    def __init__(
+        self,
+        settings: Settings,
+        tasks: TaskStore,
+        follows: FollowStore,
+        inputs: InputResolver,
+        callback_url: Callable[[str], str | None],
+        stopping: Callable[[], threading.Event],
+        uninterruptible: threading.Event,
+    ) -> None:
+        """`callback_url`: the link an upstream may call back for a task (None:
+        poll). `stopping`: the worker's stop event (set when it shuts down)."""
+        self.settings = settings
+        self.tasks = tasks
+        self.follows = follows
+        self.inputs = inputs
+        self.callback_url = callback_url
+        self.stopping = stopping
+        self.uninterruptible = uninterruptible
+
+    def run(
+        self, task: Task, engine: FileEngine, run_key: str, workdir: Path, lease: Lease
+    ) -> TaskResult:
+        job = UpstreamJob(
+            task_id=task.id,
+            prompt=task.effective_prompt,
+            model=task.model,
+            aspect_ratio=task.aspect_ratio,
+            resolution=task.resolution,
+            duration=task.duration,
+            loop=task.loop,
+            workdir=workdir,
+            upstream_id=task.upstream_id,
+            upstream_key=task.upstream_key,
+            submitted_at=task.upstream_submitted_at,
+            callback_url=self.callback_url(task.id),
+        )
+        if not task.upstream_id:  # inputs matter only to a create, not to a follow
+            # Kept per task, not per run: a queued upstream generation may fetch
+            # them after this run has been handed back or replaced.
+            inputs = f"{task.id}/{INPUTS_DIR}"
+            job.start_image_url = self.inputs.shareable_image(
+                task.start_image, inputs, "start image"
+            )
+            job.end_image_url = self.inputs.shareable_image(task.end_image, inputs, "end image")
+            job.extend_generation_id = self._upstream_id(task, engine, task.source_task_id)
+            job.leads_into_generation_id = self._upstream_id(task, engine, task.end_source_task_id)
+        run = FollowRun(
+            self.tasks,
+            self.follows,
+            task,
+            lease,
+            self.settings.poll_interval,
+            self.stopping(),
+            self.uninterruptible,
+        )
+        produced = engine.produce(job, run)
+        return self._publish(run_key, workdir, produced)
+
+    def _upstream_id(
+        self, task: Task, engine: FileEngine, source_task_id: str | None
+    ) -> str | None:
+        """The upstream id of a source generation, checked again now (the
+        service checked it when the task was created)."""
+        if not source_task_id:
+            return None
+        source = self.tasks.get(source_task_id)
+        if source is None:
+            raise InvalidInput(f"source task {source_task_id} no longer exists")
+        engine.refuse(
+            Needs(
+                generation_type="video",
+                inputs=frozenset(),
+                resolution=task.resolution,
+                duration=task.duration,
+                aspect_ratio=task.aspect_ratio,
+                source_engines=((source.engine, source.upstream_id),),
+            )
+        )
+        return source.upstream_id
+
+    def _publish(self, run_key: str, workdir: Path, produced: ProducedVideo) -> TaskResult:
+        try:
+            info = probe_video(produced.video)
+            first = read_first_frame(produced.video, (info.width, info.height))
+            last = read_last_frame(produced.video)
+        except Exception as exc:
+            raise UpstreamFailed(f"the upstream video cannot be decoded: {exc}") from exc
+        thumbnail = None
+        if produced.thumbnail is not None:
+            try:
+                thumbnail = decode_image(
+                    produced.thumbnail.read_bytes(), self.settings.image_max_pixels
+                )
+            except Exception as exc:  # a broken thumbnail is not worth failing for
+                log.warning("upstream thumbnail unusable (%s); using the first frame", exc)
+        return publish(run_key, workdir, produced.video, first, last, thumbnail, info)

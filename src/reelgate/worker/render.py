@@ -1,0 +1,89 @@
+"""Running a frame engine: resolve the inputs, stream the engine's frames
+(with an extend's source before them, or the video a reverse extend leads
+into after them) through the encoder, and publish the file."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from reelgate.config import Settings
+from reelgate.domain.models import FPS, Kind, Task, TaskResult, frame_count, frame_size
+from reelgate.engines.base import FrameEngine, RenderJob
+from reelgate.media.encode import encode_mp4
+from reelgate.media.images import cover_fit
+from reelgate.media.probe import iter_frames, read_first_frame
+from reelgate.worker.inputs import InputResolver
+from reelgate.worker.lease import Lease
+from reelgate.worker.publish import publish
+
+
+class FrameRunner:
+    def __init__(self, settings: Settings, inputs: InputResolver) -> None:
+        self.settings = settings
+        self.inputs = inputs
+
+    def run(
+        self, task: Task, engine: FrameEngine, run_key: str, workdir: Path, lease: Lease
+    ) -> TaskResult:
+        extend = task.kind is Kind.EXTEND
+        source = self.inputs.source_video(task, workdir) if extend else None
+        leads_into = self.inputs.end_source_video(task) if extend else None
+        # The size of a clip that continues a video is that video's: decided
+        # here, from the file, and stored with the result.
+        reference = source or leads_into
+        if reference is not None:
+            width, height = reference.info.width, reference.info.height
+        else:
+            width, height = frame_size(task.aspect_ratio, task.resolution)
+        end_image = (
+            read_first_frame(leads_into.path, (width, height))
+            if leads_into
+            else self.inputs.image(task.end_image, "end image")
+        )
+        job = RenderJob(
+            task_id=task.id,
+            prompt=task.effective_prompt,
+            seed=task.seed,
+            width=width,
+            height=height,
+            fps=FPS,
+            num_frames=frame_count(task.duration),
+            loop=task.loop,
+            start_image=self.inputs.image(task.start_image, "start image"),
+            end_image=end_image,
+            source_video=source.path if source else None,
+            source_last_frame=cover_fit(source.last_frame, width, height) if source else None,
+            model=task.model,
+        )
+        engine.check_frames(width, height, job.num_frames)
+        # Extend: source + new clip. Reverse extend: new clip + the video it
+        # leads into. Both (interpolation): only the bridge between them.
+        before = source if source and not leads_into else None
+        after = leads_into if leads_into and not source else None
+        total = job.num_frames + sum(v.info.frames for v in (before, after) if v)
+
+        def on_frame(count: int) -> None:
+            lease.report(0.99 * count / total)
+
+        def on_engine_progress(value: float) -> None:
+            # Engines that work before the first frame (denoising) report here.
+            lease.report(0.9 * value * job.num_frames / total)
+
+        frames = itertools.chain(
+            iter_frames(before.path, (width, height)) if before else (),
+            engine.render(job, on_engine_progress),
+            iter_frames(after.path, (width, height)) if after else (),
+        )
+        video_path = workdir / "video.mp4"
+        summary = encode_mp4(
+            frames,
+            video_path,
+            width=width,
+            height=height,
+            fps=FPS,
+            preset=self.settings.encoder_preset,
+            crf=self.settings.encoder_crf,
+            on_frame=on_frame,
+        )
+        return publish(run_key, workdir, video_path, summary.first_frame, summary.last_frame)
