@@ -22,7 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
@@ -294,7 +294,6 @@ class EngineServices:
     """What the composition root lends engines when it builds them."""
 
     key_pool: KeyPool | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 EngineFactory = Callable[["Settings", EngineServices], Engine | None]

@@ -346,7 +346,7 @@ class TaskStore:
         worker is shutting down, through no fault of the task)."""
         now = time.time()
         with self.db.write() as s:
-            row = self._fenced_row(s, task_id, lease_owner)
+            row = fenced_row(s, task_id, lease_owner)
             if row is None:
                 return False
             row.state = State.QUEUED.value
@@ -370,7 +370,7 @@ class TaskStore:
         with `code` when its attempts are used up."""
         now = time.time()
         with self.db.write() as s:
-            row = self._fenced_row(s, task_id, lease_owner)
+            row = fenced_row(s, task_id, lease_owner)
             if row is None:
                 return False
             if row.attempts >= max_attempts:
@@ -391,14 +391,10 @@ class TaskStore:
             row.updated_at = now
             return True
 
-    @staticmethod
-    def _fenced_row(s: Session, task_id: str, lease_owner: str) -> TaskRow | None:
-        return fenced_row(s, task_id, lease_owner)
-
     def _finish_fenced(self, task_id: str, lease_owner: str, state: State, **values: Any) -> bool:
         now = time.time()
         with self.db.write() as s:
-            row = self._fenced_row(s, task_id, lease_owner)
+            row = fenced_row(s, task_id, lease_owner)
             if row is None:
                 return False
             self._finish(s, row, state, now, **values)
