@@ -1,13 +1,29 @@
-"""Callbacks: signed with Standard Webhooks, durable, retried through an outage."""
+"""Callbacks: signed with Standard Webhooks, durable, retried through an
+outage, and fair: a slow receiver holds its share of the dispatcher, no more."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import pytest
 from standardwebhooks import Webhook
 
-from reelgate.testing import Api, InProcess, Peer
+from reelgate.media.fetch import system_resolver
+from reelgate.store.callbacks import CallbackStore
+from reelgate.store.db import Database
+from reelgate.store.schema import CallbackRow
+from reelgate.store.tasks import TaskStore
+from reelgate.store.tokens import TokenStore
+from reelgate.testing import Api, InProcess, Peer, in_process
+from tests.test_store_queue import new_task
 
 
 @pytest.mark.slow  # retries through an outage
@@ -66,3 +82,209 @@ def test_a_forged_signature_does_not_verify(app: InProcess, api: Api, peer: Peer
     except Exception:
         return
     raise AssertionError("a tampered body must not verify")
+
+
+# A slow receiver: takes the callback, then drips its answer and never ends it
+
+
+class Stalling:
+    """A loopback callback receiver that reads each request, then sends its
+    answer a byte every 0.2 s without ever finishing it: a per-read timeout
+    never fires. It stops dripping (and drops the connection) when closed."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, float]] = []  # (Host header, arrival)
+        self.closed = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                receiver.seen.append((self.headers["host"], time.monotonic()))
+                self.close_connection = True
+                try:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nx-wait: ")
+                    while not receiver.closed.wait(0.2):
+                        self.wfile.write(b".")
+                except OSError:
+                    pass  # the dispatcher hung up
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def url(self, host: str) -> str:
+        """A callback URL on `host`, a name the `hooks` app resolves to this receiver."""
+        return f"http://{host}:{self.port}/hook"
+
+    def wait_seen(self, count: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.seen) < count:
+            assert time.monotonic() < deadline, f"only {len(self.seen)} callbacks arrived"
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.closed.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def stalling() -> Iterator[Stalling]:
+    receiver = Stalling()
+    yield receiver
+    receiver.close()
+
+
+@contextmanager
+def hooks(tmp_path: Path, **overrides: Any) -> Iterator[InProcess]:
+    """An app of its own (these tests jam its dispatcher on purpose) in which
+    every `*.test` host name resolves to loopback, so one receiver can play
+    several hosts."""
+
+    def resolve(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"] if host.endswith(".test") else system_resolver(host, port)
+
+    settings = {"callback_concurrency": 3, "callback_max_per_host": 2, "callback_max_per_token": 2}
+    with in_process(tmp_path / "data", workers=2, **{**settings, **overrides}) as app:
+        app.runtime.client.resolver = resolve
+        yield app
+
+
+def create_with_callback(api: Api, prompt: str, callback_url: str) -> str:
+    response = api.post("/luma/videos", {"prompt": prompt, "callback_url": callback_url})
+    task_id: str = response.json()["task_id"]
+    return task_id
+
+
+def assert_arrives_soon(api: Api, peer: Peer, path: str) -> None:
+    """The callback of a task created now reaches `peer` within seconds of its end."""
+    task_id = create_with_callback(api, "on time", peer.url(path))
+    api.wait_done(task_id)
+    assert peer.wait_posts(path, timeout=5), "a stalled receiver held up another's callback"
+
+
+@pytest.mark.slow  # its own app; renders four clips
+def test_a_tokens_stalled_receivers_do_not_delay_another_tokens_callbacks(
+    tmp_path: Path, peer: Peer, stalling: Stalling
+) -> None:
+    with hooks(tmp_path, callback_timeout=30) as app:
+        stalled = Api(app, app.create_token("stalled"))
+        for i in range(3):  # three hosts, so only the token's share limits them
+            create_with_callback(stalled, f"stall {i}", stalling.url(f"hook-{i}.test"))
+        stalling.wait_seen(2)
+        assert_arrives_soon(Api(app, app.create_token("patient")), peer, "/patient")
+        assert len(stalling.seen) == 2, "one token never holds more than its share"
+
+
+@pytest.mark.slow  # its own app; renders four clips
+def test_a_stalled_host_does_not_delay_callbacks_to_other_hosts(
+    tmp_path: Path, peer: Peer, stalling: Stalling
+) -> None:
+    with hooks(tmp_path, callback_timeout=30) as app:
+        for i in range(3):  # three tokens, so only the host's share limits them
+            api = Api(app, app.create_token(f"tenant {i}"))
+            create_with_callback(api, f"stall {i}", stalling.url("hook.test"))
+        stalling.wait_seen(2)
+        assert_arrives_soon(Api(app, app.create_token("patient")), peer, "/patient")
+        assert len(stalling.seen) == 2, "one host never holds more than its share"
+
+
+@pytest.mark.slow  # waits out the delivery deadline
+def test_a_dripping_receiver_is_cut_off_at_the_deadline_and_retried(
+    tmp_path: Path, stalling: Stalling
+) -> None:
+    with hooks(tmp_path, callback_timeout=1.5) as app:
+        api = Api(app, app.create_token("dripped"))
+        task_id = create_with_callback(api, "drip", stalling.url("hook.test"))
+        stalling.wait_seen(2, timeout=30)
+        (_, first), (_, retry) = stalling.seen[:2]
+        assert 1.4 < retry - first < 6, "cut off at 1.5 s in all, then retried"
+        [delivery] = api.retrieve(task_id).json()["callbacks"]
+        assert delivery["state"] == "pending" and delivery["attempts"] >= 1
+        assert delivery["last_error"] == "the receiver did not answer within 1.5 s"
+
+
+def test_a_claim_passes_over_a_token_at_its_share_without_stranding_it(db: Database) -> None:
+    """Deliveries the dispatcher may not start yet are neither leased (they go
+    out as soon as there is room) nor able to hide the ones queued behind them."""
+    tokens, tasks, outbox = TokenStore(db), TaskStore(db), CallbackStore(db)
+    busy, _ = tokens.create("busy")
+    calm, _ = tokens.create("calm")
+    busy_task, calm_task = new_task(tasks, busy.id), new_task(tasks, calm.id)
+    now = time.time()
+    with db.write() as s:
+        for i in range(250):  # more than a page of the busy token's, all older
+            s.add(outbox_row(busy_task.id, due=now - 1000 + i))
+        s.add(outbox_row(calm_task.id, due=now - 1))
+    asked: list[str | None] = []
+
+    def admit(delivery: Any, owner: str | None) -> bool:
+        asked.append(owner)
+        return owner == calm.id
+
+    [claimed] = outbox.claim_due(limit=5, lease_seconds=60, admit=admit)
+    assert claimed.task_id == calm_task.id and len(asked) == 251
+    assert len(outbox.claim_due(limit=1000, lease_seconds=60)) == 250, "none was leased"
+
+
+def outbox_row(task_id: str, due: float) -> CallbackRow:
+    return CallbackRow(
+        id=str(uuid.uuid4()),
+        task_id=task_id,
+        url="http://hook.test/x",
+        dialect="acedata",
+        event="completed",
+        state="pending",
+        attempts=0,
+        next_attempt_at=due,
+        created_at=due,
+    )
+
+
+@pytest.mark.slow  # its own app; one clip and a slow receiver
+def test_a_tasks_callbacks_go_out_one_at_a_time_in_order(tmp_path: Path) -> None:
+    """Deliveries run concurrently, but never two of one task: a slow answer
+    to "dreaming" holds back "completed" rather than letting it overtake."""
+    calls: list[tuple[str, float, float]] = []  # (state, arrived, answered)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            arrived = time.monotonic()
+            body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+            time.sleep(3.0 if body["state"] == "dreaming" else 0.1)  # outlasts the render
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            calls.append((body["state"], arrived, time.monotonic()))
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        with hooks(tmp_path) as app:
+            api = Api(app, app.create_token("ordered"))
+            created = api.client.post(
+                "/dream-machine/v1/generations",
+                json={
+                    "prompt": "in order",
+                    "callback_url": f"http://127.0.0.1:{httpd.server_address[1]}/hook",
+                },
+            ).json()
+            api.wait_done(created["id"])
+            deadline = time.monotonic() + 20
+            while len(calls) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert [state for state, _, _ in calls] == ["dreaming", "completed"]
+        (_, _, first_answered), (_, second_arrived, _) = calls
+        assert second_arrived >= first_answered - 0.01
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -314,7 +314,10 @@ def test_unusable_input_fails_the_task_with_a_clear_reason(api: Api, peer: Peer)
     response = api.post("/luma/videos", {"prompt": "x", "start_image_url": url})
     assert response.status_code == 400
     data = response.json()
-    assert data["error"]["code"] == "bad_request" and "start image" in data["error"]["message"]
+    message = data["error"]["message"]
+    assert data["error"]["code"] == "bad_request" and "start image" in message
+    assert "not a decodable image" in message
+    assert "0x" not in message and "BytesIO" not in message, "no object reprs"
     item = api.retrieve(data["task_id"]).json()
     assert item["response"]["state"] == "failed" and item["response"]["success"] is False
 

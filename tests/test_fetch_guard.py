@@ -3,12 +3,19 @@ what it allows, and that it connects to the address it checked."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from reelgate.config import Settings
 from reelgate.media import fetch as fetch_module
 from reelgate.media.fetch import FetchError, GuardedClient
-from reelgate.testing import Peer
+from reelgate.testing import Api, Peer, in_process, png_bytes, textured_image
 
 BLOCKED = [
     "http://127.0.0.1:{port}/x",
@@ -103,3 +110,103 @@ def test_size_caps(peer: Peer) -> None:
     assert guard.fetch("data:text/plain;base64,aGVsbG8=") == b"hello"
     with pytest.raises(FetchError, match="HTTP 404"):
         guard.fetch(peer.url("/missing"))
+
+
+# A server that drips: every read gets a byte in time, the whole never comes
+
+
+def _answer(status: str, body: bytes, *headers: str) -> bytes:
+    head = "".join(f"{h}\r\n" for h in (f"HTTP/1.1 {status}", *headers))
+    return f"{head}content-length: {len(body)}\r\n\r\n".encode() + body
+
+
+IMAGE = png_bytes(textured_image(64, 48))
+DRIPS: dict[str, tuple[float, bytes, int]] = {
+    # path: (pause before answering, the raw answer, bytes of it sent at once)
+    "/slow-headers": (0, _answer("200 OK", b"ok", "x-pad: " + "." * 60), 0),
+    "/slow-body": (0, _answer("200 OK", IMAGE[:80]), len(_answer("200 OK", b""))),
+    "/slow-image": (0, _answer("200 OK", IMAGE), len(_answer("200 OK", IMAGE)) - 100),
+    **{
+        f"/hop/{n}": (0.6, _answer("302 Found", b"", f"location: /hop/{n - 1}"), 1 << 20)
+        for n in range(1, 4)
+    },
+    "/hop/0": (0.6, _answer("200 OK", b"arrived"), 1 << 20),
+}
+
+
+class Dripping:
+    """A loopback server that answers `DRIPS`, the rest a byte every 0.1 s
+    (so anything dripped takes seconds), as a slow or hostile host does."""
+
+    def __init__(self) -> None:
+        self.closed = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                pause, raw, at_once = DRIPS[self.path]
+                self.close_connection = True
+                try:
+                    time.sleep(pause)
+                    self.wfile.write(raw[:at_once])
+                    for i in range(at_once, len(raw)):
+                        if server.closed.wait(0.1):
+                            return
+                        self.wfile.write(raw[i : i + 1])
+                except OSError:
+                    pass  # the client hung up
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def close(self) -> None:
+        self.closed.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def dripping() -> Iterator[Dripping]:
+    server = Dripping()
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("path", ["/slow-headers", "/slow-body", "/hop/3"])
+def test_a_fetch_ends_at_its_deadline_however_slowly_the_bytes_come(
+    dripping: Dripping, path: str
+) -> None:
+    """Headers or body a byte at a time, or redirects each well within the
+    limit: the time limit is for the whole fetch, not for each read."""
+    guard = client(True, fetch_timeout=1.5)
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=r"took longer than 1\.5 s"):
+        guard.fetch(dripping.url(path))
+    assert 1.4 < time.monotonic() - started < 4
+
+
+def test_a_fetch_within_its_deadline_follows_redirects(dripping: Dripping) -> None:
+    assert client(True, fetch_timeout=5).fetch(dripping.url("/hop/1")) == b"arrived"
+
+
+@pytest.mark.slow  # its own app; waits out the deadline
+def test_a_dripping_start_image_fails_its_task_at_the_deadline(
+    tmp_path: Path, dripping: Dripping
+) -> None:
+    with in_process(tmp_path / "data", workers=1, fetch_timeout=1.5) as app:
+        api = Api(app, app.create_token("dripped"))
+        started = time.monotonic()
+        response = api.post(
+            "/luma/videos", {"prompt": "x", "start_image_url": dripping.url("/slow-image")}
+        )
+        elapsed = time.monotonic() - started
+    assert response.status_code == 400
+    assert "took longer than 1.5 s" in response.json()["error"]["message"]
+    assert elapsed < 10, "the task failed at the deadline instead of running on"

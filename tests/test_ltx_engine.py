@@ -279,3 +279,22 @@ def test_gpu_out_of_memory_becomes_a_clear_error(weights: Path) -> None:
     oom._pipeline = OutOfMemory()
     with pytest.raises(Unavailable, match="ran out of memory"):
         list(oom.render(job(), lambda _: None))
+
+
+@pytest.mark.slow  # imports diffusers, a few seconds
+def test_an_extension_is_conditioned_on_the_source_as_it_plays(tmp_path: Path) -> None:
+    """The model reads its condition frames as frames at the output rate, so
+    a 60 fps source's ending reaches it at 24 fps: the nine frames span 8/24 s
+    of the source, not 8/60 s (which would tell it everything moves slower)."""
+    rate = 60
+    source = tmp_path / "source.mp4"
+    greys = [2 * k for k in range(2 * rate)]  # two seconds, brighter by the frame
+    encode_mp4(
+        (np.full((H, W, 3), g, np.uint8) for g in greys), source, width=W, height=H, fps=rate
+    )
+    engine = LtxEngine(LtxConfig(weights="unused"))  # conditions load no weights
+    (condition,), skip, _ = engine.conditions(job(source_video=source))
+    shown = [float(np.asarray(image).mean()) for image in condition.video]
+    assert skip == len(shown) == 9
+    played = [greys[i * rate // 24] for i in range(2 * 24 - 9, 2 * 24)]
+    assert shown == pytest.approx(played, abs=4)

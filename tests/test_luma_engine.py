@@ -10,13 +10,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from reelgate.domain.errors import Unavailable
 from reelgate.engines.base import LeaseLost, UpstreamJob, WorkerStopping
-from reelgate.engines.luma import LumaConfig, LumaEngine
+from reelgate.engines.luma import LumaConfig, LumaEngine, unreachable_inputs
 from reelgate.store.db import Database
 from reelgate.store.follow import FollowStore
 from reelgate.store.tasks import TaskStore
@@ -33,6 +34,7 @@ class Context:
         self.follows = FollowStore(tasks.db)
         self.stopping = threading.Event()
         self.creates = 0
+        self.create_times: list[float] = []
 
     def progress(self, value: float) -> None:
         pass
@@ -57,6 +59,7 @@ class Context:
     @contextmanager
     def uninterruptible(self) -> Iterator[None]:
         self.creates += 1
+        self.create_times.append(time.monotonic())
         yield
 
     def deleted(self) -> bool:
@@ -120,3 +123,47 @@ def test_no_create_starts_once_the_worker_is_stopping(setup) -> None:
     with pytest.raises(WorkerStopping):
         engine.produce(job, ctx)
     assert ctx.creates == 0 and time.monotonic() - started < 1
+
+
+def test_a_key_resting_after_an_outage_is_tried_again_within_seconds(setup) -> None:
+    """Two refused creates rest the only key for 300 s; the task keeps probing
+    it on a growing backoff instead, so it would see the upstream come back."""
+    engine, job, ctx, tasks = setup
+    engine = LumaEngine(
+        replace(engine.config, failure_limit=2, cooldown=300, key_probe=0.05, timeout=1.8),
+        engine.keys,
+    )
+    with pytest.raises(Unavailable, match="in time"):
+        engine.produce(job, ctx)
+    assert ctx.creates >= 4  # two that rested the key, then probes
+    gaps = [b - a for a, b in zip(ctx.create_times[2:], ctx.create_times[3:], strict=False)]
+    assert all(gap < 1.5 for gap in gaps)  # not the cool-down
+    [key] = UpstreamKeyStore(tasks.db).statuses()
+    assert not key.usable and key.failures == ctx.creates  # each failed probe counted
+
+
+OURS = "https://gw.example/assets/t1/inputs/start.png?expires=1&signature=abc"
+THEIRS = "https://images.example/cat.png"
+
+
+@pytest.mark.parametrize(
+    ("reason", "sent", "blamed"),
+    [
+        # the official API does not say which keyframe it could not read
+        ("Failed to read user input frames", [OURS], [OURS]),
+        ("Failed to read user input frames", [OURS, THEIRS], [OURS, THEIRS]),
+        # another reelgate names the link (shortened to 200 characters)
+        (f"{OURS[:200]} answered HTTP 503", [OURS, THEIRS], [OURS]),
+        (f"cannot fetch {THEIRS}: ConnectError", [OURS, THEIRS], [THEIRS]),
+        ("cannot fetch https://elsewhere.example/x.png: ConnectError", [OURS], []),
+        # not about fetching: never tried again for this
+        ("Frame moderation failed", [OURS], []),
+        (f"{OURS} is larger than 10485760 bytes", [OURS], []),
+        ("Failed to read user input frames", [], []),
+    ],
+)
+def test_which_inputs_a_failed_generation_could_not_fetch(
+    reason: str, sent: list[str], blamed: list[str]
+) -> None:
+    """The worker makes a new generation only when every link blamed is its own."""
+    assert unreachable_inputs(reason, sent) == blamed

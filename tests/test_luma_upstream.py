@@ -181,6 +181,23 @@ def test_start_and_end_images_reach_the_upstream(
     assert frames["frame1"] == {"type": "image", "url": end_url}
     assert create.body["model"] == "ray-2"  # AceData's legacy "luma" maps to the default
 
+    # The input's link is its own: unguessable, signed, expiring within the
+    # hour the upstream needs it; neither the bare path nor one derived from
+    # the video's link serves it.
+    link = httpx.URL(frames["frame0"]["url"])
+    task_id, inputs, name = link.path.removeprefix("/assets/").split("/")
+    assert (task_id, inputs) == (answer.json()["task_id"], "inputs") and len(name) > 32
+    expires = int(link.params["expires"])
+    assert time.time() + 3000 < expires <= time.time() + 3600
+    assert httpx.get(str(link)).status_code == 200
+    assert httpx.get(str(link.copy_with(query=None))).status_code == 403
+    video_url = httpx.URL(item["response"]["video_url"])
+    guessed = video_url.copy_with(path=f"/assets/{task_id}/inputs/start_image.jpg", query=None)
+    assert httpx.get(str(guessed)).status_code in (403, 404)
+    # The request is echoed with a short link in place of the data URI.
+    echoed = item["request"]["start_image_url"]
+    assert echoed.startswith(down.url + "/assets/") and len(echoed) < 300
+
     video = decode_mp4(httpx.get(item["response"]["video_url"]).content)
     first, last = video.frames[0].mean(axis=(0, 1)), video.frames[-1].mean(axis=(0, 1))
     assert first[0] > 150 and first[2] < 90, first  # starts red
@@ -233,8 +250,9 @@ def test_loop_is_passed_upstream(down: Server, down_token: str, proxy: FaultProx
 
 
 def test_a_failed_upstream_generation_fails_the_task_with_its_reason(
-    down: Server, down_token: str, peer: Peer
+    down: Server, down_token: str, peer: Peer, proxy: FaultProxy
 ) -> None:
+    mark = proxy.mark()
     client = official(down, down_token)
     done = wait_generation(
         client,
@@ -247,6 +265,42 @@ def test_a_failed_upstream_generation_fails_the_task_with_its_reason(
     assert done.state == "failed"
     assert "upstream generation failed" in done.failure_reason
     assert "404" in done.failure_reason  # the upstream's own words
+    # The client's own link: another generation would fail the same way.
+    assert [c.status for c in proxy.creates(mark)] == [201]
+
+
+def test_our_image_link_the_upstream_could_not_fetch_makes_a_new_generation(
+    tmp_path: Path, upstream: Server, upstream_key: str, proxy: FaultProxy
+) -> None:
+    """The upstream fetches a data URI's image from this server; when this
+    server cannot answer then (a 503 in front of it, as while it restarts),
+    the task tries again with a new generation instead of failing."""
+    srv = downstream(tmp_path, proxy.url, upstream_key)
+    front = FaultProxy(srv.url)  # the address the upstream is given for us
+    srv.env["REELGATE_PUBLIC_BASE_URL"] = front.url
+    try:
+        with running(srv):
+            front.inject("GET", "", 503)  # the first fetch of our link
+            mark = proxy.mark()
+            client = official(srv, srv.create_token("app"))
+            start = "data:image/png;base64," + base64.b64encode(solid_png((230, 30, 20))).decode()
+            created = client.generations.create(
+                model="ray-2",
+                prompt="a red card, fetched on the second try",
+                keyframes={"frame0": {"type": "image", "url": start}},
+            )
+            done = wait_generation(client, created.id)
+            assert done.state == "completed", done.failure_reason
+
+            first, second = [c for c in proxy.creates(mark) if c.status == 201]
+            for create in (first, second):
+                assert create.body["keyframes"]["frame0"]["url"].startswith(front.url + "/assets/")
+            failed = official(upstream, upstream_key).generations.get(first.answer["id"])
+            assert failed.state == "failed" and "503" in (failed.failure_reason or "")
+            video = decode_mp4(httpx.get(done.assets.video).content)
+            assert video.frames[0].mean(axis=(0, 1))[0] > 150  # starts red: it got the image
+    finally:
+        front.close()
 
 
 def test_extending_a_video_the_upstream_never_saw_is_refused(down: Server, down_token: str) -> None:
@@ -373,6 +427,46 @@ def test_a_restarted_gateway_follows_the_same_upstream_generation(
         done = wait_generation(client, created.id)
         assert done.state == "completed", done.failure_reason
         assert [c.status for c in proxy.creates(mark)] == [201]
+
+
+def test_a_short_outage_does_not_keep_tasks_waiting_for_the_cooldown(
+    tmp_path: Path, upstream: Server, upstream_key: str
+) -> None:
+    """Refused creates rest the only key (for 300 s here); a probe finds the
+    upstream back within seconds and the task finishes, the key back in use."""
+    flaky = FaultProxy(upstream.url)
+    try:
+        with running(
+            downstream(
+                tmp_path,
+                flaky.url,
+                upstream_key,
+                REELGATE_PUBLIC_BASE_URL=None,
+                REELGATE_LUMA_KEY_FAILURE_LIMIT="2",
+                REELGATE_LUMA_KEY_COOLDOWN_SECONDS="300",
+            )
+        ) as srv:
+            client = official(srv, srv.create_token("app"))
+            flaky.go_down()
+            created = client.generations.create(model="ray-2", prompt="after a short outage")
+            deadline = time.monotonic() + 30
+            while not json.loads(srv.cli("upstream-keys", "--json"))[0]["state"].startswith(
+                "resting"
+            ):
+                assert time.monotonic() < deadline, "the key never rested"
+                time.sleep(0.2)
+            flaky.come_up()
+            back = time.time()
+            done = wait_generation(client, created.id, timeout=60)
+            assert done.state == "completed", done.failure_reason
+            [create] = flaky.creates()  # nothing reached it while it was down
+            # The first probe comes 5 s after the last failure, the next 10 s after
+            # that: either way seconds after the upstream is back, not 300.
+            assert create.status == 201 and create.at - back < 12
+            [key] = json.loads(srv.cli("upstream-keys", "--json"))
+            assert key["state"] == "in use" and key["failures"] == 0
+    finally:
+        flaky.close()
 
 
 def test_a_bad_key_in_the_pool_is_set_aside_and_reported(
@@ -558,6 +652,6 @@ def test_a_gateway_shutting_down_hands_its_upstream_tasks_back(
         assert client.generations.get(created.id).state == "dreaming"
         assert {g.id for g in up.generations.list(limit=100).generations} - before == {upstream_id}
         # the queued upstream generation can still fetch the image it was given
-        assert httpx.get(image_link).headers["content-type"] == "image/jpeg"
+        assert httpx.get(image_link).headers["content-type"] == "image/png"
         client.generations.delete(created.id)
         assert_deleted_upstream(up, upstream_id)

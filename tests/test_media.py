@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import itertools
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ from PIL import Image
 from reelgate.media.encode import encode_mp4
 from reelgate.media.errors import MediaError
 from reelgate.media.images import cover_fit, decode_image, save_jpeg
-from reelgate.media.probe import iter_frames, probe_video, read_last_frame
+from reelgate.media.probe import iter_frames, iter_frames_at, probe_video, read_last_frame
 from reelgate.testing import png_bytes, psnr, textured_image
 
 
@@ -181,3 +183,60 @@ def test_probe_refuses_a_file_without_video(tmp_path: Path) -> None:
         probe_video(path)
     with pytest.raises(MediaError):
         probe_video(tmp_path / "missing.mp4")
+
+
+def timed_clip(path: Path, shown: list[tuple[int, int]], ms: int = 1000) -> None:
+    """A clip of flat grey frames, each (grey level, milliseconds on screen),
+    stamped in a millisecond time base as Matroska and WebM files are (so a
+    frame rate that does not divide 1000 is rounded, as it is in the wild)."""
+    import av
+
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("libx264", rate=24, options={"bframes": "0"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, ms)
+        starts = list(itertools.accumulate((lasts for _, lasts in shown), initial=0))
+        durations = {start: lasts for start, (_, lasts) in zip(starts, shown, strict=False)}
+        packets = []
+        for start, (level, _) in zip(starts, shown, strict=False):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), level, np.uint8), "rgb24")
+            frame.pts = start
+            packets += stream.encode(frame)
+        for packet in [*packets, *stream.encode(None)]:
+            packet.duration = durations[packet.pts]
+            container.mux(packet)
+
+
+def greys(path: Path, fps: int = 24, **kw) -> list[int]:
+    return [round(float(f.mean())) for f in iter_frames_at(path, fps, **kw)]
+
+
+def test_frames_at_a_rate_follow_the_timestamps_of_a_variable_rate_clip(tmp_path: Path) -> None:
+    """A frame stays on screen until the next one is due, gaps included, and
+    the clip keeps its length: 100 ms, 400 ms, 100 ms and 400 ms."""
+    path = tmp_path / "vfr.mkv"
+    timed_clip(path, [(20, 100), (80, 400), (140, 100), (200, 400)])
+    seen = greys(path)
+    assert len(seen) == 24, "one second at 24 fps"
+    runs = [(level, len(list(run))) for level, run in itertools.groupby(seen)]
+    assert [level for level, _ in runs] == pytest.approx([20, 80, 140, 200], abs=3)
+    assert [count for _, count in runs] == [3, 9, 3, 9]
+
+
+def test_frames_at_their_own_rate_come_out_one_for_one(tmp_path: Path) -> None:
+    """24 fps stamped in milliseconds (0, 42, 83, 125 ...) is rounded either
+    way; not one frame is repeated or dropped."""
+    path = tmp_path / "ms.mkv"
+    stamps = [round(k * 1000 / 24) for k in range(25)]
+    timed_clip(path, [(8 * k, b - a) for k, (a, b) in enumerate(itertools.pairwise(stamps))])
+    assert greys(path) == pytest.approx([8 * k for k in range(24)], abs=3)
+
+
+def test_frames_at_a_rate_refuse_timestamps_past_the_limit(tmp_path: Path) -> None:
+    """Timestamps are the file's word: a few frames far apart must not turn
+    into hours of repeated frames."""
+    path = tmp_path / "gap.mkv"
+    timed_clip(path, [(20, 1000), (80, 600_000), (140, 1000)])
+    with pytest.raises(MediaError, match="longer than 10 s"):
+        greys(path, max_seconds=10)
+    assert len(greys(path, max_seconds=700)) == 602 * 24

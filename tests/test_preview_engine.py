@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -17,7 +18,7 @@ from reelgate.engines.preview import PreviewEngine
 from reelgate.media.encode import encode_mp4
 from reelgate.media.images import cover_fit
 from reelgate.media.probe import iter_frames, probe_video
-from reelgate.testing import detailed_image, psnr, textured_image
+from reelgate.testing import Api, Peer, decode_mp4, detailed_image, psnr, textured_image
 
 W, H = 256, 160
 
@@ -174,3 +175,29 @@ def test_nine_seconds_gives_217_frames(tmp_path: Path) -> None:
     assert (info.width, info.height, info.frames) == (w, h, 217)
     assert (n - 1) % 8 == 0
     assert info.duration == pytest.approx(217 / FPS, abs=0.05)
+
+
+@pytest.mark.parametrize(("rate", "seconds"), [(60, 2), (1, 6)])
+def test_extend_keeps_the_source_speed_whatever_its_frame_rate(
+    rate: int, seconds: int, api: Api, http: httpx.Client, peer: Peer, tmp_path: Path
+) -> None:
+    """Extended at 24 fps, a 60 fps or 1 fps source still plays for as long
+    as it did, and shows at each moment what it showed then."""
+    count = rate * seconds
+    greys = [round(230 * k / (count - 1)) for k in range(count)]
+    source = tmp_path / "source.mp4"
+    encode_mp4(
+        (np.full((96, 160, 3), g, np.uint8) for g in greys), source, width=160, height=96, fps=rate
+    )
+    url = peer.serve(f"/source-{rate}.mp4", source.read_bytes(), "video/mp4")
+    body = api.post(
+        "/luma/videos", {"action": "extend", "video_url": url, "prompt": "the same, on"}
+    ).json()
+    assert body["success"], body
+    video = decode_mp4(http.get(body["video_url"], timeout=30).content)
+    assert video.fps == FPS
+    from_source = video.frames[: len(video.frames) - frame_count("5s")]
+    assert len(from_source) == pytest.approx(seconds * FPS, abs=1)
+    shown = [float(frame.mean()) for frame in from_source]
+    expected = [greys[min(count - 1, i * rate // FPS)] for i in range(len(from_source))]
+    assert shown == pytest.approx(expected, abs=6), "each moment shows the source at that time"

@@ -230,3 +230,15 @@ def test_delete_returns_the_task_as_it_was(db: Database, owner: str) -> None:
     assert deleted is not None and deleted.upstream_id == "gen-9"
     assert store.get(task.id) is None and store.delete(task.id) is None
     assert not FollowStore(db).remember(task.id, claimed.lease_owner, "gen-10", "key", 0.0)
+
+
+def test_the_migrations_build_exactly_the_models_schema(db: Database) -> None:
+    """Every table, column and index the models declare is made by a migration."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from reelgate.store.schema import Base
+
+    with db.write_engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diffs == []

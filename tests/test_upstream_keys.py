@@ -9,6 +9,8 @@ import pytest
 
 from reelgate.domain.errors import NoUsableKey
 from reelgate.domain.keys import fingerprint
+from reelgate.domain.retry import Backoff
+from reelgate.domain.types import Reservation
 from reelgate.store.db import Database
 from reelgate.store.follow import FollowStore
 from reelgate.store.tasks import TaskStore
@@ -186,3 +188,103 @@ def test_render_workers_and_upstream_followers_claim_separately(tasks, db) -> No
     follow = tasks.claim(60, 3, only=["luma"])
     assert (render.engine, follow.engine) == ("preview", "luma")
     assert tasks.claim(60, 3, only=["luma"]) is None
+
+
+# Probing keys that rest after failures
+
+PROBE = Backoff(0.3, 2.0, 300)
+
+
+def probe(keys: UpstreamKeyStore, task, ids=(A,)):
+    return keys.reserve(
+        task.id,
+        task.lease_owner,
+        list(ids),
+        max_in_flight=10,
+        per_minute=20,
+        probe=PROBE,
+        failure_limit=2,
+    )
+
+
+def rest_after_failures(keys: UpstreamKeyStore, key: str) -> None:
+    keys.failed(key, "ConnectError: connection refused", limit=2, cooldown=300)
+    assert keys.failed(key, "ConnectError: connection refused", limit=2, cooldown=300)
+
+
+def test_a_key_resting_after_failures_is_probed_long_before_its_cooldown(
+    keys, running_task
+) -> None:
+    rest_after_failures(keys, A)
+    first, second = running_task(), running_task()
+    waiting = probe(keys, first)
+    assert waiting.key_id is None and waiting.wait <= 0.5  # not the 300 s cool-down
+    time.sleep(0.35)
+    assert probe(keys, first) == Reservation(A, 0.0, "probe")
+    held = probe(keys, second)  # one probe at a time
+    assert held.key_id is None and 0 < held.wait <= 0.5
+    assert not next(s for s in keys.statuses() if s.id == A).usable
+
+    # The probe failed: the next one waits twice as long.
+    assert keys.failed(A, "ConnectError: connection refused", limit=2, cooldown=300)
+    time.sleep(0.35)
+    assert probe(keys, second).key_id is None
+    time.sleep(0.35)
+    assert probe(keys, second) == Reservation(A, 0.0, "probe")
+
+    # It went through: the key is back in use for every task, its count cleared.
+    keys.succeeded(A)
+    [status] = [s for s in keys.statuses() if s.id == A]
+    assert status.usable and status.failures == 0 and status.set_aside_reason is None
+    assert probe(keys, running_task()) == Reservation(A)
+
+
+def test_the_key_that_rested_longest_is_probed_first(keys, running_task) -> None:
+    rest_after_failures(keys, B)
+    time.sleep(0.1)
+    rest_after_failures(keys, A)
+    time.sleep(0.35)
+    assert probe(keys, running_task(), ids=(A, B)) == Reservation(B, 0.0, "probe")
+
+
+def test_rests_the_upstream_asked_for_are_not_probed(keys, running_task) -> None:
+    rest_after_failures(keys, A)
+    keys.set_aside(A, "is rate limited by the upstream for 5 s (HTTP 429)", time.time() + 5)
+    keys.failed(A, "HTTP 502", limit=2, cooldown=300)  # does not cut the 429 short
+    keys.succeeded(A)  # nor does a success
+    time.sleep(0.35)
+    waiting = probe(keys, running_task())
+    assert waiting.key_id is None and 4 < waiting.wait <= 5
+
+    keys.set_aside(A, "was refused by the upstream (HTTP 401: invalid token)")
+    rest_after_failures(keys, B)
+    keys.set_aside(B, "was refused by the upstream (HTTP 401: invalid token)")
+    with pytest.raises(NoUsableKey, match="401"):
+        probe(keys, running_task(), ids=(A, B))
+
+
+def test_workers_racing_for_a_probe_send_one(database_url: str, keys, running_task) -> None:
+    import threading
+
+    rest_after_failures(keys, A)
+    tasks = [running_task() for _ in range(6)]
+    time.sleep(0.35)
+    got: list[str | None] = []
+    errors: list[BaseException] = []
+
+    def worker(task) -> None:
+        other = Database(database_url)
+        try:
+            got.append(probe(UpstreamKeyStore(other), task).key_id)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            other.dispose()
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in tasks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert got.count(A) == 1 and got.count(None) == 5  # one probe, the rest wait

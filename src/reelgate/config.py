@@ -120,6 +120,12 @@ class Settings(BaseSettings):
     # Per-token limits (0 turns a limit off)
     rate_limit_per_minute: int = Field(default=60, ge=0, description="Creates per token per minute")
     max_active_tasks: int = Field(default=16, ge=0, description="Queued + running tasks per token")
+    upload_quota_bytes: int = Field(
+        default=1024**3, ge=0, description="Bytes of unexpired uploads a token may keep"
+    )
+    upload_lifetime_seconds: float = Field(
+        default=7 * 86_400.0, gt=0, description="Uploads are removed this long after they arrive"
+    )
 
     # Generation defaults
     default_engine: str = "preview"
@@ -154,6 +160,13 @@ class Settings(BaseSettings):
         "expire after this many seconds",
     )
 
+    input_link_ttl_seconds: int = Field(
+        default=3600,
+        gt=0,
+        description="How long a link handed to an upstream engine for a user's input "
+        "image lives (made afresh for every upstream create)",
+    )
+
     # Fetching user URLs
     allow_private_networks: bool = False
     fetch_timeout: float = Field(default=30.0, gt=0)
@@ -165,6 +178,13 @@ class Settings(BaseSettings):
 
     # Callbacks
     callback_timeout: float = Field(default=10.0, gt=0)
+    callback_concurrency: int = Field(default=8, gt=0, description="Deliveries in flight at once")
+    callback_max_per_host: int = Field(
+        default=2, gt=0, description="Deliveries in flight to one receiving host"
+    )
+    callback_max_per_token: int = Field(
+        default=2, gt=0, description="Deliveries in flight for one token's tasks"
+    )
     callback_window_seconds: float = Field(
         default=86_400.0, gt=0, description="How long an undelivered callback keeps being retried"
     )

@@ -21,6 +21,8 @@ from standardwebhooks import Webhook
 
 from reelgate.config import Settings
 from reelgate.core.enhance import load_enhancer
+from reelgate.core.inputs import InlineInputs, UploadService
+from reelgate.core.limits import Limits
 from reelgate.core.service import TaskService
 from reelgate.core.upstream_links import UpstreamCallbackLinks
 from reelgate.domain.models import Task
@@ -31,14 +33,18 @@ from reelgate.storage.local import LocalStorage, UrlSigner
 from reelgate.store.callbacks import CallbackStore
 from reelgate.store.db import Database
 from reelgate.store.follow import FollowStore
+from reelgate.store.queue import QueueStats
 from reelgate.store.tasks import TaskStore
 from reelgate.store.tokens import TokenStore
+from reelgate.store.uploads import UploadStore
 from reelgate.store.upstream_keys import UpstreamKeyStore
 from reelgate.worker.callbacks import CallbackDispatcher
 from reelgate.worker.inputs import InputResolver
 from reelgate.worker.runner import Worker
 
 log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 60.0
 
 
 def _stored_secret(data_dir: Path) -> str:
@@ -73,14 +79,27 @@ class Runtime:
         self.follows = FollowStore(self.db)
         self.webhook_secret = settings.webhook_secret or _stored_secret(settings.data_dir)
         self.upstream_links = UpstreamCallbackLinks(self.webhook_secret, settings.public_base_url)
-        signer = None
-        if settings.asset_url_ttl_seconds:
-            key = hmac.new(self.webhook_secret.encode(), b"asset-urls", hashlib.sha256).digest()
-            signer = UrlSigner(key, settings.asset_url_ttl_seconds)
-        self.storage = LocalStorage(settings.assets_dir, settings.resolved_public_base_url, signer)
+        signer = UrlSigner(
+            hmac.new(self.webhook_secret.encode(), b"asset-urls", hashlib.sha256).digest()
+        )
+        self.storage = LocalStorage(
+            settings.assets_dir,
+            settings.resolved_public_base_url,
+            signer,
+            settings.asset_url_ttl_seconds,
+        )
         self.client = GuardedClient(settings.fetch_limits)
         self.engines = build_engines(settings, EngineServices(key_pool=self.upstream_keys))
         self.work_available = threading.Event()
+        limits = Limits(settings)
+        self.uploads = UploadService(
+            self.storage,
+            self.client,
+            UploadStore(self.db),
+            limits,
+            settings.image_max_pixels,
+            settings.upload_lifetime_seconds,
+        )
         self.service = TaskService(
             settings,
             self.tasks,
@@ -90,6 +109,12 @@ class Runtime:
             delete_assets=self.storage.delete_prefix,
             callbacks=self.callbacks,
             cancel_upstream=self.cancel_upstream,
+            limits=limits,
+            inline_inputs=InlineInputs(
+                self.storage, settings.fetch_max_bytes, settings.image_max_pixels
+            ),
+            check_address=self.client.target,
+            queue=QueueStats(self.db),
         )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -150,6 +175,16 @@ class Runtime:
             Webhook(self.webhook_secret),
         )
         self._spawn("callbacks", dispatcher.run, callbacks_due)
+        self._spawn("janitor", self._sweep, threading.Event())
+
+    def _sweep(self, stop: threading.Event, wake: threading.Event) -> None:
+        """Housekeeping that no request waits for: expired uploads."""
+        while not stop.is_set():
+            try:
+                self.uploads.sweep()
+            except Exception:
+                log.exception("sweeping expired uploads failed")
+            stop.wait(SWEEP_SECONDS)
 
     def _spawn(
         self,

@@ -414,7 +414,8 @@ class Peer:
 # sent upstream. On request it answers the next matching requests itself with
 # an error in the official API's shape (`{"detail": ...}`, with headers such
 # as `Retry-After`): the upstream failures a real Luma API produces and a
-# healthy reelgate never does on demand (500, 429).
+# healthy reelgate never does on demand (500, 429). `go_down` and `come_up`
+# stop and resume listening on the same port (an outage: connections refused).
 
 
 @dataclass
@@ -466,9 +467,26 @@ class FaultProxy:
 
             do_GET = do_POST = do_DELETE = _handle
 
+        self._handler = Handler
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.listening = True
         _serve(self.httpd)
+
+    def go_down(self) -> None:
+        """Stop listening: connections are refused until `come_up`."""
+        if self.listening:
+            self.listening = False
+            self.httpd.shutdown()
+            self.httpd.server_close()
+
+    def come_up(self) -> None:
+        """Listen again, on the same port."""
+        if not self.listening:
+            self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler)
+            self.listening = True
+            _serve(self.httpd)
 
     def inject(
         self, method: str, path_suffix: str, status: int, times: int = 1, **headers: str
@@ -544,8 +562,7 @@ class FaultProxy:
             return len(self.seen)
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.go_down()
         self.client.close()
 
 

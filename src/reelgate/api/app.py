@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from anyio.to_thread import run_sync
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
+from starlette.responses import MalformedRangeHeader
+from starlette.responses import RangeNotSatisfiable as StarletteRangeNotSatisfiable
 
 from reelgate import __version__
 from reelgate.api import luma_tasks
@@ -17,14 +19,37 @@ from reelgate.api.callbacks import callback_renderer
 from reelgate.api.context import ApiContext
 from reelgate.api.dialects import DIALECTS
 from reelgate.api.errors import BodyLimit, ErrorRouting
-from reelgate.api.uploads import Uploads
 from reelgate.api.waiting import CompletionHub
+from reelgate.api.wire import PathGuard
 from reelgate.core.upstream_links import CALLBACK_ROUTE
-from reelgate.domain.errors import Forbidden, NotFound
+from reelgate.domain.errors import Forbidden, InvalidRequest, NotFound, RangeNotSatisfiable
 from reelgate.runtime import Runtime
-from reelgate.storage.local import ASSET_ROUTE
+from reelgate.storage.local import ASSET_ROUTE, expires_in
 
 CONTENT_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".png": "image/png"}
+YEAR = 31_536_000
+
+
+def cache_control(lifetime: int | None) -> str:
+    """Assets never change, but a signed link must not outlive its expiry in a cache."""
+    if lifetime is None:
+        return f"public, max-age={YEAR}, immutable"
+    return f"private, max-age={min(lifetime, YEAR)}"
+
+
+def check_range(header: str | None, size: int) -> None:
+    """Refuse a bad Range header in the server's error shape (the file
+    response would answer it in plain text)."""
+    if header is None:
+        return
+    try:
+        FileResponse._parse_range_header(header, size)
+    except MalformedRangeHeader as exc:
+        raise InvalidRequest(f"invalid Range header: {exc.content or header[:80]}") from None
+    except StarletteRangeNotSatisfiable:
+        raise RangeNotSatisfiable(
+            f"the range {header[:80]!r} is outside the file ({size} bytes)", size=size
+        ) from None
 
 
 def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
@@ -37,7 +62,7 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
         hub,
         Authenticator(runtime.tokens),
         runtime.asset_url,
-        Uploads(runtime.storage, runtime.client, settings.image_max_pixels),
+        runtime.uploads,
     )
 
     @asynccontextmanager
@@ -65,6 +90,7 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
             errors.register(prefix, dialect.render_error)
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, errors=errors)
+    app.add_middleware(PathGuard, errors=errors)
     for dialect in DIALECTS:
         app.include_router(dialect.build_router(ctx))
     # `POST /luma/tasks` is shared by two dialects: it reads which one it got.
@@ -98,15 +124,20 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
             path = runtime.storage.path(key)
         except ValueError:
             raise NotFound("no such asset") from None
-        if not runtime.storage.link_valid(key, dict(request.query_params)):
+        query = dict(request.query_params)
+        if not runtime.storage.link_valid(key, query):
             raise Forbidden("this asset link is invalid or has expired")
         if not path.is_file():
             raise NotFound("no such asset")
+        check_range(request.headers.get("range"), path.stat().st_size)
         media_type = CONTENT_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
         return FileResponse(
             path,
             media_type=media_type or "application/octet-stream",
-            headers={"cache-control": "public, max-age=31536000, immutable"},
+            headers={
+                "cache-control": cache_control(expires_in(query)),
+                "x-content-type-options": "nosniff",
+            },
         )
 
     app.state.hub = hub

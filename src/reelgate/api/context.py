@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reelgate.api.auth import Authenticator
-from reelgate.api.uploads import Uploads
 from reelgate.api.waiting import CompletionHub
 from reelgate.config import Settings
+from reelgate.core.inputs import UploadService
 from reelgate.core.service import TaskService
 
 
@@ -19,4 +19,4 @@ class ApiContext:
     hub: CompletionHub
     auth: Authenticator
     url_for: Callable[[str], str]
-    uploads: Uploads
+    uploads: UploadService

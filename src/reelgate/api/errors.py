@@ -16,8 +16,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reelgate.domain.errors import (
     InvalidRequest,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RangeNotSatisfiable,
     RateLimited,
     ReelgateError,
     Unauthorized,
@@ -34,7 +36,9 @@ STATUS_FOR_CODE = {
     "unauthorized": 401,
     "forbidden": 403,
     "not_found": 404,
+    "method_not_allowed": 405,
     "payload_too_large": 413,
+    "range_not_satisfiable": 416,
     "rate_limited": 429,
     "timeout": 504,
 }
@@ -80,6 +84,10 @@ class ErrorRouting:
         response.headers["x-trace-id"] = trace_id
         if isinstance(error, RateLimited):
             response.headers["retry-after"] = str(error.retry_after)
+        if isinstance(error, RangeNotSatisfiable):
+            response.headers["content-range"] = f"bytes */{error.size}"
+        if isinstance(error, MethodNotAllowed) and error.allowed:
+            response.headers["allow"] = error.allowed
         return response
 
     def install(self, app: FastAPI) -> None:
@@ -96,16 +104,21 @@ class ErrorRouting:
             error: ReelgateError
             if exc.status_code == 404:
                 error = NotFound(f"no such endpoint: {request.method} {request.url.path}")
+            elif exc.status_code == 405:
+                allow = (exc.headers or {}).get("Allow", "")
+                allowed = ", ".join(sorted(m.strip() for m in allow.split(",") if m.strip()))
+                use = f"; use {allowed}" if allowed else ""
+                error = MethodNotAllowed(
+                    f"{request.method} is not allowed on {request.url.path}{use}",
+                    allowed=allowed,
+                )
             elif exc.status_code == 401:
                 error = Unauthorized(str(exc.detail))
             elif exc.status_code < 500:
                 error = InvalidRequest(str(exc.detail))
             else:
                 error = ReelgateError(str(exc.detail))
-            response = self.render(request, error)
-            if exc.status_code == 405:
-                response.status_code = 405
-            return response
+            return self.render(request, error)
 
         @app.exception_handler(Exception)
         async def _unexpected(request: Request, exc: Exception) -> Response:

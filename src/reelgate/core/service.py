@@ -6,16 +6,17 @@ refers to (a source task for extend), persists the task and wakes a worker.
 
 from __future__ import annotations
 
-import math
 import secrets
-import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from reelgate.config import Settings
 from reelgate.core.enhance import Enhancer
-from reelgate.domain.errors import InvalidInput, InvalidRequest, NotFound, RateLimited
+from reelgate.core.inputs import InlineInputs, echoed
+from reelgate.core.limits import Limits
+from reelgate.domain.errors import InvalidInput, InvalidRequest, NotFound
 from reelgate.domain.models import (
     ASPECT_RATIOS,
     DURATIONS,
@@ -26,9 +27,10 @@ from reelgate.domain.models import (
     State,
     Task,
 )
-from reelgate.domain.types import Delivery
-from reelgate.engines.base import Engine, Input, Needs
+from reelgate.domain.types import Delivery, QueueEstimate
+from reelgate.engines.base import Engine, FileEngine, Input, Needs
 from reelgate.store.callbacks import CallbackStore
+from reelgate.store.queue import QueueStats
 from reelgate.store.tasks import TaskStore
 
 
@@ -38,10 +40,16 @@ def _check_choice(name: str, value: str, allowed: Mapping[str, Any]) -> str:
     return value
 
 
-def check_callback_url(url: str) -> str:
+def check_callback_url(url: str, check_address: Callable[[str], object]) -> str:
+    """An absolute http(s) URL the guarded client would call (not a private or
+    metadata address, unless the deployment allows private networks)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidRequest("callback URL must be an absolute http(s) URL")
+    try:
+        check_address(url)
+    except InvalidInput as exc:
+        raise InvalidRequest(f"callback URL refused: {exc.message}") from exc
     return url
 
 
@@ -77,7 +85,15 @@ class TaskService:
         delete_assets: Callable[[str], None] = lambda task_id: None,
         callbacks: CallbackStore | None = None,
         cancel_upstream: Callable[[Task], None] = lambda task: None,
+        *,
+        limits: Limits | None = None,
+        inline_inputs: InlineInputs | None = None,
+        check_address: Callable[[str], object] = lambda url: None,
+        queue: QueueStats | None = None,
     ) -> None:
+        """`inline_inputs` stores data URIs as files (without it they stay in
+        the task); `check_address` refuses callback URLs the guarded client
+        would not call (the runtime passes the guarded client's check)."""
         self.settings = settings
         self.tasks = tasks
         self.engines = engines
@@ -86,6 +102,10 @@ class TaskService:
         self.delete_assets = delete_assets
         self.callbacks = callbacks
         self.cancel_upstream = cancel_upstream
+        self.limits = limits or Limits(settings)
+        self.inline_inputs = inline_inputs
+        self.check_address = check_address
+        self.queue = queue
 
     def route(self, model: str | None) -> Engine:
         """The engine for a requested model: `model_engines` in the settings,
@@ -136,8 +156,7 @@ class TaskService:
         elif not prompt and not req.start_image and not req.end_image:
             raise InvalidRequest("prompt is required (or a start or end image)")
         if req.callback_url:
-            check_callback_url(req.callback_url)
-        self._check_limits(owner_id)
+            check_callback_url(req.callback_url, self.check_address)
 
         engine = self.route(req.model)
         needs = Needs(
@@ -153,48 +172,75 @@ class TaskService:
         except InvalidInput as exc:
             raise InvalidRequest(exc.message) from exc
 
-        task = self.tasks.create(
+        task_id = str(uuid.uuid4())
+        links = self._store_inline(task_id, req)
+        try:
+            task = self._insert(
+                task_id,
+                owner_id,
+                req,
+                prompt=prompt,
+                origin=origin,
+                origin_request=echoed(origin_request, links),
+                callback_dialect=callback_dialect,
+                start_image=links.get(req.start_image or "", req.start_image),
+                end_image=links.get(req.end_image or "", req.end_image),
+                source_task_id=source_task_id,
+                source_video_url=source_video_url,
+                end_source_task_id=end_source_task_id,
+                aspect_ratio=aspect_ratio,
+                resolution=resolution,
+                duration=duration,
+                engine=engine,
+            )
+        except BaseException:
+            if links:
+                self.delete_assets(task_id)
+            raise
+        self.wake_workers()
+        return task
+
+    def _store_inline(self, task_id: str, req: GenerationRequest) -> dict[str, str]:
+        """Inline images (data URIs) stored as files: data URI -> link."""
+        links: dict[str, str] = {}
+        if self.inline_inputs is None:
+            return links
+        for ref, what in ((req.start_image, "start image"), (req.end_image, "end image")):
+            if ref and ref.startswith("data:") and ref not in links:
+                links[ref] = self.inline_inputs.store(task_id, ref, what)
+        return links
+
+    def _insert(
+        self,
+        task_id: str,
+        owner_id: str,
+        req: GenerationRequest,
+        *,
+        prompt: str,
+        engine: Engine,
+        callback_dialect: str | None,
+        origin: str,
+        **fields: Any,
+    ) -> Task:
+        """The row, inserted only if the token's limits allow it (checked in
+        the same transaction)."""
+        return self.tasks.create(
+            admit=self.limits.admit_task,
+            id=task_id,
             owner_id=owner_id,
             origin=origin,
             kind=req.kind.value,
             prompt=prompt,
             enhanced_prompt=self.enhancer.enhance(prompt) if req.enhance and prompt else None,
-            start_image=req.start_image,
-            end_image=req.end_image,
-            source_task_id=source_task_id,
-            source_video_url=source_video_url,
-            end_source_task_id=end_source_task_id,
             loop=req.loop,
-            aspect_ratio=aspect_ratio,
-            resolution=resolution,
-            duration=duration,
             model=engine.model_label(req.model),
             engine=engine.name,
             seed=req.seed if req.seed is not None else secrets.randbelow(2**31),
             callback_url=req.callback_url,
             callback_dialect=(callback_dialect or origin) if req.callback_url else None,
             callback_on_start=bool(req.callback_url and req.callback_on_start),
-            origin_request=origin_request,
+            **fields,
         )
-        self.wake_workers()
-        return task
-
-    def _check_limits(self, owner_id: str) -> None:
-        """Creates per minute and tasks in flight, per token (answered with 429)."""
-        per_minute, max_active = self.settings.rate_limit_per_minute, self.settings.max_active_tasks
-        if per_minute:
-            now = time.time()
-            recent = self.tasks.created_since(owner_id, now - 60)
-            if len(recent) >= per_minute:
-                wait = recent[-per_minute] + 60 - now
-                raise RateLimited(
-                    f"more than {per_minute} tasks per minute for this token",
-                    retry_after=max(1, math.ceil(wait)),
-                )
-        if max_active and self.tasks.count_active(owner_id) >= max_active:
-            raise RateLimited(
-                f"this token already has {max_active} tasks queued or running", retry_after=5
-            )
 
     def _extend_source(self, owner_id: str, req: GenerationRequest) -> Task | None:
         """The task an extend continues (None: none, or a video URL)."""
@@ -220,8 +266,13 @@ class TaskService:
     def _finished_source(source: Task | None, name: str) -> Task:
         if source is None:
             raise NotFound(f"{name} was not found")
-        if source.state is not State.COMPLETED:
-            raise InvalidRequest(f"{name} cannot be used yet: its task is {source.state.value}")
+        if source.state is State.COMPLETED:
+            return source
+        if source.state.terminal:
+            raise InvalidRequest(
+                f"{name} cannot be extended: its task is {source.state.value} and has no video"
+            )
+        raise InvalidRequest(f"{name} cannot be used yet: its task is {source.state.value}")
         return source
 
     def get(self, owner_id: str, task_id: str) -> Task:
@@ -240,6 +291,34 @@ class TaskService:
         if not ids or self.callbacks is None:
             return {task_id: [] for task_id in ids}
         return self.callbacks.for_tasks(ids)
+
+    def queue_estimates(self, tasks: Sequence[Task]) -> dict[str, QueueEstimate]:
+        """Where each queued task stands in its worker pool's line and about
+        how long until a worker starts it, in one look at the queue for all
+        of them. Tasks that are running, finished or gone get none.
+
+        The wait is the tasks ahead, plus this one, times the pool's mean run
+        time over recent tasks, shared among the workers busy now (at least
+        one); without recent history there is a place in line but no wait."""
+        queued = [t.id for t in tasks if t.state is State.QUEUED]
+        if not queued or self.queue is None:
+            return {}
+        # Render engines share one pool of workers and file engines another
+        # (Runtime.start_workers); an engine this process lacks is its own.
+        pools = {
+            name: "upstream" if isinstance(engine, FileEngine) else "render"
+            for name, engine in self.engines.items()
+        }
+        snapshot = self.queue.snapshot(queued, pools)
+        estimates: dict[str, QueueEstimate] = {}
+        for task_id, (pool, position) in snapshot.positions.items():
+            count, seconds = snapshot.finished.get(pool, (0, 0.0))
+            wait = None
+            if count:
+                workers = max(1, snapshot.running.get(pool, 0))
+                wait = max(1, round(position * seconds / count / workers))
+            estimates[task_id] = QueueEstimate(position=position, wait_seconds=wait)
+        return estimates
 
     def list(self, owner_id: str, limit: int, offset: int) -> tuple[list[Task], int]:
         return self.tasks.list_owned(owner_id, limit, offset)

@@ -41,6 +41,27 @@ class PayloadTooLarge(ReelgateError):
     code = "payload_too_large"
 
 
+class MethodNotAllowed(ReelgateError):
+    """The path exists but not for this HTTP method; `allowed` lists the ones
+    it takes (the Allow header)."""
+
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, *, allowed: str = "") -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
+class RangeNotSatisfiable(ReelgateError):
+    """A byte range outside the file; `size` goes in `Content-Range: bytes */size`."""
+
+    code = "range_not_satisfiable"
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
 class RateLimited(ReelgateError):
     """Too many requests; `retry_after` (seconds) becomes the Retry-After header."""
 
@@ -100,6 +121,18 @@ class UpstreamFailed(TaskError):
     """The service an engine relies on failed or refused the generation."""
 
     code = FailureCode.UPSTREAM
+
+
+class InputUnreachable(UpstreamFailed):
+    """The upstream could not fetch input images it was given (`urls`). When
+    the links were our own, the server was probably unreachable for a moment
+    (a restart), and the worker makes it `retryable` with a new generation."""
+
+    def __init__(
+        self, message: str, *, urls: tuple[str, ...], retryable: bool | None = None
+    ) -> None:
+        super().__init__(message, retryable=retryable)
+        self.urls = urls
 
 
 class Unavailable(TaskError):

@@ -41,3 +41,35 @@ class Reservation:
     key_id: str | None
     wait: float = 0.0
     why: str = ""
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """What one token has in use, read under its lock so limits hold under
+    concurrent requests: creation times of its tasks and uploads in the last
+    minute (oldest first), its queued and running tasks, its stored uploads."""
+
+    recent: list[float]
+    active: int
+    upload_bytes: int
+
+
+@dataclass(frozen=True)
+class QueueEstimate:
+    """Where a queued task stands: its place among the tasks its worker pool
+    will claim (1: the next one) and about how long until a worker starts it,
+    from the pool's recent run times (None: no recent history to go by)."""
+
+    position: int
+    wait_seconds: int | None
+
+    @property
+    def ahead(self) -> int:
+        return self.position - 1
+
+    def describe(self) -> str:
+        """In words, for messages: "number 3 in the queue, about 40 s from starting"."""
+        where = f"number {self.position} in the queue"
+        if self.wait_seconds is None:
+            return where
+        return f"{where}, about {self.wait_seconds} s from starting"

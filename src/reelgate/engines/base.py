@@ -31,6 +31,7 @@ import numpy as np
 
 from reelgate.domain.errors import InvalidInput
 from reelgate.domain.models import ASPECT_RATIOS, DURATIONS, RESOLUTIONS
+from reelgate.domain.retry import Backoff
 from reelgate.domain.types import Reservation
 
 if TYPE_CHECKING:
@@ -279,7 +280,12 @@ class KeyPool(Protocol):
         *,
         max_in_flight: int,
         per_minute: int,
-    ) -> Reservation: ...
+        probe: Backoff | None = None,
+        failure_limit: int = 1,
+    ) -> Reservation:
+        """A key for one create, or how long to wait; with `probe`, one create
+        at a time may try a key resting after failures, on that backoff."""
+        ...
 
     def succeeded(self, key_id: str) -> None: ...
 

@@ -6,8 +6,9 @@ conditions on the same pipeline:
 - text only: no condition;
 - start image: an image condition at frame 0;
 - end image: an image condition at the last frame;
-- extend: the source's last frames as a video condition at frame 0 (the
-  worker puts the source itself in front of what this engine yields);
+- extend: the source's last frames, as it plays at the output rate, as a
+  video condition at frame 0 (the worker puts the source itself, at that
+  rate too, in front of what this engine yields);
 - loop: the first image again as the last condition, or, when extending,
   the source's first frame as the last condition.
 
@@ -184,7 +185,7 @@ class LtxEngine(FrameEngine):
         total = job.num_frames
         first_image: np.ndarray | None = None
         if job.source_video is not None:
-            tail, first_image = _source_ends(job.source_video, SOURCE_CONDITION_FRAMES)
+            tail, first_image = _source_ends(job.source_video, SOURCE_CONDITION_FRAMES, job.fps)
             conditions.append(LTXVideoCondition(video=[image(f) for f in tail], frame_index=0))
             skip = len(tail)
             total = round_frames(skip + job.num_frames)
@@ -246,13 +247,20 @@ class LtxEngine(FrameEngine):
         return np.asarray(result.frames[0])
 
 
-def _source_ends(path: Path, count: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """The last `count` frames of a clip (streamed, not all kept) and its first frame."""
-    from reelgate.media.probe import iter_frames
+def _source_ends(path: Path, count: int, fps: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """The last `count` frames of a clip as it plays at `fps` (streamed, not
+    all kept) and its first frame.
+
+    The pipeline takes the condition's frames as frames at `fps`: the source's
+    own frames at another rate would tell it motion at the wrong speed (60 fps
+    frames read at 24 fps move 2.5 times slower), and the worker puts the
+    source in front at `fps` too.
+    """
+    from reelgate.media.probe import iter_frames_at
 
     tail: deque[np.ndarray] = deque(maxlen=count)
     first: np.ndarray | None = None
-    for frame in iter_frames(path):
+    for frame in iter_frames_at(path, fps):
         if first is None:
             first = frame
         tail.append(frame)

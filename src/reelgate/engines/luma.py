@@ -13,8 +13,14 @@ Error handling follows what each answer means for the key and the task:
 401 sets the key aside for good; 402/403 rest it; 429 rests it for
 `Retry-After`; 5xx and connection errors are retried with backoff and count
 toward resting a key that keeps failing; other 4xx answers fail the task with
-the upstream's own words. Each failure carries its category: the request's
-fault (400/422), the upstream's, no usable key, or a deadline passed.
+the upstream's own words. While every key rests after failures, one create at
+a time probes the key that has rested longest, on a growing backoff, so a
+short outage costs seconds rather than the whole cool-down. Each failure
+carries its category: the request's fault (400/422), the upstream's, no
+usable key, or a deadline passed. A generation that failed because the
+upstream could not fetch one of its input images ends the attempt with
+`InputUnreachable`, naming the links, so the worker can try again when the
+links were its own (the upstream may have fetched while we restarted).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import asyncio
 import email.utils
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +39,7 @@ import httpx
 import lumaai
 
 from reelgate.domain.errors import (
+    InputUnreachable,
     InvalidInput,
     NoUsableKey,
     TaskError,
@@ -64,6 +72,15 @@ NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 """Connection errors that prove the request never reached the upstream."""
 SIZED_MODELS = ("ray-2", "ray-flash-2")
 """Models that take `resolution` and `duration` (ray-1-6 predates them)."""
+INPUT_FETCH_FAILED = re.compile(
+    r"fetch|download|read user input frames?|answered HTTP \d{3}|not accessible|unreachable",
+    re.IGNORECASE,
+)
+"""How upstreams say they could not get an input image: the official API's
+"Failed to read user input frames" (the keyframe images are not accessible to
+its servers), a reelgate's "cannot fetch <url>: ..." and "<url> answered HTTP
+503", and the usual words of other services."""
+URL = re.compile(r"https?://", re.IGNORECASE)
 
 
 @dataclass
@@ -85,6 +102,9 @@ class LumaConfig:
     task gives up: each retry risks paying for a duplicate."""
     max_wait: float = 3600.0
     """Cap on any wait an upstream asks for (Retry-After)."""
+    key_probe: float = 5.0
+    """While every key rests after failures, the first probe comes this long
+    after a key's last failure; each failed probe doubles it, up to `cooldown`."""
 
 
 class _TooLarge(UpstreamFailed):
@@ -98,6 +118,41 @@ def _detail(exc: lumaai.APIStatusError) -> str:
         if detail:
             return str(detail)[:300]
     return str(exc.message)[:300]
+
+
+def unreachable_inputs(reason: str, sent: list[str]) -> list[str]:
+    """The input images (of `sent`) a generation's failure reason says the
+    upstream could not fetch: the ones it names, or all of them when it names
+    no URL (the official API does not say which). Nothing when the reason is
+    not about fetching, or names only URLs we did not send."""
+    if not sent or not INPUT_FETCH_FAILED.search(reason):
+        return []
+    named = [url for url in sent if _mentions(reason, url)]
+    if named:
+        return named
+    return [] if URL.search(reason) else list(sent)
+
+
+def _mentions(reason: str, url: str) -> bool:
+    # Upstreams shorten long links (a reelgate keeps 200 characters), and a
+    # signed link's query may differ: its scheme, host and path identify it.
+    bare = url.split("#", 1)[0].split("?", 1)[0]
+    return bare[:120] in reason
+
+
+def _sent_images(generation: Any, fallback: list[str]) -> list[str]:
+    """The image links a generation was made from, as the upstream recorded
+    its request (known after a restart too), else as this run sent them."""
+    keyframes = getattr(getattr(generation, "request", None), "keyframes", None)
+    if keyframes is None:
+        return fallback
+    urls = []
+    for name in ("frame0", "frame1"):
+        frame = getattr(keyframes, name, None)
+        url = getattr(frame, "url", None)
+        if getattr(frame, "type", None) == "image" and isinstance(url, str) and url:
+            urls.append(url)
+    return urls
 
 
 def retry_after(exc: lumaai.APIStatusError) -> float | None:
@@ -155,6 +210,7 @@ class LumaEngine(FileEngine):
         self.shutdown_grace = config.request_timeout
         self.submit_backoff = Backoff(config.poll, 2.0, config.poll_max)
         self.poll_backoff = Backoff(config.poll, 1.5, config.poll_max)
+        self.key_probe = Backoff(min(config.key_probe, config.cooldown), 2.0, config.cooldown)
         keys.register(self.name, config.keys)
 
     # What the service asks before a task exists
@@ -175,11 +231,22 @@ class LumaEngine(FileEngine):
             log.info("task %s: following upstream generation %s again", job.task_id, gen_id)
         else:
             gen_id, key_id, submitted = await self._submit(job, ctx)
+        images = [
+            frame["url"]
+            for frame in self._params(job).get("keyframes", {}).values()
+            if frame["type"] == "image"
+        ]
         async with self._client(self._secret(key_id)) as client:
             try:
                 ctx.progress(0.02)
                 generation = await self._follow(
-                    client, ctx, key_id, gen_id, submitted, callbacks=job.callback_url is not None
+                    client,
+                    ctx,
+                    key_id,
+                    gen_id,
+                    submitted,
+                    callbacks=job.callback_url is not None,
+                    images=images,
                 )
                 ctx.progress(0.9)
                 return await self._download(generation, job.workdir, ctx)
@@ -286,10 +353,18 @@ class LumaEngine(FileEngine):
                     list(self.secrets),
                     max_in_flight=self.config.max_in_flight,
                     per_minute=self.config.per_minute,
+                    probe=self.key_probe,
+                    failure_limit=self.config.failure_limit,
                 )
             except NoUsableKey:
                 raise
             if reservation.key_id is not None:
+                if reservation.why == "probe":
+                    log.info(
+                        "task %s: every key is resting; trying key %s again",
+                        ctx.task_id,
+                        self._label(reservation.key_id),
+                    )
                 return reservation.key_id
             if reservation.why == "lease lost":
                 raise LeaseLost()
@@ -379,9 +454,11 @@ class LumaEngine(FileEngine):
         submitted: float,
         *,
         callbacks: bool,
+        images: list[str] | None = None,
     ) -> Any:
         """Poll until the generation ends. With callbacks the poll is only a
-        safety net: a callback nudge ends each wait early."""
+        safety net: a callback nudge ends each wait early. `images`: the image
+        links this run sent, if it made the generation."""
         deadline = submitted + self.config.timeout
         delay = self.config.poll_max if callbacks else self.poll_backoff.base
         failing = False
@@ -413,10 +490,13 @@ class LumaEngine(FileEngine):
                 if generation.state == "completed":
                     return generation
                 if generation.state == "failed":
-                    raise UpstreamFailed(
-                        "the upstream generation failed: "
-                        + (generation.failure_reason or "no reason given")
-                    )
+                    reason = generation.failure_reason or "no reason given"
+                    unreachable = unreachable_inputs(reason, _sent_images(generation, images or []))
+                    if unreachable:
+                        raise InputUnreachable(
+                            "the upstream generation failed: " + reason, urls=tuple(unreachable)
+                        )
+                    raise UpstreamFailed("the upstream generation failed: " + reason)
                 ctx.progress(0.1 if generation.state == "dreaming" else 0.05)
                 delay = self.poll_backoff.next(delay)
             remaining = deadline - time.time()

@@ -7,16 +7,27 @@ refuses loopback, private, link-local, multicast and reserved addresses
 original Host header and TLS server name, so a DNS answer that changes
 between the check and the connection (rebinding) cannot redirect it. Every
 redirect is checked the same way, and size, time and redirects are capped.
+
+Time is capped in total, not per read: a fetch gets `timeout` for name
+resolution, every redirect, the headers and the body together, and a callback
+gets `callback_timeout` to be resolved, connected, sent and answered. A server
+that drips one byte at a time cannot hold a worker (or the dispatcher) longer.
+Requests run on an httpx.AsyncClient under `asyncio.timeout`, which cancels the
+request wherever it is; the synchronous `fetch` runs one in a private loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import ipaddress
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes, urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -25,6 +36,8 @@ from reelgate import __version__
 from reelgate.domain.errors import InvalidInput
 
 USER_AGENT = f"reelgate/{__version__}"
+
+T = TypeVar("T")
 
 
 class FetchError(InvalidInput):
@@ -111,14 +124,22 @@ class GuardedClient:
     def __init__(self, limits: FetchLimits, resolver: Resolver = system_resolver) -> None:
         self.limits = limits
         self.resolver = resolver
-        self._client = httpx.Client(
-            follow_redirects=False,
-            timeout=limits.timeout,
-            headers={"user-agent": USER_AGENT},
-        )
+        # Made once: loading the CA bundle is the slow part of a new client.
+        self._ssl = httpx.create_ssl_context()
 
     def close(self) -> None:
-        self._client.close()
+        """Nothing to release: each fetch, and the dispatcher, owns its httpx client."""
+
+    def async_http(self) -> httpx.AsyncClient:
+        """A client for the running event loop, for `post_async` (the caller closes it).
+
+        httpx's own timeout is only a backstop: the deadlines here are total."""
+        return httpx.AsyncClient(
+            follow_redirects=False,
+            timeout=max(self.limits.timeout, self.limits.callback_timeout) + 5,
+            headers={"user-agent": USER_AGENT},
+            verify=self._ssl,
+        )
 
     def target(self, url: str) -> Target:
         """Check a URL and pin it to the address that passed; FetchError if none may."""
@@ -148,16 +169,56 @@ class GuardedClient:
         extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
         return Target(pinned, {"host": host_header}, extensions)
 
+    async def _target(self, url: str) -> Target:
+        """`target` in a thread of its own, so that the name lookup counts
+        against the deadline: a lookup cannot be cancelled, and one that hangs
+        past the deadline keeps only its own thread (not a shared pool that a
+        few hostile names could fill)."""
+        loop = asyncio.get_running_loop()
+        found: asyncio.Future[Target] = loop.create_future()
+
+        def settle(result: Target | BaseException) -> None:
+            if found.done():
+                return
+            if isinstance(result, BaseException):
+                found.set_exception(result)
+            else:
+                found.set_result(result)
+
+        def look_up() -> None:
+            result: Target | BaseException
+            try:
+                result = self.target(url)
+            except Exception as exc:
+                result = exc
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                loop.call_soon_threadsafe(settle, result)
+
+        threading.Thread(target=look_up, name="resolve", daemon=True).start()
+        return await found
+
     def fetch(self, url: str, max_bytes: int | None = None) -> bytes:
-        """The body of a URL or data URI, at most `max_bytes`."""
+        """The body of a URL or data URI, at most `max_bytes`, within `timeout`
+        in all. Blocks; call it from a thread without a running event loop."""
         limit = max_bytes or self.limits.max_bytes
         if url.startswith("data:"):
             return decode_data_uri(url, limit)
+        return asyncio.run(self._fetch_within(url, limit))
+
+    async def _fetch_within(self, url: str, limit: int) -> bytes:
+        async with self.async_http() as http:
+            return await _within(
+                self.limits.timeout,
+                self._fetch(http, url, limit),
+                f"fetching {url[:200]} took longer than {self.limits.timeout:g} s",
+            )
+
+    async def _fetch(self, http: httpx.AsyncClient, url: str, limit: int) -> bytes:
         response_url = url
         for _ in range(self.limits.max_redirects + 1):
-            target = self.target(response_url)
+            target = await self._target(response_url)
             try:
-                with self._client.stream(
+                async with http.stream(
                     "GET", target.url, headers=target.headers, extensions=target.extensions
                 ) as response:
                     if response.is_redirect:
@@ -165,33 +226,60 @@ class GuardedClient:
                         continue
                     if response.status_code != 200:
                         raise FetchError(f"{url[:200]} answered HTTP {response.status_code}")
-                    return self._read_capped(response, limit, url)
+                    return await self._read_capped(response, limit, url)
             except httpx.HTTPError as exc:
                 raise FetchError(f"cannot fetch {url[:200]}: {exc.__class__.__name__}") from exc
         raise FetchError(f"{url[:200]} redirected more than {self.limits.max_redirects} times")
 
     @staticmethod
-    def _read_capped(response: httpx.Response, limit: int, url: str) -> bytes:
+    async def _read_capped(response: httpx.Response, limit: int, url: str) -> bytes:
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise FetchError(f"{url[:200]} is larger than {limit} bytes")
         chunks: list[bytes] = []
         total = 0
-        for chunk in response.iter_bytes():
+        async for chunk in response.aiter_bytes():
             total += len(chunk)
             if total > limit:
                 raise FetchError(f"{url[:200]} is larger than {limit} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
-        """POST a callback; returns the HTTP status. Redirects are not followed."""
-        target = self.target(url)
-        response = self._client.post(
+    async def post_async(
+        self, http: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]
+    ) -> int:
+        """POST a callback with a client from `async_http`; returns the HTTP
+        status. Redirects are not followed and the answer's body is not read.
+        FetchError when the receiver has not answered within `callback_timeout`."""
+        timeout = self.limits.callback_timeout
+        return await _within(
+            timeout,
+            self._post(http, url, body, headers),
+            f"the receiver did not answer within {timeout:g} s",
+        )
+
+    async def _post(
+        self, http: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]
+    ) -> int:
+        target = await self._target(url)
+        request = http.build_request(
+            "POST",
             target.url,
             content=body,
             headers={**headers, **target.headers},
             extensions=target.extensions,
-            timeout=self.limits.callback_timeout,
         )
+        response = await http.send(request, stream=True)
+        await response.aclose()
         return response.status_code
+
+
+async def _within(seconds: float, work: Coroutine[Any, Any, T], message: str) -> T:
+    """`work`, cancelled after `seconds` in all; FetchError(message) then."""
+    try:
+        async with asyncio.timeout(seconds) as deadline:
+            return await work
+    except TimeoutError:
+        if deadline.expired():
+            raise FetchError(message) from None
+        raise

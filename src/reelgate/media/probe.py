@@ -6,9 +6,12 @@ sizes and durations we report are the ones a player will see.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -66,6 +69,112 @@ def iter_frames(
     with _open_video(path) as (container, stream):
         for frame in _decode(container, stream, path):
             yield _fitted(frame.to_ndarray(format="rgb24"), size)
+
+
+TIMESTAMP_SLACK = Fraction(1, 1000)
+"""How early a frame may be stamped and still count as on screen at a time:
+containers that keep milliseconds (Matroska, WebM, FLV) round each timestamp
+by up to half of one, and a 24 fps frame stamped 42 ms must still be the one
+shown at 1/24 s."""
+
+
+def frame_count_at(duration: float, fps: int) -> int:
+    """How many frames at `fps` play for `duration` seconds (at least one)."""
+    return max(1, round(duration * fps))
+
+
+def iter_frames_at(
+    path: Path,
+    fps: int,
+    size: tuple[int, int] | None = None,
+    *,
+    max_seconds: float | None = None,
+) -> Generator[np.ndarray, None, None]:
+    """Yield the video as it plays at `fps`: at each time t = i / fps, the
+    frame on screen at t (a repeated frame is the same array).
+
+    A clip re-stamped frame for frame at another rate changes speed (60 fps
+    at 24 fps plays 2.5 times slower); picking frames by their timestamps
+    keeps its duration within half a frame, variable frame rates included.
+    Only the frame on screen is held, so memory stays bounded. Timestamps are
+    the file's word, so with `max_seconds` a clip whose timestamps run past
+    that is refused (MediaError) instead of becoming hours of repeats.
+    """
+    path = Path(path)
+    limit = None if max_seconds is None else math.ceil(max_seconds * fps) + 1
+    slot = 0
+    with _open_video(path) as (container, stream):
+        for until, frame, last in _on_screen(container, stream, path):
+            picture: np.ndarray | None = None
+            while _shows(slot, fps, until, last):
+                if limit is not None and slot >= limit:
+                    raise MediaError(f"{path.name} plays for longer than {max_seconds:g} s")
+                if picture is None:
+                    picture = _fitted(frame.to_ndarray(format="rgb24"), size)
+                yield picture
+                slot += 1
+
+
+def _shows(slot: int, fps: int, until: Fraction, last: bool) -> bool:
+    """Whether output frame `slot` (at slot / fps) falls before `until`, when
+    the next frame is due; for the last frame, whether it is within the
+    duration rounded to whole output frames."""
+    if last:
+        return slot < frame_count_at(float(until), fps)
+    return Fraction(slot, fps) + TIMESTAMP_SLACK < until
+
+
+def _on_screen(
+    container: av.container.InputContainer, stream: av.VideoStream, path: Path
+) -> Iterator[tuple[Fraction, av.VideoFrame, bool]]:
+    """(shown until, frame, whether it is the last) for each frame, in
+    seconds from the first frame. A frame stamped no later than the one
+    before replaces it; the last lasts its own duration, or as long as the
+    one before it did."""
+    period = _period(stream)
+    held: tuple[Fraction, av.VideoFrame] | None = None
+    for start, frame in _stamped(container, stream, path):
+        if held is not None and start > held[0]:
+            yield start, held[1], False
+            period = start - held[0]
+        elif held is not None:
+            start = held[0]
+        held = (start, frame)
+    if held is not None:
+        start, frame = held
+        own = frame.duration * (frame.time_base or _time_base(stream)) if frame.duration else 0
+        yield start + (own or period), frame, True
+
+
+def _stamped(
+    container: av.container.InputContainer, stream: av.VideoStream, path: Path
+) -> Iterator[tuple[Fraction, av.VideoFrame]]:
+    """Each frame with its time in seconds from the first frame; a frame
+    without a timestamp comes one frame period after the one before."""
+    period = _period(stream)
+    origin: Fraction | None = None
+    time = Fraction(0)
+    for index, frame in enumerate(_decode(container, stream, path)):
+        stamp = None if frame.pts is None else frame.pts * (frame.time_base or _time_base(stream))
+        if index == 0:
+            origin = stamp
+        elif stamp is None or origin is None:
+            time += period
+        else:
+            time = stamp - origin
+        yield time, frame
+
+
+def _time_base(stream: av.VideoStream) -> Fraction:
+    return stream.time_base or Fraction(1)
+
+
+def _period(stream: av.VideoStream) -> Fraction:
+    """One frame's time at the stream's declared rate (a second when it has none)."""
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate:
+            return 1 / Fraction(rate)
+    return Fraction(1)
 
 
 def read_first_frame(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -175,4 +284,10 @@ def _last_after_seek(
 
 
 def _why(exc: BaseException) -> str:
-    return (str(exc).strip() or type(exc).__name__)[:200]
+    """A short reason for the user-facing message, without the file's path
+    (FFmpeg and OS errors append it) or object reprs."""
+    if isinstance(exc, (av.FFmpegError, OSError)) and exc.strerror:
+        return str(exc.strerror).strip()[:200]
+    text = re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", str(exc))
+    text = re.sub(r"""(?:^|\s)['"]?/[^\s'"]+['"]?""", "", text).strip(" :")
+    return (text or type(exc).__name__)[:200]

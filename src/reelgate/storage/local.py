@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import re
+import secrets
 import shutil
 import time
 from pathlib import Path
@@ -18,38 +19,63 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 ASSET_ROUTE = "/assets"
 INPUTS_DIR = "inputs"
 """Per task, beside its runs: inputs kept for as long as the task exists."""
+INPUT_LINK_TTL = 7 * 86_400
+"""How long a link to an input lives unless asked for less."""
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 
 
 class UrlSigner:
-    """Asset links that expire: `?expires=<unix>&signature=<HMAC of key and
-    expiry>`, for deployments that want more than unguessable paths."""
+    """Links that expire: `?expires=<unix>&signature=<HMAC of key and expiry>`."""
 
-    def __init__(self, secret: bytes, ttl_seconds: int) -> None:
+    def __init__(self, secret: bytes) -> None:
         self.secret = secret
-        self.ttl = ttl_seconds
 
     def _signature(self, key: str, expires: int) -> str:
         mac = hmac.new(self.secret, f"{key}\n{expires}".encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
-    def query(self, key: str) -> str:
-        expires = int(time.time()) + self.ttl
+    def query(self, key: str, ttl: int) -> str:
+        expires = int(time.time()) + ttl
         return urlencode({"expires": expires, "signature": self._signature(key, expires)})
 
-    def valid(self, key: str, expires: str | None, signature: str | None) -> bool:
+    def valid(
+        self, key: str, expires: str | None, signature: str | None, *, expired_ok: bool = False
+    ) -> bool:
+        """Whether we issued this link (and, unless `expired_ok`, it has not expired)."""
         if not expires or not signature or not expires.isdigit() or len(expires) > 12:
             return False
-        if int(expires) < time.time():
+        if not expired_ok and int(expires) < time.time():
             return False
         return hmac.compare_digest(self._signature(key, int(expires)), signature)
 
 
+def expires_in(query: dict[str, str]) -> int | None:
+    """Seconds a signed link has left (None for a link that does not expire)."""
+    expires = query.get("expires", "")
+    if not expires.isdigit() or len(expires) > 12:
+        return None
+    return max(0, int(expires) - int(time.time()))
+
+
+def is_input_key(key: str) -> bool:
+    """A user's input kept with its task: served only through a signed link."""
+    parts = key.split("/")
+    return len(parts) > 2 and parts[1] == INPUTS_DIR
+
+
 class LocalStorage:
-    def __init__(self, root: Path, public_base_url: str, signer: UrlSigner | None = None) -> None:
+    """`ttl` > 0 signs every link to expire after that many seconds; 0 gives
+    unguessable permanent links. Inputs (`is_input_key`) are always signed."""
+
+    def __init__(
+        self, root: Path, public_base_url: str, signer: UrlSigner | None = None, ttl: int = 0
+    ) -> None:
         self.root = root.resolve()
         self.public_base_url = public_base_url.rstrip("/")
-        self.signer = signer
+        # Without the deployment's signer, links are signed with a key of
+        # this process alone (they stop working when it ends).
+        self.signer = signer or UrlSigner(secrets.token_bytes(32))
+        self.ttl = ttl
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, key: str) -> Path:
@@ -62,15 +88,25 @@ class LocalStorage:
             raise ValueError(f"invalid asset key {key!r}")
         return candidate
 
-    def url(self, key: str) -> str:
+    def url(self, key: str, ttl: int | None = None) -> str:
+        """The link to an asset; `ttl` asks for a signed link that expires then
+        (an input's link is always signed, for `INPUT_LINK_TTL` by default)."""
         url = f"{self.public_base_url}{ASSET_ROUTE}/{key}"
-        return f"{url}?{self.signer.query(key)}" if self.signer else url
+        if ttl is None:
+            ttl = self.ttl or (INPUT_LINK_TTL if is_input_key(key) else 0)
+        return f"{url}?{self.signer.query(key, ttl)}" if ttl else url
 
-    def link_valid(self, key: str, query: dict[str, str]) -> bool:
-        """Whether a request for `key` may be served (always, when unsigned)."""
-        if self.signer is None:
+    def signed(self, key: str) -> bool:
+        return bool(self.ttl) or is_input_key(key)
+
+    def link_valid(self, key: str, query: dict[str, str], *, expired_ok: bool = False) -> bool:
+        """Whether a request for `key` may be served: a signed key needs a
+        valid, unexpired signature; a signature on any key must be valid."""
+        if not self.signed(key) and "signature" not in query:
             return True
-        return self.signer.valid(key, query.get("expires"), query.get("signature"))
+        return self.signer.valid(
+            key, query.get("expires"), query.get("signature"), expired_ok=expired_ok
+        )
 
     def workdir(self, key_prefix: str) -> Path:
         """A directory to write a run's files into before they are published."""
@@ -83,6 +119,9 @@ class LocalStorage:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
 
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
     def delete_prefix(self, key_prefix: str) -> None:
         shutil.rmtree(self.path(key_prefix), ignore_errors=True)
 
@@ -94,15 +133,17 @@ class LocalStorage:
             if run_dir.name != INPUTS_DIR and f"{task_id}/{run_dir.name}" != keep:
                 shutil.rmtree(run_dir, ignore_errors=True)
 
-    def key_for_url(self, url: str) -> str | None:
+    def key_for_url(self, url: str, *, expired_ok: bool = False) -> str | None:
         """The key behind one of our own asset URLs, so extending our own
-        video reads the file instead of fetching it over HTTP."""
+        video reads the file instead of fetching it over HTTP. A worker reads
+        a task's inputs with `expired_ok` (the link was ours, but a retry may
+        come after it expired)."""
         prefix = f"{self.public_base_url}{ASSET_ROUTE}/"
         if not url.startswith(prefix):
             return None
         parts = urlsplit(url[len(prefix) :])
         key = parts.path
-        if not self.link_valid(key, dict(parse_qsl(parts.query))):
+        if not self.link_valid(key, dict(parse_qsl(parts.query)), expired_ok=expired_ok):
             return None
         try:
             return key if self.path(key).is_file() else None

@@ -4,12 +4,21 @@ dispatchers never send the same attempt, and a record of every attempt."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, or_, select, update
 
 from reelgate.domain.types import Delivery
 from reelgate.store.db import Database
-from reelgate.store.schema import CallbackRow
+from reelgate.store.schema import CallbackRow, TaskRow
+
+Admit = Callable[[Delivery, str | None], bool]
+"""(delivery, its task's owner token id or None) -> claim it now? A delivery
+refused stays due, unleased, for a later claim."""
+
+PAGE = 100
+SCAN_LIMIT = 2000
+"""Due deliveries one claim looks at, at most, while `admit` refuses them."""
 
 
 def _delivery(row: CallbackRow) -> Delivery:
@@ -32,26 +41,71 @@ class CallbackStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def claim_due(self, limit: int, lease_seconds: float) -> list[Delivery]:
+    def claim_due(
+        self, limit: int, lease_seconds: float, admit: Admit | None = None
+    ) -> list[Delivery]:
+        """Lease up to `limit` due deliveries, oldest first, among those `admit`
+        accepts (it is asked in that order, so it can keep count). Refused ones
+        are skipped, not leased, so a token or host at its share cannot hide
+        the deliveries queued behind its own."""
         now = time.time()
+        claimed: list[Delivery] = []
+        if limit <= 0:
+            return claimed
+        after: tuple[float, str] | None = None
         with self.db.write() as s:
-            rows = s.scalars(
-                select(CallbackRow)
-                .where(
-                    CallbackRow.state == "pending",
-                    CallbackRow.next_attempt_at <= now,
-                    or_(
-                        CallbackRow.lease_expires_at.is_(None),
-                        and_(CallbackRow.lease_expires_at < now),
-                    ),
+            for _ in range(SCAN_LIMIT // PAGE):
+                page = s.execute(self._due_page(now, after)).all()
+                for row, owner in page:
+                    delivery = _delivery(row)
+                    if admit is None or admit(delivery, owner):
+                        row.lease_expires_at = now + lease_seconds
+                        claimed.append(delivery)
+                        if len(claimed) == limit:
+                            return claimed
+                if len(page) < PAGE:
+                    break
+                last = page[-1][0]
+                after = (last.next_attempt_at, last.id)
+        return claimed
+
+    @staticmethod
+    def _due_page(now: float, after: tuple[float, str] | None) -> Select[CallbackRow, str]:
+        """One page of due, unleased deliveries with their owners, after `after`
+        in (next attempt, id) order."""
+        query = (
+            select(CallbackRow, TaskRow.owner_id)
+            .outerjoin(TaskRow, TaskRow.id == CallbackRow.task_id)
+            .where(
+                CallbackRow.state == "pending",
+                CallbackRow.next_attempt_at <= now,
+                or_(CallbackRow.lease_expires_at.is_(None), CallbackRow.lease_expires_at < now),
+            )
+            .order_by(CallbackRow.next_attempt_at, CallbackRow.id)
+            .limit(PAGE)
+            .with_for_update(skip_locked=True, of=CallbackRow)
+        )
+        if after is not None:
+            at, delivery_id = after
+            query = query.where(
+                or_(
+                    CallbackRow.next_attempt_at > at,
+                    and_(CallbackRow.next_attempt_at == at, CallbackRow.id > delivery_id),
                 )
-                .order_by(CallbackRow.next_attempt_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            ).all()
-            for row in rows:
-                row.lease_expires_at = now + lease_seconds
-            return [_delivery(r) for r in rows]
+            )
+        return query
+
+    def release(self, delivery_ids: list[str]) -> None:
+        """Hand leased deliveries back unsent (a dispatcher stopping), so they go
+        out at once from the next dispatcher instead of after the lease."""
+        if not delivery_ids:
+            return
+        with self.db.write() as s:
+            s.execute(
+                update(CallbackRow)
+                .where(CallbackRow.id.in_(delivery_ids), CallbackRow.state == "pending")
+                .values(lease_expires_at=None)
+            )
 
     def record_attempt(
         self,

@@ -87,15 +87,16 @@ class Database:
         with self._reader() as session:
             yield session
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest revision (safe to call at every start)."""
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to the newest revision, or to `revision` (safe to
+        call at every start)."""
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         with self.write_engine.begin() as conn:
             if not self.is_sqlite:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, revision)
 
     def dispose(self) -> None:
         self.write_engine.dispose()

@@ -37,6 +37,20 @@ class FollowStore:
             row.updated_at = time.time()
             return True
 
+    def forget(self, task_id: str, lease_owner: str) -> bool:
+        """Drop the upstream job a run followed (it failed in a way that a new
+        create may not), so the next attempt creates another. False: the
+        lease is lost."""
+        with self.db.write() as s:
+            row = fenced_row(s, task_id, lease_owner)
+            if row is None:
+                return False
+            row.upstream_id = None
+            row.upstream_key = None
+            row.upstream_submitted_at = None
+            row.updated_at = time.time()
+            return True
+
     def count_unclear_create(self, task_id: str, lease_owner: str) -> int | None:
         """Count a create the upstream may have acted on; the new total, or
         None when the lease is lost. Kept on the task so restarts add up."""

@@ -76,6 +76,26 @@ class TaskRow(Base):
         Index("ix_tasks_upstream_key", "upstream_key", "state"),
         Index("ix_tasks_queue", "state", "not_before", "created_at"),
         Index("ix_tasks_owner_created", "owner_id", "created_at"),
+        Index("ix_tasks_finished", "finished_at"),
+    )
+
+
+class UploadRow(Base):
+    """An image a token uploaded: counted against its quota and rate limit,
+    removed (file and row) once it expires."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("tokens.id"))
+    key: Mapped[str] = mapped_column(String(512))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_uploads_owner_created", "owner_id", "created_at"),
+        Index("ix_uploads_expires", "expires_at"),
     )
 
 

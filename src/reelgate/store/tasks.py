@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import and_, delete, func, or_, select, update
@@ -27,8 +27,14 @@ from reelgate.domain.models import (
     TaskResult,
     describe_size,
 )
+from reelgate.domain.text import repaired
+from reelgate.domain.types import TokenUsage
 from reelgate.store.db import Database
 from reelgate.store.schema import CallbackRow, TaskRow
+from reelgate.store.usage import locked_usage
+
+Admit = Callable[[TokenUsage], None]
+"""Checks a token's usage before a task is added; raises to refuse it."""
 
 
 def _to_task(row: TaskRow) -> Task:
@@ -55,7 +61,7 @@ def _to_task(row: TaskRow) -> Task:
         callback_url=row.callback_url,
         callback_dialect=row.callback_dialect,
         callback_on_start=bool(row.callback_on_start),
-        origin_request=row.origin_request or {},
+        origin_request=repaired(row.origin_request or {}),
         state=State(row.state),
         progress=row.progress,
         failure_reason=row.failure_reason,
@@ -112,20 +118,24 @@ class TaskStore:
 
     # Creating and reading
 
-    def create(self, **fields: Any) -> Task:
-        now = time.time()
-        row = TaskRow(
-            id=fields.pop("id", None) or str(uuid.uuid4()),
-            video_id=fields.pop("video_id", None) or str(uuid.uuid4()),
-            state=State.QUEUED.value,
-            progress=0.0,
-            attempts=0,
-            not_before=now,
-            created_at=now,
-            updated_at=now,
-            **fields,
-        )
+    def create(self, admit: Admit | None = None, **fields: Any) -> Task:
+        """Insert a queued task. `admit` sees the owner's usage, read under
+        the owner's lock in the same transaction, and raises to refuse."""
         with self.db.write() as s:
+            now = time.time()
+            if admit is not None:
+                admit(locked_usage(s, fields["owner_id"], now))
+            row = TaskRow(
+                id=fields.pop("id", None) or str(uuid.uuid4()),
+                video_id=fields.pop("video_id", None) or str(uuid.uuid4()),
+                state=State.QUEUED.value,
+                progress=0.0,
+                attempts=0,
+                not_before=now,
+                created_at=now,
+                updated_at=now,
+                **fields,
+            )
             s.add(row)
             s.flush()
             return _to_task(row)
@@ -156,31 +166,6 @@ class TaskStore:
                 select(TaskRow).where(TaskRow.video_id == video_id, TaskRow.owner_id == owner_id)
             )
             return _to_task(row) if row else None
-
-    def created_since(self, owner_id: str, since: float) -> list[float]:
-        """Creation times of a token's tasks since `since`, oldest first."""
-        with self.db.read() as s:
-            return list(
-                s.scalars(
-                    select(TaskRow.created_at)
-                    .where(TaskRow.owner_id == owner_id, TaskRow.created_at >= since)
-                    .order_by(TaskRow.created_at)
-                )
-            )
-
-    def count_active(self, owner_id: str) -> int:
-        with self.db.read() as s:
-            return int(
-                s.scalar(
-                    select(func.count())
-                    .select_from(TaskRow)
-                    .where(
-                        TaskRow.owner_id == owner_id,
-                        TaskRow.state.in_([State.QUEUED.value, State.RUNNING.value]),
-                    )
-                )
-                or 0
-            )
 
     def list_owned(self, owner_id: str, limit: int, offset: int) -> tuple[list[Task], int]:
         """A page of a token's tasks, newest first, and how many it has in all."""

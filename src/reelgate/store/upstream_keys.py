@@ -7,6 +7,12 @@ database; the creates-per-minute limit counts recorded creates. Choosing a key
 and recording the choice happen in one write transaction (the key rows are
 locked on PostgreSQL; SQLite serialises writers), so two workers cannot both
 take the last free slot of a key.
+
+A key rests after failing several times in a row. While every key rests that
+way, one create at a time may probe the key that has rested longest, on a
+growing backoff: a probe that goes through brings the key back at once, so a
+short upstream outage does not keep tasks waiting for the whole cool-down.
+A rest the upstream asked for (429 with Retry-After, 402/403) is never probed.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from sqlalchemy.orm import Session
 from reelgate.domain.errors import NoUsableKey
 from reelgate.domain.keys import fingerprint, label
 from reelgate.domain.models import State
+from reelgate.domain.retry import Backoff
 from reelgate.domain.types import Reservation
 from reelgate.store.db import Database
 from reelgate.store.schema import TaskRow, UpstreamKeyRow, UpstreamSubmitRow
@@ -30,6 +37,8 @@ from reelgate.store.tasks import fenced_row
 
 FOREVER = -1.0
 """`set_aside_until` of a key that stays out until an operator resets it (401)."""
+FAILING = "failed "
+"""How the reason of a rest that failures caused begins (the only rest probed)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,12 @@ class KeyStatus:
         return self.set_aside_until is None or (
             self.set_aside_until != FOREVER and self.set_aside_until <= time.time()
         )
+
+    @property
+    def failing(self) -> bool:
+        """Resting because it failed too often in a row (not because the
+        upstream refused it or asked us to wait)."""
+        return _failing(self.set_aside_until, self.set_aside_reason)
 
 
 class UpstreamKeyStore:
@@ -83,9 +98,18 @@ class UpstreamKeyStore:
         *,
         max_in_flight: int,
         per_minute: int,
+        probe: Backoff | None = None,
+        failure_limit: int = 1,
     ) -> Reservation:
         """Reserve the least busy usable key for a task's create (fenced on the
-        task's lease; a lost lease reserves nothing and says so)."""
+        task's lease; a lost lease reserves nothing and says so).
+
+        With `probe`, when every key rests and some rest only because they
+        failed (`failure_limit` times or more in a row), the key that has rested
+        longest is reserved for one create once `probe.delay(n)` has passed
+        since its last failure or probe, n counting the failures past the
+        limit (1 for the first probe), so probes grow apart while it keeps
+        failing. Its reservation says "probe"."""
         now = time.time()
         with self.db.write() as s:
             rows = s.scalars(
@@ -101,6 +125,7 @@ class UpstreamKeyStore:
             )
             statuses = [_status(r) for r in rows]
             usable = [k for k in statuses if k.usable]
+            probing = False
             if not usable:
                 resting = [
                     k.set_aside_until for k in statuses if k.set_aside_until not in (None, FOREVER)
@@ -112,11 +137,28 @@ class UpstreamKeyStore:
                         if statuses
                         else "no upstream API key is configured"
                     )
-                return Reservation(
-                    None,
-                    max(0.5, min(resting) - now),
-                    "every key is resting",
-                )
+                next_at = min(resting)
+                if probe is not None:
+                    due: list[tuple[float, KeyStatus]] = []
+                    for row, key in zip(rows, statuses, strict=True):
+                        if not key.failing:
+                            continue
+                        # any success with it ends its rest: look again soon
+                        next_at = min(next_at, now + probe.delay(1))
+                        beyond = max(1, row.failures - failure_limit + 1)
+                        probe_at = row.updated_at + probe.delay(beyond)
+                        if probe_at <= now:
+                            due.append((row.updated_at, key))
+                        next_at = min(next_at, probe_at)
+                    # the longest rested first; limits below still apply
+                    usable = [key for _, key in sorted(due, key=lambda d: d[0])]
+                    probing = bool(usable)
+                if not probing:
+                    return Reservation(
+                        None,
+                        max(0.5, next_at - now),
+                        "every key is resting",
+                    )
             best: tuple[int, int, str] | None = None
             wait = float("inf")  # a full key may free a slot any time: look again in 1 s
             for key in usable:
@@ -136,6 +178,8 @@ class UpstreamKeyStore:
                     continue
                 if best is None or (in_flight, len(recent)) < best[:2]:
                     best = (in_flight, len(recent), key.id)
+                if probing:
+                    break  # one probe, on the key that has rested longest
             if best is None:
                 return Reservation(None, wait, "every usable key is at its limit")
             task = fenced_row(s, task_id, lease_owner)
@@ -143,17 +187,24 @@ class UpstreamKeyStore:
                 return Reservation(None, 0.0, "lease lost")
             task.upstream_key = best[2]
             s.add(UpstreamSubmitRow(key_id=best[2], at=now))
+            if probing:
+                # the next probe waits from now: other workers see it under this lock
+                next(r for r in rows if r.id == best[2]).updated_at = now
+                return Reservation(best[2], 0.0, "probe")
             return Reservation(best[2])
 
     def succeeded(self, key_id: str) -> None:
         """A request with the key went through: its failure count starts again,
-        and an expired rest ends (a key set aside for good stays aside)."""
+        and an expired rest or one that failures caused ends (a key set aside
+        for good stays aside; a rest the upstream asked for is waited out)."""
         now = time.time()
         with self.db.write() as s:
             row = s.get(UpstreamKeyRow, key_id, with_for_update=True)
             if row is None or row.set_aside_until == FOREVER:
                 return
-            rested = row.set_aside_until is not None and row.set_aside_until <= now
+            rested = row.set_aside_until is not None and (
+                row.set_aside_until <= now or _failing(row.set_aside_until, row.set_aside_reason)
+            )
             if row.failures or rested:
                 row.failures = 0
                 if rested:
@@ -162,8 +213,10 @@ class UpstreamKeyStore:
                 row.updated_at = now
 
     def failed(self, key_id: str, error: str, *, limit: int, cooldown: float) -> bool:
-        """Count a failure; past `limit` in a row the key rests for `cooldown`.
-        True when this failure set the key aside."""
+        """Count a failure; past `limit` in a row the key rests for `cooldown`
+        (from this failure, which a later probe also waits from). True when
+        this failure set the key aside; a rest the upstream asked for, or one
+        for good, is left as it is."""
         now = time.time()
         with self.db.write() as s:
             row = s.get(UpstreamKeyRow, key_id, with_for_update=True)
@@ -172,9 +225,16 @@ class UpstreamKeyStore:
             row.failures += 1
             row.last_error = error[:500]
             row.updated_at = now
-            if row.failures >= limit and row.set_aside_until != FOREVER:
+            asked = (
+                row.set_aside_until is not None
+                and row.set_aside_until > now
+                and not _failing(row.set_aside_until, row.set_aside_reason)
+            )
+            if row.failures >= limit and row.set_aside_until != FOREVER and not asked:
                 row.set_aside_until = now + cooldown
-                row.set_aside_reason = f"failed {row.failures} times in a row (last: {error[:200]})"
+                row.set_aside_reason = (
+                    f"{FAILING}{row.failures} times in a row (last: {error[:200]})"
+                )
                 return True
             return False
 
@@ -212,6 +272,14 @@ class UpstreamKeyStore:
                     select(UpstreamKeyRow).order_by(UpstreamKeyRow.engine, UpstreamKeyRow.label)
                 )
             ]
+
+
+def _failing(set_aside_until: float | None, reason: str | None) -> bool:
+    return (
+        set_aside_until is not None
+        and set_aside_until != FOREVER
+        and (reason or "").startswith(FAILING)
+    )
 
 
 def _status(row: UpstreamKeyRow, in_flight: int = 0) -> KeyStatus:

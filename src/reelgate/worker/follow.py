@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from reelgate.config import Settings
-from reelgate.domain.errors import InvalidInput, UpstreamFailed
+from reelgate.domain.errors import InputUnreachable, InvalidInput, UpstreamFailed
 from reelgate.domain.models import Task, TaskResult
 from reelgate.engines.base import (
     FileEngine,
@@ -31,7 +31,7 @@ from reelgate.engines.base import (
 )
 from reelgate.media.images import decode_image
 from reelgate.media.probe import probe_video, read_first_frame, read_last_frame
-from reelgate.storage.local import INPUTS_DIR
+from reelgate.storage.local import ASSET_ROUTE, INPUTS_DIR
 from reelgate.store.follow import FollowStore
 from reelgate.store.tasks import TaskStore
 from reelgate.worker.inputs import InputResolver
@@ -166,8 +166,21 @@ class Follower:
             self.stopping(),
             self.uninterruptible,
         )
-        produced = engine.produce(job, run)
+        try:
+            produced = engine.produce(job, run)
+        except InputUnreachable as exc:
+            if exc.retryable or not all(self._ours(url) for url in exc.urls):
+                raise  # the client's own links would fail the same way again
+            # Links to this server: the upstream fetched while it was away (a
+            # restart). The next attempt makes a new generation, not this one.
+            if not self.follows.forget(task.id, run.lease_owner):
+                raise LeaseLost() from exc
+            raise InputUnreachable(exc.message, urls=exc.urls, retryable=True) from exc
         return self._publish(run_key, workdir, produced)
+
+    def _ours(self, url: str) -> bool:
+        """A link to one of this server's own assets."""
+        return url.startswith(f"{self.settings.resolved_public_base_url}{ASSET_ROUTE}/")
 
     def _upstream_id(
         self, task: Task, engine: FileEngine, source_task_id: str | None

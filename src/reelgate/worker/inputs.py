@@ -6,6 +6,7 @@ guarded client.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,26 +42,34 @@ class InputResolver:
         self.client = client
         self.settings = settings
 
-    def image(self, ref: str | None, what: str) -> np.ndarray | None:
+    def image(
+        self, ref: str | None, what: str, size: tuple[int, int] | None = None
+    ) -> np.ndarray | None:
+        """The picture behind `ref`; with `size=(width, height)`, fitted to a
+        frame of that size and decoded no larger than it needs, so an input's
+        memory follows the output size, not the input's (at most one image is
+        ever held at full size, and only while it is decoded)."""
         if not ref:
             return None
-        key = self.storage.key_for_url(ref)
+        key = self.storage.key_for_url(ref, expired_ok=True)
         data = self.storage.path(key).read_bytes() if key else self.client.fetch(ref)
         try:
-            return decode_image(data, self.settings.image_max_pixels)
+            return decode_image(data, self.settings.image_max_pixels, cover=size)
         except Exception as exc:
             raise InputError(f"{what}: {exc}") from exc
 
     def shareable_image(self, ref: str | None, key_prefix: str, what: str) -> str | None:
         """A URL an upstream service can fetch the image from: the client's own
-        http(s) URL as given (after the guarded client's address check), a
-        fresh link to our own asset, or, for data URIs, a link to a checked
-        JPEG stored under `key_prefix`."""
+        http(s) URL as given (after the guarded client's address check), or a
+        fresh link to our own asset (for data URIs that older versions kept
+        in the task, to a checked JPEG stored under `key_prefix` first). Our
+        links expire once the upstream no longer needs them."""
         if not ref:
             return None
-        key = self.storage.key_for_url(ref)
+        ttl = self.settings.input_link_ttl_seconds
+        key = self.storage.key_for_url(ref, expired_ok=True)
         if key:
-            return self.storage.url(key)
+            return self.storage.url(key, ttl=ttl)
         if not ref.startswith("data:"):
             # The upstream fetches it, but it must not become a way to make the
             # upstream (perhaps a GPU box on our network) fetch private addresses.
@@ -68,11 +77,11 @@ class InputResolver:
             return ref
         image = self.image(ref, what)
         assert image is not None
-        stored = f"{key_prefix}/{what.replace(' ', '_')}.jpg"
+        stored = f"{key_prefix}/{uuid.uuid4().hex}.jpg"  # not derivable from the video's link
         path = self.storage.path(stored)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_jpeg(image, path)
-        return self.storage.url(stored)
+        return self.storage.url(stored, ttl=ttl)
 
     def source_video(self, task: Task, workdir: Path) -> SourceVideo | None:
         """The video an extend continues (its last frame starts the new clip)."""

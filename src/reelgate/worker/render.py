@@ -5,15 +5,18 @@ into after them) through the encoder, and publish the file."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 from reelgate.config import Settings
 from reelgate.domain.models import FPS, Kind, Task, TaskResult, frame_count, frame_size
 from reelgate.engines.base import FrameEngine, RenderJob
 from reelgate.media.encode import encode_mp4
 from reelgate.media.images import cover_fit
-from reelgate.media.probe import iter_frames, read_first_frame
-from reelgate.worker.inputs import InputResolver
+from reelgate.media.probe import frame_count_at, iter_frames_at, read_first_frame
+from reelgate.worker.inputs import InputResolver, SourceVideo
 from reelgate.worker.lease import Lease
 from reelgate.worker.publish import publish
 
@@ -39,7 +42,7 @@ class FrameRunner:
         end_image = (
             read_first_frame(leads_into.path, (width, height))
             if leads_into
-            else self.inputs.image(task.end_image, "end image")
+            else self.inputs.image(task.end_image, "end image", (width, height))
         )
         job = RenderJob(
             task_id=task.id,
@@ -50,7 +53,7 @@ class FrameRunner:
             fps=FPS,
             num_frames=frame_count(task.duration),
             loop=task.loop,
-            start_image=self.inputs.image(task.start_image, "start image"),
+            start_image=self.inputs.image(task.start_image, "start image", (width, height)),
             end_image=end_image,
             source_video=source.path if source else None,
             source_last_frame=cover_fit(source.last_frame, width, height) if source else None,
@@ -61,7 +64,9 @@ class FrameRunner:
         # leads into. Both (interpolation): only the bridge between them.
         before = source if source and not leads_into else None
         after = leads_into if leads_into and not source else None
-        total = job.num_frames + sum(v.info.frames for v in (before, after) if v)
+        total = job.num_frames + sum(
+            frame_count_at(v.info.duration, FPS) for v in (before, after) if v
+        )
 
         def on_frame(count: int) -> None:
             lease.report(0.99 * count / total)
@@ -71,9 +76,9 @@ class FrameRunner:
             lease.report(0.9 * value * job.num_frames / total)
 
         frames = itertools.chain(
-            iter_frames(before.path, (width, height)) if before else (),
+            self._played(before, width, height),
             engine.render(job, on_engine_progress),
-            iter_frames(after.path, (width, height)) if after else (),
+            self._played(after, width, height),
         )
         video_path = workdir / "video.mp4"
         summary = encode_mp4(
@@ -87,3 +92,12 @@ class FrameRunner:
             on_frame=on_frame,
         )
         return publish(run_key, workdir, video_path, summary.first_frame, summary.last_frame)
+
+    def _played(self, video: SourceVideo | None, width: int, height: int) -> Iterator[np.ndarray]:
+        """A source's frames as it plays at the output rate, so it keeps its
+        speed and duration whatever rate it was made at."""
+        if video is None:
+            return iter(())
+        return iter_frames_at(
+            video.path, FPS, (width, height), max_seconds=self.settings.source_max_seconds
+        )

@@ -25,8 +25,9 @@ _ERRORS: dict[str, tuple[str, int]] = {
     "unauthorized": ("invalid_token", 401),
     "forbidden": ("forbidden", 403),
     "not_found": ("not_found", 404),
+    "method_not_allowed": ("method_not_allowed", 405),
     "rate_limited": ("too_many_requests", 429),
-    "payload_too_large": ("bad_request", 413),
+    "payload_too_large": ("payload_too_large", 413),
     "timeout": ("timeout", 504),
 }
 
@@ -121,8 +122,11 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 task_id=task.id,
                 failure_code=task.failure_code or FailureCode.INTERNAL,
             )
+        estimate = (await run_sync(ctx.service.queue_estimates, [task])).get(task.id)
+        waiting = f"; it is still waiting, {estimate.describe()}" if estimate else ""
         raise WaitTimeout(
-            f"the video was not ready within {timeout:g} s; poll /luma/tasks with this task_id",
+            f"the video was not ready within {timeout:g} s{waiting}; "
+            "poll /luma/tasks with this task_id",
             task_id=task.id,
         )
 

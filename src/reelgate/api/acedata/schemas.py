@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from reelgate.api.wire import WireModel
 from reelgate.domain.models import MAX_PROMPT_CHARS
 
 
-class VideoRequest(BaseModel):
+class VideoRequest(WireModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     action: Literal["generate", "extend"] | None = Field(
@@ -37,7 +38,7 @@ class VideoRequest(BaseModel):
     seed: int | None = Field(None, ge=0, lt=2**31)
 
 
-class TasksRequest(BaseModel):
+class TasksRequest(WireModel):
     model_config = ConfigDict(extra="ignore")
 
     action: Literal["retrieve", "retrieve_batch"] | None = None

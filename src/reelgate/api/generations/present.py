@@ -7,6 +7,7 @@ from typing import Any
 
 from reelgate.api.timefmt import iso_utc
 from reelgate.domain.models import Asset, State, Task
+from reelgate.domain.types import QueueEstimate
 
 UrlFor = Callable[[str], str]
 
@@ -23,7 +24,18 @@ def _image(asset: Asset, url_for: UrlFor) -> dict[str, Any]:
     return {"url": url_for(asset.key), "width": asset.width, "height": asset.height}
 
 
-def task_object(task: Task, url_for: UrlFor) -> dict[str, Any]:
+def queue_state(estimate: QueueEstimate | None) -> dict[str, int] | None:
+    """A waiting task's place in line (1: next to start); null once it runs."""
+    if estimate is None:
+        return None
+    return {"position": estimate.position, "ahead": estimate.ahead}
+
+
+def task_object(
+    task: Task, url_for: UrlFor, estimate: QueueEstimate | None = None
+) -> dict[str, Any]:
+    """The web-style object; `estimate` (the service's, for a queued task)
+    fills `queue_state` and `estimate_wait_seconds`, else they are null."""
     result = task.result if task.state is State.COMPLETED else None
     video = None
     if result is not None:
@@ -36,13 +48,13 @@ def task_object(task: Task, url_for: UrlFor) -> dict[str, Any]:
         "id": task.id,
         "prompt": task.prompt,
         "state": STATES[task.state],
-        "queue_state": None,
+        "queue_state": queue_state(estimate),
         "created_at": iso_utc(task.created_at),
         "batch_id": "",
         "video": video,
         "video_raw": _image(result.video, url_for) if result else None,
         "liked": None,
-        "estimate_wait_seconds": None,
+        "estimate_wait_seconds": estimate.wait_seconds if estimate else None,
         "thumbnail": _image(result.thumbnail, url_for) if result else None,
         "last_frame": _image(result.last_frame, url_for) if result else None,
         "request": {"prompt": task.prompt, "aspect_ratio": task.aspect_ratio},

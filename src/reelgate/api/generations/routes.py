@@ -75,17 +75,21 @@ def to_neutral(
 def tasks_by_ids(ctx: ApiContext, owner: TokenInfo, ids: list[str]) -> dict[str, Any]:
     """`POST /luma/tasks {ids}`: the gateway's batch query."""
     tasks = ctx.service.get_many(owner.id, ids)
-    return {"code": "success", "message": "", "data": [task_object(t, ctx.url_for) for t in tasks]}
+    estimates = ctx.service.queue_estimates(tasks)
+    data = [task_object(t, ctx.url_for, estimates.get(t.id)) for t in tasks]
+    return {"code": "success", "message": "", "data": data}
 
 
 def build_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["generations dialect"])
 
-    def answer(task: Task, format: str | None) -> JSONResponse:
-        """The task as created (pending), whatever a worker did since."""
-        use_wrapped = (format or ctx.settings.generations_response) == "wrapped"
-        body = wrapped(task, str(uuid.uuid4())) if use_wrapped else task_object(task, ctx.url_for)
-        return JSONResponse(body, status_code=201)
+    async def answer(task: Task, format: str | None) -> JSONResponse:
+        """The task as created (pending), whatever a worker did since, with
+        its place in line unless a worker took it already."""
+        if (format or ctx.settings.generations_response) == "wrapped":
+            return JSONResponse(wrapped(task, str(uuid.uuid4())), status_code=201)
+        estimates = await run_sync(ctx.service.queue_estimates, [task])
+        return JSONResponse(task_object(task, ctx.url_for, estimates.get(task.id)), status_code=201)
 
     Format = Query(
         None,
@@ -107,7 +111,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 origin_request=body.model_dump(exclude_none=True),
             )
         )
-        return answer(task, format)
+        return await answer(task, format)
 
     @router.post("/file_upload", summary="Upload an image by URL or Base64")
     async def file_upload(
@@ -116,7 +120,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
         ref = image_ref(body.url or body.file, "url")
         if ref is None:
             raise InvalidRequest("url (or file) is required")
-        upload_id, url = await run_sync(ctx.uploads.put_image, ref)
+        upload_id, url = await run_sync(ctx.uploads.put_image, owner.id, ref)
         return {"id": upload_id, "presigned_url": url, "public_url": url}
 
     @router.post("/{generation_id}/extend", status_code=201, summary="Extend a generation")
@@ -135,14 +139,15 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 origin_request={**body.model_dump(exclude_none=True), "extend": generation_id},
             )
         )
-        return answer(task, format)
+        return await answer(task, format)
 
     @router.get("/{generation_id}", summary="Get a generation")
     async def get(generation_id: str, owner: TokenInfo = Depends(ctx.auth)) -> dict[str, Any]:
         task = await run_sync(ctx.service.get, owner.id, generation_id)
         deliveries = await run_sync(ctx.service.deliveries, [task])
+        estimates = await run_sync(ctx.service.queue_estimates, [task])
         return {
-            **task_object(task, ctx.url_for),
+            **task_object(task, ctx.url_for, estimates.get(task.id)),
             "callbacks": [delivery_dict(d) for d in deliveries[task.id]],
         }
 

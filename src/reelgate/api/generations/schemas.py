@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from reelgate.api.wire import WireModel
 from reelgate.domain.models import MAX_PROMPT_CHARS
 
 
-class CreateRequest(BaseModel):
+class CreateRequest(WireModel):
     model_config = ConfigDict(extra="ignore")
 
     user_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
@@ -25,7 +26,7 @@ class CreateRequest(BaseModel):
     duration: Literal["5s", "9s"] | None = None
 
 
-class UploadRequest(BaseModel):
+class UploadRequest(WireModel):
     model_config = ConfigDict(extra="ignore")
 
     url: str | None = Field(None, description="http(s) URL, data URI or bare Base64")

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from reelgate.api.wire import WireModel
 
 AspectRatio = Literal["1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21"]
 
 
-class ImageKeyframe(BaseModel):
+class ImageKeyframe(WireModel):
     type: Literal["image"]
     url: str = Field(max_length=20_000_000)
 
 
-class GenerationKeyframe(BaseModel):
+class GenerationKeyframe(WireModel):
     type: Literal["generation"]
     id: str = Field(max_length=64)
 
@@ -22,12 +24,12 @@ class GenerationKeyframe(BaseModel):
 Keyframe = Annotated[ImageKeyframe | GenerationKeyframe, Field(discriminator="type")]
 
 
-class Keyframes(BaseModel):
+class Keyframes(WireModel):
     frame0: Keyframe | None = None
     frame1: Keyframe | None = None
 
 
-class CreateGeneration(BaseModel):
+class CreateGeneration(WireModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field("ray-2", description="ray-1-6, ray-2 or ray-flash-2")

@@ -1,0 +1,58 @@
+"""Uploaded images: who owns them, how large they are, when they expire."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy import delete, select
+
+from reelgate.domain.types import TokenUsage
+from reelgate.store.db import Database
+from reelgate.store.schema import UploadRow
+from reelgate.store.usage import locked_usage
+
+
+class UploadStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(
+        self,
+        upload_id: str,
+        owner_id: str,
+        key: str,
+        size: int,
+        lifetime: float,
+        admit: Callable[[TokenUsage], None],
+    ) -> None:
+        """Record an upload once `admit` (shown the owner's usage under the
+        owner's lock) lets it in; it raises to refuse."""
+        with self.db.write() as s:
+            now = time.time()
+            admit(locked_usage(s, owner_id, now))
+            s.add(
+                UploadRow(
+                    id=upload_id,
+                    owner_id=owner_id,
+                    key=key,
+                    size=size,
+                    created_at=now,
+                    expires_at=now + lifetime,
+                )
+            )
+
+    def expired(self, now: float, limit: int = 500) -> list[tuple[str, str]]:
+        """(id, storage key) of uploads past their lifetime, oldest first."""
+        with self.db.read() as s:
+            rows = s.execute(
+                select(UploadRow.id, UploadRow.key)
+                .where(UploadRow.expires_at <= now)
+                .order_by(UploadRow.expires_at)
+                .limit(limit)
+            ).all()
+            return [(r[0], r[1]) for r in rows]
+
+    def forget(self, upload_ids: list[str]) -> None:
+        with self.db.write() as s:
+            s.execute(delete(UploadRow).where(UploadRow.id.in_(upload_ids)))
