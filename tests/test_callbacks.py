@@ -22,8 +22,7 @@ from reelgate.store.db import Database
 from reelgate.store.schema import CallbackRow
 from reelgate.store.tasks import TaskStore
 from reelgate.store.tokens import TokenStore
-from reelgate.testing import Api, InProcess, Peer, in_process
-from tests.test_store_queue import new_task
+from reelgate.testing import Api, InProcess, Peer, in_process, new_task
 
 
 @pytest.mark.slow  # retries through an outage

@@ -31,9 +31,9 @@ from reelgate.store.db import Database
 from reelgate.store.follow import FollowStore
 from reelgate.store.tasks import TaskStore
 from reelgate.store.tokens import TokenStore
+from reelgate.testing import new_task
 from reelgate.worker.inputs import InputResolver
 from reelgate.worker.runner import Worker
-from tests.test_store_queue import new_task
 
 
 class Scripted(FrameEngine):

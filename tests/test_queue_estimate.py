@@ -14,33 +14,13 @@ from reelgate.store.db import Database
 from reelgate.store.queue import QueueStats
 from reelgate.store.tasks import TaskStore
 from reelgate.store.tokens import TokenStore
-from reelgate.testing import Api, InProcess, in_process
+from reelgate.testing import Api, InProcess, in_process, new_task
 
 # The line, read from the store (SQLite and PostgreSQL)
 
 
 def _new_task(store: TaskStore, owner: str, engine: str) -> str:
-    return store.create(
-        owner_id=owner,
-        origin="generations",
-        kind="generate",
-        prompt="p",
-        enhanced_prompt=None,
-        start_image=None,
-        end_image=None,
-        source_task_id=None,
-        source_video_url=None,
-        loop=False,
-        aspect_ratio="16:9",
-        resolution="540p",
-        duration="5s",
-        model="m",
-        engine=engine,
-        seed=1,
-        callback_url=None,
-        callback_dialect=None,
-        origin_request={},
-    ).id
+    return new_task(store, owner, engine=engine).id
 
 
 def test_positions_follow_claim_order_within_each_pool(db: Database) -> None:

@@ -14,38 +14,13 @@ from reelgate.store.db import Database
 from reelgate.store.follow import FollowStore
 from reelgate.store.tasks import TaskStore
 from reelgate.store.tokens import TokenStore
+from reelgate.testing import new_task
 
 
 @pytest.fixture
 def owner(db: Database) -> str:
     info, _ = TokenStore(db).create("owner")
     return info.id
-
-
-def new_task(store: TaskStore, owner: str, **extra):
-    fields = dict(
-        owner_id=owner,
-        origin="acedata",
-        kind="generate",
-        prompt="p",
-        enhanced_prompt=None,
-        start_image=None,
-        end_image=None,
-        source_task_id=None,
-        source_video_url=None,
-        loop=False,
-        aspect_ratio="16:9",
-        resolution="540p",
-        duration="5s",
-        model="reelgate-preview",
-        engine="preview",
-        seed=1,
-        callback_url=None,
-        callback_dialect=None,
-        origin_request={"prompt": "p"},
-    )
-    fields.update(extra)
-    return store.create(**fields)
 
 
 def result_for(task_id: str) -> TaskResult:

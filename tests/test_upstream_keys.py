@@ -16,7 +16,7 @@ from reelgate.store.follow import FollowStore
 from reelgate.store.tasks import TaskStore
 from reelgate.store.tokens import TokenStore
 from reelgate.store.upstream_keys import UpstreamKeyStore
-from tests.test_store_queue import new_task
+from reelgate.testing import new_task
 
 KEYS = ["luma-key-aaaa-1111", "luma-key-bbbb-2222"]
 A, B = (fingerprint(k) for k in KEYS)

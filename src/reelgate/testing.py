@@ -42,7 +42,9 @@ from PIL import Image
 if TYPE_CHECKING:  # the app's modules load only for an in-process app
     from fastapi.testclient import TestClient
 
+    from reelgate.domain.models import Task
     from reelgate.runtime import Runtime
+    from reelgate.store.tasks import TaskStore
 
 Frame = npt.NDArray[np.uint8]
 
@@ -637,3 +639,31 @@ def decode_mp4(data: bytes) -> Decoded:
             stream.codec_context.pix_fmt or "",
             frames,
         )
+
+
+def new_task(store: TaskStore, owner: str, **extra: Any) -> Task:
+    """A queued preview task of `owner`'s straight in the store (`extra`
+    overrides any field), for tests of the store and the queue."""
+    fields: dict[str, Any] = dict(
+        owner_id=owner,
+        origin="acedata",
+        kind="generate",
+        prompt="p",
+        enhanced_prompt=None,
+        start_image=None,
+        end_image=None,
+        source_task_id=None,
+        source_video_url=None,
+        loop=False,
+        aspect_ratio="16:9",
+        resolution="540p",
+        duration="5s",
+        model="reelgate-preview",
+        engine="preview",
+        seed=1,
+        callback_url=None,
+        callback_dialect=None,
+        origin_request={"prompt": "p"},
+    )
+    fields.update(extra)
+    return store.create(**fields)
