@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import insert, update
 from standardwebhooks import Webhook
 
 from reelgate.media.fetch import system_resolver
-from reelgate.store.callbacks import CallbackStore
+from reelgate.store.callbacks import SCAN_LIMIT, Busy, CallbackStore
 from reelgate.store.db import Database
-from reelgate.store.schema import CallbackRow
+from reelgate.store.schema import CallbackRow, TaskRow
 from reelgate.store.tasks import TaskStore
 from reelgate.store.tokens import TokenStore
 from reelgate.testing import Api, InProcess, Peer, in_process, new_task
@@ -208,17 +209,27 @@ def test_a_dripping_receiver_is_cut_off_at_the_deadline_and_retried(
         assert delivery["last_error"] == "the receiver did not answer within 1.5 s"
 
 
+@pytest.mark.slow  # writes a backlog longer than a claim scans
 def test_a_claim_passes_over_a_token_at_its_share_without_stranding_it(db: Database) -> None:
-    """Deliveries the dispatcher may not start yet are neither leased (they go
-    out as soon as there is room) nor able to hide the ones queued behind them."""
+    """However many deliveries a token at its share has due (more than one
+    claim would ever scan), another token's are found, and the passed-over
+    ones are not leased: they go out as soon as there is room."""
     tokens, tasks, outbox = TokenStore(db), TaskStore(db), CallbackStore(db)
     busy, _ = tokens.create("busy")
     calm, _ = tokens.create("calm")
-    busy_task, calm_task = new_task(tasks, busy.id), new_task(tasks, calm.id)
+    calm_task = new_task(tasks, calm.id)
+    backlog = SCAN_LIMIT + 100
     now = time.time()
+    template = new_task(tasks, busy.id)
     with db.write() as s:
-        for i in range(250):  # more than a page of the busy token's, all older
-            s.add(outbox_row(busy_task.id, due=now - 1000 + i))
+        row = s.get(TaskRow, template.id)
+        columns = {c.name: getattr(row, c.name) for c in TaskRow.__table__.columns}
+        s.execute(
+            insert(TaskRow),
+            [{**columns, "id": f"busy-{i}", "video_id": f"v-{i}"} for i in range(backlog)],
+        )
+        for i in range(backlog):  # one each, all older than the calm one
+            s.add(outbox_row(f"busy-{i}", due=now - 5000 + i))
         s.add(outbox_row(calm_task.id, due=now - 1))
     asked: list[str | None] = []
 
@@ -226,22 +237,45 @@ def test_a_claim_passes_over_a_token_at_its_share_without_stranding_it(db: Datab
         asked.append(owner)
         return owner == calm.id
 
-    [claimed] = outbox.claim_due(limit=5, lease_seconds=60, admit=admit)
-    assert claimed.task_id == calm_task.id and len(asked) == 251
-    assert len(outbox.claim_due(limit=1000, lease_seconds=60)) == 250, "none was leased"
+    [claimed] = outbox.claim_due(
+        limit=5, lease_seconds=60, admit=admit, busy=Busy(owners=frozenset({busy.id}))
+    )
+    assert claimed.task_id == calm_task.id and asked == [calm.id]
+    first = outbox.claim_due(limit=SCAN_LIMIT, lease_seconds=60)
+    rest = outbox.claim_due(limit=SCAN_LIMIT, lease_seconds=60)
+    assert len(first) + len(rest) == backlog, "none was leased"
 
 
-def outbox_row(task_id: str, due: float) -> CallbackRow:
+def test_a_tasks_later_callback_waits_for_its_earlier_one(db: Database) -> None:
+    """A "completed" due now does not overtake a "dreaming" waiting for its retry."""
+    tokens, tasks, outbox = TokenStore(db), TaskStore(db), CallbackStore(db)
+    owner, _ = tokens.create("ordered")
+    task = new_task(tasks, owner.id)
+    now = time.time()
+    with db.write() as s:
+        s.add(outbox_row(task.id, due=now + 30, created=now - 10))  # retrying later
+        s.add(outbox_row(task.id, due=now - 1, created=now - 5))
+    assert outbox.claim_due(limit=5, lease_seconds=60) == []
+    with db.write() as s:
+        s.execute(
+            update(CallbackRow).where(CallbackRow.created_at < now - 8).values(state="delivered")
+        )
+    [later] = outbox.claim_due(limit=5, lease_seconds=60)
+    assert later.created_at == pytest.approx(now - 5)
+
+
+def outbox_row(task_id: str, due: float, created: float | None = None) -> CallbackRow:
     return CallbackRow(
         id=str(uuid.uuid4()),
         task_id=task_id,
         url="http://hook.test/x",
+        host="hook.test",
         dialect="acedata",
         event="completed",
         state="pending",
         attempts=0,
         next_attempt_at=due,
-        created_at=due,
+        created_at=due if created is None else created,
     )
 
 

@@ -43,6 +43,13 @@ def database_url_pg(postgres_url: str) -> str:
     return postgres_url
 
 
+def _deep(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels):
+        value = {"k": [value]}
+    return value
+
+
 CASES: list[tuple[str, dict[str, Any], str]] = [
     ("/luma/videos", {"prompt": "t", "async": True, "model": SURROGATE}, "model"),
     ("/luma/videos", {"prompt": f"p{SURROGATE}", "async": True}, "prompt"),
@@ -64,6 +71,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("/dream-machine/v1/generations", {"prompt": "abc", "concepts": [{"key": NUL}]}, "key"),
     ("/dream-machine/v1/generations", {"prompt": "abc", "concepts": [{"k": float("nan")}]}, "k"),
+    ("/dream-machine/v1/generations", {"prompt": "abc", "concepts": [_deep(300)]}, "nested"),
 ]
 
 
@@ -85,7 +93,7 @@ def test_unstorable_text_and_numbers_get_a_400_in_the_dialects_shape(edge_app: I
         assert answer.status_code == 400, (path, body, answer.text)
         message = _message(path, answer)
         assert field in message, (field, message)
-        assert any(w in message for w in ("surrogate", "NUL", "finite")), message
+        assert any(w in message for w in ("surrogate", "NUL", "finite", "nested")), message
     for path in ("/dream-machine/v1/generations/abc%00", "/luma/generations/x%00y"):
         answer = api.client.get(path)
         assert answer.status_code == 400 and "NUL" in answer.text, answer.text

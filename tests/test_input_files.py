@@ -103,3 +103,51 @@ def test_asset_range_errors_and_cache_lifetimes(tmp_path: Path) -> None:
         assert "outside the file" in outside.json()["detail"]
         malformed = http.get(link, headers={"range": "pages=1-2"})
         assert malformed.status_code == 400 and "Range" in malformed.json()["detail"]
+
+
+@pytest.mark.slow  # renders two clips
+def test_an_input_is_read_by_its_own_task_only(tmp_path: Path) -> None:
+    """A task reads its own inputs whatever became of their link (expired, or
+    signed under a secret since changed); another token holding an expired
+    link to them gets nothing."""
+    with in_process(tmp_path / "data", workers=0) as app:
+        alice = Api(app, app.create_token("alice"))
+        mallory = Api(app, app.create_token("mallory"))
+        uri = _data_uri(textured_image(320, 180, seed=5))
+        task_id = alice.post(
+            "/luma/videos", {"prompt": "mine", "start_image_url": uri, "async": True}
+        )
+        task_id = task_id.json()["task_id"]
+        link = alice.retrieve(task_id).json()["request"]["start_image_url"]
+        key = httpx.URL(link).path.removeprefix("/assets/")
+        expired = f"{app.url}/assets/{key}?{app.runtime.storage.signer.query(key, -60)}"
+        assert app.http().get(expired).status_code == 403
+        stolen = mallory.post(
+            "/luma/videos", {"prompt": "theirs", "start_image_url": expired, "async": True}
+        ).json()["task_id"]
+        with app.runtime.db.write() as s:  # as if the deployment's secret had changed
+            row = s.get(TaskRow, task_id)
+            assert row is not None
+            row.start_image = link.replace("signature=", "signature=x")
+        app.runtime.start_workers(1, lambda dialect, task, event: {})
+        done = alice.wait_done(task_id)
+        assert done["response"]["state"] == "completed", done
+        refused = mallory.wait_done(stolen)
+        assert refused["response"]["state"] == "failed", "another's expired link reads nothing"
+
+
+def test_a_refused_create_leaves_no_input_files(tmp_path: Path) -> None:
+    with in_process(tmp_path / "data", workers=0, rate_limit_per_minute=1) as app:
+        api = Api(app, app.create_token("tidy"))
+        good = _data_uri(textured_image(64, 64))
+        broken = "data:image/png;base64," + base64.b64encode(b"\x89PNG not really").decode()
+        refused = api.post(
+            "/luma/videos",
+            {"prompt": "x", "start_image_url": good, "end_image_url": broken, "async": True},
+        )
+        assert refused.status_code == 400 and "end image" in refused.json()["error"]["message"]
+        assert api.post("/luma/videos", {"prompt": "ok", "async": True}).status_code == 200
+        limited = api.post("/luma/videos", {"prompt": "y", "start_image_url": good, "async": True})
+        assert limited.status_code == 429
+        assets = app.runtime.settings.assets_dir
+        assert not list(assets.glob("*/inputs/*")), "no input file without its task"

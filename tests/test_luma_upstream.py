@@ -268,6 +268,19 @@ def test_a_failed_upstream_generation_fails_the_task_with_its_reason(
     # The client's own link: another generation would fail the same way.
     assert [c.status for c in proxy.creates(mark)] == [201]
 
+    # So would a link that only looks like ours (no such asset here).
+    mark = proxy.mark()
+    lookalike = wait_generation(
+        client,
+        client.generations.create(
+            model="ray-2",
+            prompt="from a picture we never had",
+            keyframes={"frame0": {"type": "image", "url": down.url + "/assets/none/x.png"}},
+        ).id,
+    )
+    assert lookalike.state == "failed" and "404" in lookalike.failure_reason
+    assert [c.status for c in proxy.creates(mark)] == [201]
+
 
 def test_our_image_link_the_upstream_could_not_fetch_makes_a_new_generation(
     tmp_path: Path, upstream: Server, upstream_key: str, proxy: FaultProxy

@@ -247,6 +247,16 @@ def test_the_key_that_rested_longest_is_probed_first(keys, running_task) -> None
     assert probe(keys, running_task(), ids=(A, B)) == Reservation(B, 0.0, "probe")
 
 
+def test_only_one_resting_key_is_probed_at_a_time(keys, running_task) -> None:
+    """During an outage of the whole upstream, several resting keys do not
+    each send a probe at once."""
+    rest_after_failures(keys, B)
+    rest_after_failures(keys, A)
+    time.sleep(0.35)
+    got = [probe(keys, running_task(), ids=(A, B)).key_id for _ in range(4)]
+    assert got.count(None) == 3 and got.count(B) == 1
+
+
 def test_rests_the_upstream_asked_for_are_not_probed(keys, running_task) -> None:
     rest_after_failures(keys, A)
     keys.set_aside(A, "is rate limited by the upstream for 5 s (HTTP 429)", time.time() + 5)

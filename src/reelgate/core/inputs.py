@@ -84,6 +84,7 @@ class UploadService:
 
     def put_image(self, owner_id: str, ref: str) -> tuple[str, str]:
         """Store the image behind a URL or data URI; returns (id, link)."""
+        self.limits.admit_upload(self.store.usage(owner_id), 0)  # before any fetch
         try:
             raw = self.client.fetch(ref)
         except InvalidInput as exc:
@@ -102,12 +103,15 @@ class UploadService:
         self.storage.write(key, data)
         return upload_id, self.storage.url(key)
 
-    def sweep(self) -> int:
+    def sweep(self, batch: int = 500) -> int:
         """Remove expired uploads, files first (a file without a row is never
         served again; a row without a file would count against a quota)."""
-        expired = self.store.expired(time.time())
-        for _, key in expired:
-            self.storage.delete(key)
-        if expired:
+        removed = 0
+        while expired := self.store.expired(time.time(), batch):
+            for _, key in expired:
+                self.storage.delete(key)
             self.store.forget([upload_id for upload_id, _ in expired])
-        return len(expired)
+            removed += len(expired)
+            if len(expired) < batch:
+                break
+        return removed

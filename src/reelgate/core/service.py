@@ -172,9 +172,13 @@ class TaskService:
         except InvalidInput as exc:
             raise InvalidRequest(exc.message) from exc
 
+        # A first look at the limits (checked again, locked, on insert) so that
+        # a token past them costs no image decoding or storing.
+        self.limits.admit_task(self.tasks.usage(owner_id))
         task_id = str(uuid.uuid4())
-        links = self._store_inline(task_id, req)
+        links: dict[str, str] = {}
         try:
+            links.update(self._store_inline(task_id, req))
             task = self._insert(
                 task_id,
                 owner_id,
@@ -194,8 +198,7 @@ class TaskService:
                 engine=engine,
             )
         except BaseException:
-            if links:
-                self.delete_assets(task_id)
+            self.delete_assets(task_id)  # whatever inputs were stored before the failure
             raise
         self.wake_workers()
         return task

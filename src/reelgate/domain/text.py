@@ -14,6 +14,9 @@ import math
 from typing import Any
 
 REPLACEMENT = "\ufffd"
+MAX_DEPTH = 32
+"""Deepest nesting of lists and objects a request may have: no request needs
+more, and a deeper value is one that serialisers (and recursion) fail on."""
 
 
 def _text_problem(text: str) -> str | None:
@@ -28,9 +31,11 @@ def _text_problem(text: str) -> str | None:
     return None
 
 
-def unstorable(value: Any, where: str = "") -> str | None:
+def unstorable(value: Any, where: str = "", depth: int = 0) -> str | None:
     """The first value that cannot be stored or sent back, as "where: why"
     (a dotted path into the value), or None when everything is fine."""
+    if depth > MAX_DEPTH:
+        return f"{where or 'body'}: nested more than {MAX_DEPTH} levels deep"
     if isinstance(value, str):
         problem = _text_problem(value)
         return f"{where or 'value'}: {problem}" if problem else None
@@ -41,12 +46,12 @@ def unstorable(value: Any, where: str = "") -> str | None:
             path = f"{where}.{key}" if where else str(key)
             if isinstance(key, str) and _text_problem(key):
                 return f"{where or 'body'}: a field name {_text_problem(key)}"
-            found = unstorable(item, path)
+            found = unstorable(item, path, depth + 1)
             if found:
                 return found
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            found = unstorable(item, f"{where}[{i}]")
+            found = unstorable(item, f"{where}[{i}]", depth + 1)
             if found:
                 return found
     return None
@@ -61,17 +66,21 @@ def repaired_text(text: str) -> str:
     return fixed.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def repaired(value: Any) -> Any:
+def repaired(value: Any, depth: int = 0) -> Any:
     """A copy of a JSON-like value that `unstorable` finds nothing wrong with
-    (non-finite numbers become null)."""
+    (non-finite numbers become null, and anything nested deeper than
+    `MAX_DEPTH` is cut off there)."""
     if isinstance(value, str):
         return repaired_text(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if isinstance(value, dict | list | tuple) and depth >= MAX_DEPTH:
+        return None
     if isinstance(value, dict):
         return {
-            repaired_text(k) if isinstance(k, str) else k: repaired(v) for k, v in value.items()
+            repaired_text(k) if isinstance(k, str) else k: repaired(v, depth + 1)
+            for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [repaired(v) for v in value]
+        return [repaired(v, depth + 1) for v in value]
     return value

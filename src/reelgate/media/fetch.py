@@ -26,6 +26,7 @@ import ipaddress
 import socket
 import threading
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes, urljoin, urlsplit, urlunsplit
@@ -203,7 +204,13 @@ class GuardedClient:
         limit = max_bytes or self.limits.max_bytes
         if url.startswith("data:"):
             return decode_data_uri(url, limit)
-        return asyncio.run(self._fetch_within(url, limit))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self._fetch_within(url, limit))
+        # Called from async code by mistake: block only a helper thread's loop.
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(lambda: asyncio.run(self._fetch_within(url, limit))).result()
 
     async def _fetch_within(self, url: str, limit: int) -> bytes:
         async with self.async_http() as http:

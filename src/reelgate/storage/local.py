@@ -38,13 +38,11 @@ class UrlSigner:
         expires = int(time.time()) + ttl
         return urlencode({"expires": expires, "signature": self._signature(key, expires)})
 
-    def valid(
-        self, key: str, expires: str | None, signature: str | None, *, expired_ok: bool = False
-    ) -> bool:
-        """Whether we issued this link (and, unless `expired_ok`, it has not expired)."""
+    def valid(self, key: str, expires: str | None, signature: str | None) -> bool:
+        """Whether we issued this link and it has not expired."""
         if not expires or not signature or not expires.isdigit() or len(expires) > 12:
             return False
-        if not expired_ok and int(expires) < time.time():
+        if int(expires) < time.time():
             return False
         return hmac.compare_digest(self._signature(key, int(expires)), signature)
 
@@ -99,14 +97,12 @@ class LocalStorage:
     def signed(self, key: str) -> bool:
         return bool(self.ttl) or is_input_key(key)
 
-    def link_valid(self, key: str, query: dict[str, str], *, expired_ok: bool = False) -> bool:
+    def link_valid(self, key: str, query: dict[str, str]) -> bool:
         """Whether a request for `key` may be served: a signed key needs a
         valid, unexpired signature; a signature on any key must be valid."""
         if not self.signed(key) and "signature" not in query:
             return True
-        return self.signer.valid(
-            key, query.get("expires"), query.get("signature"), expired_ok=expired_ok
-        )
+        return self.signer.valid(key, query.get("expires"), query.get("signature"))
 
     def workdir(self, key_prefix: str) -> Path:
         """A directory to write a run's files into before they are published."""
@@ -133,17 +129,32 @@ class LocalStorage:
             if run_dir.name != INPUTS_DIR and f"{task_id}/{run_dir.name}" != keep:
                 shutil.rmtree(run_dir, ignore_errors=True)
 
-    def key_for_url(self, url: str, *, expired_ok: bool = False) -> str | None:
-        """The key behind one of our own asset URLs, so extending our own
-        video reads the file instead of fetching it over HTTP. A worker reads
-        a task's inputs with `expired_ok` (the link was ours, but a retry may
-        come after it expired)."""
+    def input_key(self, url: str, task_id: str) -> str | None:
+        """The key of one of `task_id`'s own inputs behind a link to it, by
+        its path alone (whatever the link's host, signature or expiry): for
+        the task itself, which holds the link, never for a client's request."""
+        try:
+            path = urlsplit(url).path
+        except ValueError:
+            return None
+        prefix = f"{ASSET_ROUTE}/{task_id}/{INPUTS_DIR}/"
+        if not path.startswith(prefix):
+            return None
+        key = path.removeprefix(f"{ASSET_ROUTE}/")
+        try:
+            return key if self.path(key).is_file() else None
+        except ValueError:
+            return None
+
+    def key_for_url(self, url: str) -> str | None:
+        """The key behind one of our own asset URLs with a valid link, so
+        extending our own video reads the file instead of fetching it."""
         prefix = f"{self.public_base_url}{ASSET_ROUTE}/"
         if not url.startswith(prefix):
             return None
         parts = urlsplit(url[len(prefix) :])
         key = parts.path
-        if not self.link_valid(key, dict(parse_qsl(parts.query)), expired_ok=expired_ok):
+        if not self.link_valid(key, dict(parse_qsl(parts.query))):
             return None
         try:
             return key if self.path(key).is_file() else None

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy import Select, and_, exists, or_, select, update
+from sqlalchemy.orm import aliased
 
 from reelgate.domain.types import Delivery
 from reelgate.store.db import Database
@@ -19,6 +22,26 @@ refused stays due, unleased, for a later claim."""
 PAGE = 100
 SCAN_LIMIT = 2000
 """Due deliveries one claim looks at, at most, while `admit` refuses them."""
+
+
+def host_of(url: str) -> str:
+    """The host a callback's share is counted on; a URL too broken to have one
+    counts on its own (its delivery then fails like any other, and is retried)."""
+    try:
+        return (urlsplit(url).hostname or url).lower()[:255]
+    except ValueError:
+        return url[:255]
+
+
+@dataclass(frozen=True)
+class Busy:
+    """What a claim passes over in the query itself: tokens and hosts at their
+    share, tasks with a delivery in flight. However many deliveries one token
+    has due, the others' are still found."""
+
+    owners: frozenset[str] = frozenset()
+    hosts: frozenset[str] = frozenset()
+    tasks: frozenset[str] = frozenset()
 
 
 def _delivery(row: CallbackRow) -> Delivery:
@@ -42,12 +65,17 @@ class CallbackStore:
         self.db = db
 
     def claim_due(
-        self, limit: int, lease_seconds: float, admit: Admit | None = None
+        self,
+        limit: int,
+        lease_seconds: float,
+        admit: Admit | None = None,
+        busy: Busy = Busy(),
     ) -> list[Delivery]:
         """Lease up to `limit` due deliveries, oldest first, among those `admit`
-        accepts (it is asked in that order, so it can keep count). Refused ones
-        are skipped, not leased, so a token or host at its share cannot hide
-        the deliveries queued behind its own."""
+        accepts (it is asked in that order, so it can keep count) and `busy`
+        does not rule out. Refused ones are skipped, not leased. A delivery
+        waits while an older one of its task is pending, so each task's
+        callbacks arrive in order, whichever dispatcher sends them."""
         now = time.time()
         claimed: list[Delivery] = []
         if limit <= 0:
@@ -55,7 +83,7 @@ class CallbackStore:
         after: tuple[float, str] | None = None
         with self.db.write() as s:
             for _ in range(SCAN_LIMIT // PAGE):
-                page = s.execute(self._due_page(now, after)).all()
+                page = s.execute(self._due_page(now, after, busy)).all()
                 for row, owner in page:
                     delivery = _delivery(row)
                     if admit is None or admit(delivery, owner):
@@ -70,7 +98,9 @@ class CallbackStore:
         return claimed
 
     @staticmethod
-    def _due_page(now: float, after: tuple[float, str] | None) -> Select[CallbackRow, str]:
+    def _due_page(
+        now: float, after: tuple[float, str] | None, busy: Busy
+    ) -> Select[CallbackRow, str]:
         """One page of due, unleased deliveries with their owners, after `after`
         in (next attempt, id) order."""
         query = (
@@ -85,6 +115,25 @@ class CallbackStore:
             .limit(PAGE)
             .with_for_update(skip_locked=True, of=CallbackRow)
         )
+        older = aliased(CallbackRow)
+        query = query.where(
+            ~exists().where(
+                older.task_id == CallbackRow.task_id,
+                older.state == "pending",
+                or_(
+                    older.created_at < CallbackRow.created_at,
+                    and_(older.created_at == CallbackRow.created_at, older.id < CallbackRow.id),
+                ),
+            )
+        )
+        if busy.tasks:
+            query = query.where(CallbackRow.task_id.not_in(busy.tasks))
+        if busy.hosts:
+            query = query.where(CallbackRow.host.not_in(busy.hosts))
+        if busy.owners:
+            query = query.where(
+                or_(TaskRow.owner_id.is_(None), TaskRow.owner_id.not_in(busy.owners))
+            )
         if after is not None:
             at, delivery_id = after
             query = query.where(

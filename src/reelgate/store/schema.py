@@ -108,6 +108,8 @@ class CallbackRow(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    """The URL's host, on which a dispatcher counts its share of deliveries."""
     dialect: Mapped[str] = mapped_column(String(32))
     event: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed

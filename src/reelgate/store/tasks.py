@@ -29,6 +29,7 @@ from reelgate.domain.models import (
 )
 from reelgate.domain.text import repaired
 from reelgate.domain.types import TokenUsage
+from reelgate.store.callbacks import host_of
 from reelgate.store.db import Database
 from reelgate.store.schema import CallbackRow, TaskRow
 from reelgate.store.usage import locked_usage
@@ -102,6 +103,7 @@ def _queue_callback(session: Session, row: TaskRow, event: str, now: float) -> N
             id=str(uuid.uuid4()),
             task_id=row.id,
             url=row.callback_url,
+            host=host_of(row.callback_url),
             dialect=row.callback_dialect or row.origin,
             event=event,
             state="pending",
@@ -139,6 +141,11 @@ class TaskStore:
             s.add(row)
             s.flush()
             return _to_task(row)
+
+    def usage(self, owner_id: str) -> TokenUsage:
+        """A token's usage now, unlocked: a first check before expensive work."""
+        with self.db.read() as s:
+            return locked_usage(s, owner_id, time.time(), lock=False)
 
     def get(self, task_id: str) -> Task | None:
         with self.db.read() as s:

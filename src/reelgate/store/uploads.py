@@ -42,6 +42,11 @@ class UploadStore:
                 )
             )
 
+    def usage(self, owner_id: str) -> TokenUsage:
+        """A token's usage now, unlocked: a first check before a fetch."""
+        with self.db.read() as s:
+            return locked_usage(s, owner_id, time.time(), lock=False)
+
     def expired(self, now: float, limit: int = 500) -> list[tuple[str, str]]:
         """(id, storage key) of uploads past their lifetime, oldest first."""
         with self.db.read() as s:

@@ -150,6 +150,15 @@ class UpstreamKeyStore:
                         if probe_at <= now:
                             due.append((row.updated_at, key))
                         next_at = min(next_at, probe_at)
+                    # One probe at a time across the keys: a key failed or was
+                    # probed lately, so no other is probed until that settles.
+                    latest = max(
+                        (r.updated_at for r, k in zip(rows, statuses, strict=True) if k.failing),
+                        default=0.0,
+                    )
+                    if latest + probe.delay(1) > now:
+                        due = []
+                        next_at = min(next_at, latest + probe.delay(1))
                     # the longest rested first; limits below still apply
                     usable = [key for _, key in sorted(due, key=lambda d: d[0])]
                     probing = bool(usable)

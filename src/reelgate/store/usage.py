@@ -20,8 +20,11 @@ WINDOW_SECONDS = 60.0
 """The rate limit's window: creates and uploads in the last minute."""
 
 
-def locked_usage(s: Session, owner_id: str, now: float) -> TokenUsage:
-    s.execute(select(TokenRow.id).where(TokenRow.id == owner_id).with_for_update())
+def locked_usage(s: Session, owner_id: str, now: float, *, lock: bool = True) -> TokenUsage:
+    """The usage, with the token's row locked for the rest of the transaction
+    (`lock=False`: a quick look before expensive work, checked again locked)."""
+    if lock:
+        s.execute(select(TokenRow.id).where(TokenRow.id == owner_id).with_for_update())
     since = now - WINDOW_SECONDS
     task_times = s.scalars(
         select(TaskRow.created_at).where(TaskRow.owner_id == owner_id, TaskRow.created_at >= since)

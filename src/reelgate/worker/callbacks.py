@@ -32,7 +32,6 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from standardwebhooks import Webhook
@@ -42,7 +41,7 @@ from reelgate.domain.models import Task
 from reelgate.domain.retry import Backoff
 from reelgate.domain.types import Delivery
 from reelgate.media.fetch import FetchError, GuardedClient
-from reelgate.store.callbacks import CallbackStore
+from reelgate.store.callbacks import Busy, CallbackStore, host_of
 from reelgate.store.tasks import TaskStore
 
 log = logging.getLogger(__name__)
@@ -57,14 +56,8 @@ STOP_GRACE = 1.0
 """Seconds in-flight deliveries get to finish when the server stops; the rest
 are handed back to the outbox unsent."""
 
-
-def host_of(url: str) -> str:
-    """The host a share is counted on; a URL too broken to have one counts on
-    its own (its delivery then fails like any other, and is retried)."""
-    try:
-        return (urlsplit(url).hostname or url).lower()
-    except ValueError:
-        return url
+LEASE_MARGIN = 60.0
+"""Seconds a claimed delivery stays leased beyond its POST's deadline."""
 
 
 class Shares:
@@ -98,6 +91,14 @@ class Shares:
         self.tokens -= Counter({owner: 1})
         self.hosts -= Counter({host_of(delivery.url): 1})
         self.tasks.discard(delivery.task_id)
+
+    def busy(self) -> Busy:
+        """What a claim should pass over in its query."""
+        return Busy(
+            owners=frozenset(o for o, n in self.tokens.items() if o and n >= self.per_token),
+            hosts=frozenset(h for h, n in self.hosts.items() if n >= self.per_host),
+            tasks=frozenset(self.tasks),
+        )
 
     def copy(self) -> Shares:
         twin = Shares(self.per_token, self.per_host)
@@ -177,8 +178,12 @@ class CallbackDispatcher:
             owners[delivery.id] = owner
             return True
 
-        lease = self.settings.callback_timeout * 3
-        due = await asyncio.to_thread(self.callbacks.claim_due, free, lease, admit)
+        # The POST has its deadline; the lease also covers reading the task,
+        # rendering and recording, which have none of their own.
+        lease = self.settings.callback_timeout + LEASE_MARGIN
+        due = await asyncio.to_thread(
+            self.callbacks.claim_due, free, lease, admit, self.shares.busy()
+        )
         return [(delivery, owners[delivery.id]) for delivery in due]
 
     def _finished(self, owner: str | None, freed: asyncio.Event, task: asyncio.Task[None]) -> None:

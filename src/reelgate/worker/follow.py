@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +32,6 @@ from reelgate.engines.base import (
 )
 from reelgate.media.images import decode_image
 from reelgate.media.probe import probe_video, read_first_frame, read_last_frame
-from reelgate.storage.local import ASSET_ROUTE, INPUTS_DIR
 from reelgate.store.follow import FollowStore
 from reelgate.store.tasks import TaskStore
 from reelgate.worker.inputs import InputResolver
@@ -39,6 +39,9 @@ from reelgate.worker.lease import Lease
 from reelgate.worker.publish import publish
 
 log = logging.getLogger(__name__)
+
+CLIENT_ERROR = re.compile(r"\bHTTP 4\d\d\b")
+"""A failure reason saying a link answered 4xx: refused, not merely unreachable."""
 
 
 class FollowRun:
@@ -150,11 +153,10 @@ class Follower:
         if not task.upstream_id:  # inputs matter only to a create, not to a follow
             # Kept per task, not per run: a queued upstream generation may fetch
             # them after this run has been handed back or replaced.
-            inputs = f"{task.id}/{INPUTS_DIR}"
             job.start_image_url = self.inputs.shareable_image(
-                task.start_image, inputs, "start image"
+                task.start_image, task.id, "start image"
             )
-            job.end_image_url = self.inputs.shareable_image(task.end_image, inputs, "end image")
+            job.end_image_url = self.inputs.shareable_image(task.end_image, task.id, "end image")
             job.extend_generation_id = self._upstream_id(task, engine, task.source_task_id)
             job.leads_into_generation_id = self._upstream_id(task, engine, task.end_source_task_id)
         run = FollowRun(
@@ -169,7 +171,7 @@ class Follower:
         try:
             produced = engine.produce(job, run)
         except InputUnreachable as exc:
-            if exc.retryable or not all(self._ours(url) for url in exc.urls):
+            if exc.retryable or not self._ours_was_away(exc):
                 raise  # the client's own links would fail the same way again
             # Links to this server: the upstream fetched while it was away (a
             # restart). The next attempt makes a new generation, not this one.
@@ -178,9 +180,13 @@ class Follower:
             raise InputUnreachable(exc.message, urls=exc.urls, retryable=True) from exc
         return self._publish(run_key, workdir, produced)
 
-    def _ours(self, url: str) -> bool:
-        """A link to one of this server's own assets."""
-        return url.startswith(f"{self.settings.resolved_public_base_url}{ASSET_ROUTE}/")
+    def _ours_was_away(self, exc: InputUnreachable) -> bool:
+        """Whether the upstream failed to fetch links of ours that do serve a
+        file, in a way a moment's absence explains (not a 4xx, which would
+        come again and cost another generation)."""
+        if CLIENT_ERROR.search(exc.message):
+            return False
+        return all(self.inputs.storage.key_for_url(url) for url in exc.urls)
 
     def _upstream_id(
         self, task: Task, engine: FileEngine, source_task_id: str | None

@@ -18,7 +18,7 @@ from reelgate.domain.models import Task
 from reelgate.media.fetch import GuardedClient
 from reelgate.media.images import decode_image, save_jpeg
 from reelgate.media.probe import VideoInfo, probe_video, read_last_frame
-from reelgate.storage.local import LocalStorage
+from reelgate.storage.local import INPUTS_DIR, LocalStorage
 from reelgate.store.tasks import TaskStore
 
 
@@ -42,8 +42,15 @@ class InputResolver:
         self.client = client
         self.settings = settings
 
+    def _key(self, ref: str, task_id: str) -> str | None:
+        """The storage key behind a reference to our own asset: the task's own
+        inputs by their path alone (their link may have expired, or the
+        deployment's secret or address changed, since the task was made); any
+        other asset only through a link that is valid now."""
+        return self.storage.input_key(ref, task_id) or self.storage.key_for_url(ref)
+
     def image(
-        self, ref: str | None, what: str, size: tuple[int, int] | None = None
+        self, ref: str | None, what: str, task_id: str, size: tuple[int, int] | None = None
     ) -> np.ndarray | None:
         """The picture behind `ref`; with `size=(width, height)`, fitted to a
         frame of that size and decoded no larger than it needs, so an input's
@@ -51,23 +58,23 @@ class InputResolver:
         ever held at full size, and only while it is decoded)."""
         if not ref:
             return None
-        key = self.storage.key_for_url(ref, expired_ok=True)
+        key = self._key(ref, task_id)
         data = self.storage.path(key).read_bytes() if key else self.client.fetch(ref)
         try:
             return decode_image(data, self.settings.image_max_pixels, cover=size)
         except Exception as exc:
             raise InputError(f"{what}: {exc}") from exc
 
-    def shareable_image(self, ref: str | None, key_prefix: str, what: str) -> str | None:
+    def shareable_image(self, ref: str | None, task_id: str, what: str) -> str | None:
         """A URL an upstream service can fetch the image from: the client's own
         http(s) URL as given (after the guarded client's address check), or a
         fresh link to our own asset (for data URIs that older versions kept
-        in the task, to a checked JPEG stored under `key_prefix` first). Our
-        links expire once the upstream no longer needs them."""
+        in the task, to a checked JPEG stored with the task's inputs first).
+        Our links expire once the upstream no longer needs them."""
         if not ref:
             return None
         ttl = self.settings.input_link_ttl_seconds
-        key = self.storage.key_for_url(ref, expired_ok=True)
+        key = self._key(ref, task_id)
         if key:
             return self.storage.url(key, ttl=ttl)
         if not ref.startswith("data:"):
@@ -75,9 +82,11 @@ class InputResolver:
             # upstream (perhaps a GPU box on our network) fetch private addresses.
             self.client.target(ref)
             return ref
-        image = self.image(ref, what)
+        image = self.image(ref, what, task_id)
         assert image is not None
-        stored = f"{key_prefix}/{uuid.uuid4().hex}.jpg"  # not derivable from the video's link
+        # kept with the task, not the run: a queued upstream generation may
+        # fetch it after this run was handed back; not derivable from any link
+        stored = f"{task_id}/{INPUTS_DIR}/{uuid.uuid4().hex}.jpg"
         path = self.storage.path(stored)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_jpeg(image, path)

@@ -42,7 +42,7 @@ class FrameRunner:
         end_image = (
             read_first_frame(leads_into.path, (width, height))
             if leads_into
-            else self.inputs.image(task.end_image, "end image", (width, height))
+            else self.inputs.image(task.end_image, "end image", task.id, (width, height))
         )
         job = RenderJob(
             task_id=task.id,
@@ -53,7 +53,9 @@ class FrameRunner:
             fps=FPS,
             num_frames=frame_count(task.duration),
             loop=task.loop,
-            start_image=self.inputs.image(task.start_image, "start image", (width, height)),
+            start_image=self.inputs.image(
+                task.start_image, "start image", task.id, (width, height)
+            ),
             end_image=end_image,
             source_video=source.path if source else None,
             source_last_frame=cover_fit(source.last_frame, width, height) if source else None,

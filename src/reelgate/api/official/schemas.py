@@ -41,4 +41,4 @@ class CreateGeneration(WireModel):
     duration: Literal["5s", "9s"] | None = None
     callback_url: str | None = None
     generation_type: Literal["video"] | None = None
-    concepts: list[dict[str, Any]] | None = None
+    concepts: list[dict[str, Any]] | None = Field(None, max_length=32)
