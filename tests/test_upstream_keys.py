@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from sqlalchemy import update
 
 from reelgate.domain.errors import NoUsableKey
 from reelgate.domain.keys import fingerprint
@@ -13,6 +14,7 @@ from reelgate.domain.retry import Backoff
 from reelgate.domain.types import Reservation
 from reelgate.store.db import Database
 from reelgate.store.follow import FollowStore
+from reelgate.store.schema import UpstreamKeyRow
 from reelgate.store.tasks import TaskStore
 from reelgate.store.tokens import TokenStore
 from reelgate.store.upstream_keys import UpstreamKeyStore
@@ -252,8 +254,21 @@ def test_only_one_resting_key_is_probed_at_a_time(keys, running_task) -> None:
     each send a probe at once."""
     rest_after_failures(keys, B)
     rest_after_failures(keys, A)
-    time.sleep(0.35)
-    got = [probe(keys, running_task(), ids=(A, B)).key_id for _ in range(4)]
+    with keys.db.write() as s:  # both rested long enough for a 5 s probe delay
+        s.execute(update(UpstreamKeyRow).values(updated_at=UpstreamKeyRow.updated_at - 10))
+    slow = Backoff(5.0, 2.0, 300)
+    got = [
+        keys.reserve(
+            (task := running_task()).id,
+            task.lease_owner,
+            [A, B],
+            max_in_flight=10,
+            per_minute=20,
+            probe=slow,
+            failure_limit=2,
+        ).key_id
+        for _ in range(4)
+    ]
     assert got.count(None) == 3 and got.count(B) == 1
 
 
