@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reelgate.testing import Api, InProcess, Peer, Server, in_process, running
+from reelgate.testing import Api, InProcess, Peer, SeaweedFS, Server, in_process, running
 
 PG_ENV = "REELGATE_TEST_POSTGRES_URL"
 
@@ -102,6 +102,26 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`reelgate serve` in a subprocess, shared by the session."""
     with running(Server(tmp_path_factory.mktemp("server") / "data", workers=2)) as srv:
         yield srv
+
+
+# An S3-compatible object store on loopback
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """A SeaweedFS server shared by the session; each test takes a prefix."""
+    store = SeaweedFS(tmp_path_factory.mktemp("seaweedfs")).start()
+    yield store
+    store.stop()
+
+
+@pytest.fixture
+def s3(seaweedfs: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> SeaweedFS:
+    """The store's credentials and endpoint in this process's environment, as
+    an operator sets them (the S3 client reads the AWS_* variables itself)."""
+    for name, value in seaweedfs.env.items():
+        monkeypatch.setenv(name, value)
+    return seaweedfs
 
 
 # A loopback peer: serves files, records POSTs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -38,11 +39,12 @@ def test_worker_prints_the_database_url_without_its_password(
     class FakeRuntime:
         def __init__(self, settings: Any) -> None:
             self.settings = settings
+            self.storage = SimpleNamespace(links_through_api=False)
 
         def asset_url(self, key: str) -> str:
             return key
 
-        def start_workers(self, count: int, renderer: Any) -> None:
+        def start_workers(self, count: int, renderer: Any, **options: Any) -> None:
             handlers[signal.SIGTERM](signal.SIGTERM, None)
 
         def close(self) -> None:

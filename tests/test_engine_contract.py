@@ -31,6 +31,7 @@ from reelgate.store.db import Database
 from reelgate.store.follow import FollowStore
 from reelgate.store.tasks import TaskStore
 from reelgate.store.tokens import TokenStore
+from reelgate.store.uploads import UploadStore
 from reelgate.testing import new_task
 from reelgate.worker.inputs import InputResolver
 from reelgate.worker.runner import Worker
@@ -88,7 +89,7 @@ def run_until_done(world, failures: list[Exception]):
         tasks,
         storage,
         {"scripted": engine},
-        InputResolver(tasks, storage, client, settings),
+        InputResolver(tasks, storage, client, settings, UploadStore(db)),
         FollowStore(db),
     )
     task = new_task(tasks, owner, engine="scripted", model="scripted-1")

@@ -1,4 +1,4 @@
-"""The `reelgate` command: serve, worker, tokens, generate.
+"""The `reelgate` command: serve, worker, tokens, generate, gc.
 
 Options left out fall back to `REELGATE_*` variables and the TOML file,
 all read by the one settings object.
@@ -91,7 +91,8 @@ def serve(
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="Log level [REELGATE_LOG_LEVEL]")] = None,
 ) -> None:
-    """Start the API with in-process workers."""
+    """Start the API with in-process workers (none with --workers 0: the
+    API alone, beside `reelgate worker` processes)."""
     import uvicorn
 
     from reelgate.api.app import create_app
@@ -136,7 +137,9 @@ def worker(
     database_url: DatabaseUrl = None,
     log_level: Annotated[str | None, typer.Option(help="Log level [REELGATE_LOG_LEVEL]")] = None,
 ) -> None:
-    """Run workers alone against the same database (no HTTP)."""
+    """Run workers alone against the same database (no HTTP). SIGTERM or
+    SIGINT stops them: a task being worked on goes back to the queue at once,
+    its attempt not counted."""
     from reelgate.api.callbacks import callback_renderer
     from reelgate.runtime import Runtime
 
@@ -148,13 +151,18 @@ def worker(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    if not settings.public_base_url:
+    # Callback bodies carry asset links: a worker whose links would point at
+    # a guessed API address leaves delivering them to the API processes.
+    links_right = bool(settings.public_base_url) or not runtime.storage.links_through_api
+    if not links_right:
         err.print(
-            "[yellow]REELGATE_PUBLIC_BASE_URL is not set: callbacks sent by this worker "
-            f"will link assets under {settings.resolved_public_base_url}[/yellow]"
+            "REELGATE_PUBLIC_BASE_URL is not set: the API processes deliver callbacks "
+            "(this worker's links to /assets/ would not know the API's address)"
         )
     count = max(1, settings.workers)
-    runtime.start_workers(count, callback_renderer(runtime.asset_url))
+    runtime.start_workers(
+        count, callback_renderer(runtime.asset_url), deliver_callbacks=links_right
+    )
     database = _shown_url(settings.resolved_database_url)
     err.print(f"reelgate worker: {count} worker(s) on {database}")
     stop.wait()
@@ -212,6 +220,27 @@ def webhook_secret(data_dir: DataDir = None, database_url: DatabaseUrl = None) -
     from reelgate.runtime import Runtime
 
     print(Runtime(_settings(data_dir=data_dir, database_url=database_url)).webhook_secret)
+
+
+@app.command()
+def gc(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Remove expired files once: finished tasks' files older than
+    REELGATE_ASSET_RETENTION_DAYS (0 keeps them) and expired uploads.
+    `serve` does this every REELGATE_GC_INTERVAL_SECONDS; several may run at once."""
+    from reelgate.runtime import Runtime
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    runtime = Runtime(settings)
+    try:
+        collected = runtime.retention.collect()
+    finally:
+        runtime.close()
+    if settings.asset_retention_days > 0:
+        kept = f"older than {settings.asset_retention_days:g} day(s)"
+        print(f"removed the files of {collected.tasks} expired task(s) ({kept})")
+    else:
+        print("kept every task's files (REELGATE_ASSET_RETENTION_DAYS is 0)")
+    print(f"removed {collected.uploads} expired upload(s)")
 
 
 @app.command("upstream-keys")

@@ -13,8 +13,9 @@ import os
 from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -58,9 +59,21 @@ class Settings(BaseSettings):
     log_level: str = "info"
 
     # Queue
-    lease_seconds: float = Field(default=30.0, gt=0)
+    lease_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A worker renews its task's lease at least every second; one that stops "
+        "renewing is presumed dead this long after, and its task runs again (with the "
+        "safety poll on PostgreSQL, a dead worker's task is taken over within 15 s)",
+    )
     max_attempts: int = Field(default=3, ge=1)
     poll_interval: float = Field(default=0.5, gt=0)
+    notify_poll_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description="On PostgreSQL, while notifications arrive (LISTEN/NOTIFY), idle "
+        "workers and sync waits look at the database this often instead of poll_interval",
+    )
     retry_backoff_seconds: float = Field(default=2.0, ge=0)
 
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0, description="Request body cap")
@@ -160,6 +173,36 @@ class Settings(BaseSettings):
         "expire after this many seconds",
     )
 
+    # Where assets live
+    storage_url: str | None = Field(
+        default=None,
+        description="file:///path (default: the data directory's assets/) or "
+        "s3://bucket/prefix for an S3-compatible store shared by every process",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="The store's S3 endpoint, for anything but AWS S3"
+    )
+    s3_public_base_url: str | None = Field(
+        default=None,
+        description="Public URL of the bucket (or a CDN in front of it) to link to "
+        "instead of presigned links, for links that do not expire",
+    )
+    asset_links: Literal["direct", "proxy"] = Field(
+        default="direct",
+        description="With S3: direct links to the bucket (presigned, or under "
+        "s3_public_base_url), or links through the API's /assets/ route",
+    )
+    s3_timeout: float = Field(default=60.0, gt=0, description="Per request to the store")
+    asset_retention_days: float = Field(
+        default=0.0,
+        ge=0,
+        description="Delete a finished task's files this many days after it "
+        "finished, and uploads once they expire (0: keep them)",
+    )
+    gc_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="How often `serve` removes expired files"
+    )
+
     input_link_ttl_seconds: int = Field(
         default=3600,
         gt=0,
@@ -208,6 +251,36 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(allowed)}")
         return v
 
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_scheme(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("file://", "s3://")):
+            raise ValueError("must be file:///path or s3://bucket/prefix")
+        if v and v.startswith("s3://") and not v[5:].split("/")[0]:
+            raise ValueError("an S3 storage URL names a bucket: s3://bucket/prefix")
+        return v
+
+    @model_validator(mode="after")
+    def _assets_apart_from_data(self) -> Settings:
+        """A `file://` store is an absolute directory that does not hold the
+        data directory: everything under it is served at `/assets/`, and the
+        database and the secrets must never be."""
+        if self.storage_url and self.storage_url.startswith("file://"):
+            parts = urlsplit(self.storage_url)
+            if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+                raise ValueError(
+                    "storage_url: a file URL names an absolute directory, "
+                    "e.g. file:///srv/reelgate-assets"
+                )
+            root = Path(unquote(parts.path)).resolve()
+            data = self.data_dir.resolve()
+            if data == root or data.is_relative_to(root) or root == Path(root.anchor):
+                raise ValueError(
+                    "storage_url: the assets directory must not contain the data "
+                    "directory (its database and secrets would be served)"
+                )
+        return self
+
     @field_validator("luma_api_keys", mode="before")
     @classmethod
     def _key_list(cls, v: Any) -> Any:
@@ -247,6 +320,9 @@ class Settings(BaseSettings):
 
     @property
     def assets_dir(self) -> Path:
+        """Where local assets live (a `file://` storage URL, else the data directory)."""
+        if self.storage_url and self.storage_url.startswith("file://"):
+            return Path(unquote(urlsplit(self.storage_url).path))
         return self.data_dir / "assets"
 
     @property

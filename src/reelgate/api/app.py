@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import mimetypes
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from anyio.to_thread import run_sync
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.responses import MalformedRangeHeader
 from starlette.responses import RangeNotSatisfiable as StarletteRangeNotSatisfiable
 
@@ -22,11 +21,25 @@ from reelgate.api.errors import BodyLimit, ErrorRouting
 from reelgate.api.waiting import CompletionHub
 from reelgate.api.wire import PathGuard
 from reelgate.core.upstream_links import CALLBACK_ROUTE
-from reelgate.domain.errors import Forbidden, InvalidRequest, NotFound, RangeNotSatisfiable
+from reelgate.domain.errors import (
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    RangeNotSatisfiable,
+    ReelgateError,
+)
 from reelgate.runtime import Runtime
-from reelgate.storage.local import ASSET_ROUTE, expires_in
+from reelgate.storage.base import (
+    ASSET_ROUTE,
+    Storage,
+    check_key,
+    content_disposition,
+    content_type,
+    expires_in,
+)
+from reelgate.storage.local import LocalStorage
+from reelgate.store.notify import DONE_CHANNEL, Listener
 
-CONTENT_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".png": "image/png"}
 YEAR = 31_536_000
 
 
@@ -37,13 +50,14 @@ def cache_control(lifetime: int | None) -> str:
     return f"private, max-age={min(lifetime, YEAR)}"
 
 
-def check_range(header: str | None, size: int) -> None:
-    """Refuse a bad Range header in the server's error shape (the file
-    response would answer it in plain text)."""
+def check_range(header: str | None, size: int) -> list[tuple[int, int]]:
+    """The byte ranges a Range header asks for (start, end exclusive; none
+    for the whole file); a bad one is refused in the server's error shape
+    (the file response would answer it in plain text)."""
     if header is None:
-        return
+        return []
     try:
-        FileResponse._parse_range_header(header, size)
+        return FileResponse._parse_range_header(header, size)
     except MalformedRangeHeader as exc:
         raise InvalidRequest(f"invalid Range header: {exc.content or header[:80]}") from None
     except StarletteRangeNotSatisfiable:
@@ -52,10 +66,48 @@ def check_range(header: str | None, size: int) -> None:
         ) from None
 
 
+def streamed(
+    storage: Storage, key: str, size: int, request: Request, headers: dict[str, str]
+) -> Response:
+    """An object streamed from the store, whole or one byte range (several
+    ranges are answered with the whole object, as HTTP allows)."""
+    ranges = check_range(request.headers.get("range"), size)
+    start, end = ranges[0] if len(ranges) == 1 else (0, size)
+    headers = {**headers, "accept-ranges": "bytes", "content-length": str(end - start)}
+    status = 200
+    if len(ranges) == 1:
+        status = 206
+        headers["content-range"] = f"bytes {start}-{end - 1}/{size}"
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type=content_type(key))
+    return StreamingResponse(
+        storage.stream(key, start, end),
+        status_code=status,
+        headers=headers,
+        media_type=content_type(key),
+    )
+
+
+def ring_on_done(listener: Listener | None, hub: CompletionHub) -> list[Callable[[], None]]:
+    """On PostgreSQL, a task finished by any process wakes this process's
+    waiting clients, and a listener back from a disconnect makes the hub poll
+    at once; returns what undoes it."""
+    if listener is None:
+        return []
+    return [
+        listener.subscribe(DONE_CHANNEL, hub.notify_threadsafe),
+        listener.on_connect(hub.poll_soon_threadsafe),
+    ]
+
+
 def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
-    """`workers` render workers (threads) start with the app and stop with it."""
+    """`workers` render workers (threads) start with the app and stop with it.
+    With none (`serve --workers 0`, workers in other processes) the callback
+    dispatcher, the janitor and the listener still run: the outbox is leased,
+    so any number of processes deliver it, and waiting clients need the
+    listener."""
     settings = runtime.settings
-    hub = CompletionHub(runtime.tasks, settings.poll_interval)
+    hub = CompletionHub(runtime.tasks, runtime.poll_interval)
     ctx = ApiContext(
         settings,
         runtime.service,
@@ -68,13 +120,15 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
-        if workers:
-            runtime.start_workers(
-                workers, callback_renderer(runtime.asset_url), on_finished=hub.notify_threadsafe
-            )
+        undo = ring_on_done(runtime.listener, hub)  # before the listener's first connect
+        runtime.start_workers(
+            workers, callback_renderer(runtime.asset_url), on_finished=hub.notify_threadsafe
+        )
         try:
             yield
         finally:
+            for undo_one in undo:
+                undo_one()
             await hub.stop()
             runtime.stop_workers()
 
@@ -120,25 +174,41 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
         summary="A stored video or image (supports Range)",
     )
     def asset(key: str, request: Request) -> Response:
+        """Files of either backend; for an object store this is the proxy
+        for clients that cannot reach the bucket."""
+        storage = runtime.storage
         try:
-            path = runtime.storage.path(key)
+            check_key(key)
         except ValueError:
             raise NotFound("no such asset") from None
         query = dict(request.query_params)
-        if not runtime.storage.link_valid(key, query):
+        if not storage.link_valid(key, query):
             raise Forbidden("this asset link is invalid or has expired")
-        if not path.is_file():
-            raise NotFound("no such asset")
-        check_range(request.headers.get("range"), path.stat().st_size)
-        media_type = CONTENT_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
-        return FileResponse(
-            path,
-            media_type=media_type or "application/octet-stream",
-            headers={
-                "cache-control": cache_control(expires_in(query)),
-                "x-content-type-options": "nosniff",
-            },
-        )
+
+        def missing() -> ReelgateError:
+            """410 for a file retention deleted (asked only once it is
+            missing, and only of a valid link); else 404."""
+            gone = runtime.service.expired_asset(key)
+            return gone if gone is not None else NotFound("no such asset")
+
+        headers = {
+            "cache-control": cache_control(expires_in(query)),
+            "x-content-type-options": "nosniff",
+            "content-disposition": content_disposition(key),
+        }
+        if isinstance(storage, LocalStorage):
+            path = storage.path(key)
+            if not path.is_file():
+                raise missing()
+            check_range(request.headers.get("range"), path.stat().st_size)
+            return FileResponse(path, media_type=content_type(key), headers=headers)
+        size = storage.size(key)
+        if size is None:
+            raise missing()
+        try:
+            return streamed(storage, key, size, request, headers)
+        except FileNotFoundError:  # deleted between the size and the read
+            raise missing() from None
 
     app.state.hub = hub
     app.state.runtime = runtime

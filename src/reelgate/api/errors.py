@@ -22,6 +22,8 @@ from reelgate.domain.errors import (
     RangeNotSatisfiable,
     RateLimited,
     ReelgateError,
+    ServiceUnavailable,
+    StorageUnavailable,
     Unauthorized,
 )
 
@@ -37,10 +39,12 @@ STATUS_FOR_CODE = {
     "forbidden": 403,
     "not_found": 404,
     "method_not_allowed": 405,
+    "expired": 410,
     "payload_too_large": 413,
     "range_not_satisfiable": 416,
     "rate_limited": 429,
     "timeout": 504,
+    "unavailable": 503,
 }
 """HTTP status of each neutral error code, for dialects that use plain statuses."""
 
@@ -119,6 +123,11 @@ class ErrorRouting:
             else:
                 error = ReelgateError(str(exc.detail))
             return self.render(request, error)
+
+        @app.exception_handler(StorageUnavailable)
+        async def _storage(request: Request, exc: StorageUnavailable) -> Response:
+            log.warning("%s %s: %s", request.method, request.url.path, exc.message)
+            return self.render(request, ServiceUnavailable(exc.message))
 
         @app.exception_handler(Exception)
         async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -2,7 +2,9 @@
 
 Each waiting request is only an asyncio future. One poller asks the store,
 in a single query, which of the awaited tasks have finished; workers in the
-same process also ring the hub directly so sync answers go out at once.
+same process also ring the hub directly, and on PostgreSQL the process's
+listener rings it for tasks finished anywhere, so sync answers go out at once.
+The poll is the safety net for what a ring misses.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 
 from anyio.to_thread import run_sync
 
@@ -20,15 +23,19 @@ log = logging.getLogger(__name__)
 
 
 class CompletionHub:
-    def __init__(self, tasks: TaskStore, poll_interval: float) -> None:
+    def __init__(self, tasks: TaskStore, poll_interval: float | Callable[[], float]) -> None:
+        """`poll_interval`: seconds between polls, or what says it before each
+        (longer while notifications arrive)."""
         self.tasks = tasks
         self.poll_interval = poll_interval
         self._waiters: dict[str, set[asyncio.Future[None]]] = defaultdict(set)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._poll_now: asyncio.Event | None = None
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._poll_now = asyncio.Event()
         self._poller = asyncio.create_task(self._poll_forever(), name="completion-poller")
 
     async def stop(self) -> None:
@@ -65,14 +72,31 @@ class CompletionHub:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._resolve, task_id)
 
+    def poll_soon_threadsafe(self) -> None:
+        """Poll at once (from any thread): rings may have been missed, as
+        while the listener was disconnected."""
+        if self._loop is not None and self._poll_now is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._poll_now.set)
+
     def _resolve(self, task_id: str) -> None:
         for future in self._waiters.get(task_id, ()):
             if not future.done():
                 future.set_result(None)
 
+    async def _next_poll(self) -> None:
+        """Sleep until the next poll is due, or until asked to poll at once."""
+        interval = self.poll_interval
+        seconds = interval() if callable(interval) else interval
+        if self._poll_now is None:
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._poll_now.wait(), seconds)
+        self._poll_now.clear()
+
     async def _poll_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.poll_interval)
+            await self._next_poll()
             if not self._waiters:
                 continue
             try:

@@ -17,7 +17,7 @@ from reelgate.core.limits import Limits
 from reelgate.domain.errors import InvalidInput, InvalidRequest
 from reelgate.media.fetch import GuardedClient, decode_data_uri
 from reelgate.media.image_files import storable_image
-from reelgate.storage.local import INPUTS_DIR, LocalStorage
+from reelgate.storage.base import INPUTS_DIR, UPLOADS_DIR, Storage
 from reelgate.store.uploads import UploadStore
 
 
@@ -29,7 +29,7 @@ def _storable(data: bytes, max_pixels: int, what: str) -> tuple[bytes, str]:
 
 
 class InlineInputs:
-    def __init__(self, storage: LocalStorage, max_bytes: int, max_pixels: int) -> None:
+    def __init__(self, storage: Storage, max_bytes: int, max_pixels: int) -> None:
         self.storage = storage
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
@@ -68,7 +68,7 @@ def echoed(request: dict[str, Any], links: dict[str, str]) -> dict[str, Any]:
 class UploadService:
     def __init__(
         self,
-        storage: LocalStorage,
+        storage: Storage,
         client: GuardedClient,
         store: UploadStore,
         limits: Limits,
@@ -91,7 +91,7 @@ class UploadService:
             raise InvalidRequest(f"upload: {exc.message}") from exc
         data, ext = _storable(raw, self.max_pixels, "upload")
         upload_id = str(uuid.uuid4())
-        key = f"uploads/{upload_id}.{ext}"
+        key = f"{UPLOADS_DIR}/{owner_id}/{upload_id}.{ext}"
         self.store.add(
             upload_id,
             owner_id,
@@ -100,8 +100,15 @@ class UploadService:
             self.lifetime,
             admit=lambda usage: self.limits.admit_upload(usage, len(data)),
         )
-        self.storage.write(key, data)
-        return upload_id, self.storage.url(key)
+        try:
+            self.storage.write(key, data)
+        except Exception:
+            self.store.forget([upload_id])  # a row without a file would use up quota
+            raise
+        # The link lives as long as the upload (a longer one would only 404),
+        # or less where the deployment makes every link expire sooner.
+        ttl = max(1, int(self.lifetime))
+        return upload_id, self.storage.url(key, ttl=min(ttl, self.storage.ttl or ttl))
 
     def sweep(self, batch: int = 500) -> int:
         """Remove expired uploads, files first (a file without a row is never

@@ -16,7 +16,7 @@ from reelgate.config import Settings
 from reelgate.core.enhance import Enhancer
 from reelgate.core.inputs import InlineInputs, echoed
 from reelgate.core.limits import Limits
-from reelgate.domain.errors import InvalidInput, InvalidRequest, NotFound
+from reelgate.domain.errors import Expired, InvalidInput, InvalidRequest, NotFound
 from reelgate.domain.models import (
     ASPECT_RATIOS,
     DURATIONS,
@@ -29,9 +29,11 @@ from reelgate.domain.models import (
 )
 from reelgate.domain.types import Delivery, QueueEstimate
 from reelgate.engines.base import Engine, FileEngine, Input, Needs
+from reelgate.storage.base import Storage, is_upload_key
 from reelgate.store.callbacks import CallbackStore
 from reelgate.store.queue import QueueStats
 from reelgate.store.tasks import TaskStore
+from reelgate.store.uploads import UploadStore
 
 
 def _check_choice(name: str, value: str, allowed: Mapping[str, Any]) -> str:
@@ -51,6 +53,26 @@ def check_callback_url(url: str, check_address: Callable[[str], object]) -> str:
     except InvalidInput as exc:
         raise InvalidRequest(f"callback URL refused: {exc.message}") from exc
     return url
+
+
+def _span(seconds: float) -> str:
+    """A time span in words: `30 days`, `1.5 days`, `6 hours`, `1 minute`."""
+    if seconds >= 86_400:
+        amount, unit = round(seconds / 86_400, 1), "day"
+    elif seconds >= 3_600:
+        amount, unit = round(seconds / 3_600, 1), "hour"
+    else:
+        amount, unit = max(1, round(seconds / 60)), "minute"
+    return f"{amount:g} {unit}{'' if amount == 1 else 's'}"
+
+
+def expired_error(task: Task, name: str, consequence: str = "") -> Expired:
+    """The one answer about a task whose files retention deleted."""
+    after = _span((task.expired_at or 0.0) - (task.finished_at or task.created_at))
+    return Expired(
+        f"{name} expired: its files were deleted {after} after it finished{consequence}",
+        task_id=task.id,
+    )
 
 
 def _inputs(
@@ -90,10 +112,15 @@ class TaskService:
         inline_inputs: InlineInputs | None = None,
         check_address: Callable[[str], object] = lambda url: None,
         queue: QueueStats | None = None,
+        storage: Storage | None = None,
+        uploads: UploadStore | None = None,
     ) -> None:
         """`inline_inputs` stores data URIs as files (without it they stay in
         the task); `check_address` refuses callback URLs the guarded client
-        would not call (the runtime passes the guarded client's check)."""
+        would not call (the runtime passes the guarded client's check).
+        With `storage`, links to our own assets in a request are checked: an
+        upload is usable by its owner only (`uploads` knows who that is),
+        and a link to a task's files only while the task keeps them."""
         self.settings = settings
         self.tasks = tasks
         self.engines = engines
@@ -106,6 +133,8 @@ class TaskService:
         self.inline_inputs = inline_inputs
         self.check_address = check_address
         self.queue = queue
+        self.storage = storage
+        self.uploads = uploads
 
     def route(self, model: str | None) -> Engine:
         """The engine for a requested model: `model_engines` in the settings,
@@ -155,6 +184,7 @@ class TaskService:
             sources = [t for t in (source, end_source) if t is not None]
         elif not prompt and not req.start_image and not req.end_image:
             raise InvalidRequest("prompt is required (or a start or end image)")
+        self._check_links(owner_id, req)
         if req.callback_url:
             check_callback_url(req.callback_url, self.check_address)
 
@@ -202,6 +232,49 @@ class TaskService:
             raise
         self.wake_workers()
         return task
+
+    def _check_links(self, owner_id: str, req: GenerationRequest) -> None:
+        """Refuse, before anything is queued, links to our own assets that the
+        task could not use: another token's upload (or one that expired), or
+        a file of a task whose files retention deleted. Found by the link's
+        path alone, whatever its host or signature."""
+        if self.storage is None:
+            return
+        refs = (
+            (req.start_image, "start image"),
+            (req.end_image, "end image"),
+            (req.source_video_url, "source video"),
+        )
+        for ref, what in refs:
+            if not ref or ref.startswith("data:"):
+                continue
+            key = self.storage.key_in_path(ref)
+            if key is None:
+                continue
+            if is_upload_key(key):
+                if self.uploads is None or self.uploads.owner(key) != owner_id:
+                    # the same answer whether it is another token's or gone
+                    raise NotFound(
+                        f"{what}: no such upload (an upload can be used only by the "
+                        "token that made it, until it expires)"
+                    )
+                continue
+            task = self.tasks.get_owned(owner_id, key.split("/")[0])
+            if task is not None and task.expired_at is not None:
+                raise expired_error(task, f"{what}: task {task.id}", ", so it cannot be used")
+
+    def expired_asset(self, key: str) -> Expired | None:
+        """The error for a link to a file of an expired task (its key starts
+        with the task's id), else None: links name no owner, so neither does this."""
+        task_id = key.split("/")[0]
+        try:
+            uuid.UUID(task_id)
+        except ValueError:
+            return None
+        task = self.tasks.get(task_id)
+        if task is None or task.expired_at is None:
+            return None
+        return expired_error(task, f"this file of task {task_id}")
 
     def _store_inline(self, task_id: str, req: GenerationRequest) -> dict[str, str]:
         """Inline images (data URIs) stored as files: data URI -> link."""
@@ -269,6 +342,8 @@ class TaskService:
     def _finished_source(source: Task | None, name: str) -> Task:
         if source is None:
             raise NotFound(f"{name} was not found")
+        if source.expired_at is not None:
+            raise expired_error(source, name, ", so it cannot be extended")
         if source.state is State.COMPLETED:
             return source
         if source.state.terminal:
@@ -279,13 +354,24 @@ class TaskService:
         return source
 
     def get(self, owner_id: str, task_id: str) -> Task:
+        """One of the token's tasks; an expired one (its files deleted by
+        retention) answers `Expired` rather than links to files that are gone."""
+        task = self._owned(owner_id, task_id)
+        if task.expired_at is not None:
+            raise expired_error(task, f"task {task_id}")
+        return task
+
+    def _owned(self, owner_id: str, task_id: str) -> Task:
         task = self.tasks.get_owned(owner_id, task_id)
         if task is None:
             raise NotFound(f"task {task_id} was not found")
         return task
 
     def get_many(self, owner_id: str, task_ids: Sequence[str]) -> list[Task]:
-        return self.tasks.get_many_owned(owner_id, task_ids)
+        """The token's tasks among `task_ids`; expired ones are left out, as
+        unknown ids are (lists show only tasks whose files are kept)."""
+        tasks = self.tasks.get_many_owned(owner_id, task_ids)
+        return [t for t in tasks if t.expired_at is None]
 
     def deliveries(self, tasks: Sequence[Task]) -> dict[str, list[Delivery]]:
         """Each task's callbacks and how each delivery went, in one query. The
@@ -324,12 +410,15 @@ class TaskService:
         return estimates
 
     def list(self, owner_id: str, limit: int, offset: int) -> tuple[list[Task], int]:
-        return self.tasks.list_owned(owner_id, limit, offset)
+        """A page of the token's tasks whose files are kept (expired ones are
+        left out of the page and the count)."""
+        return self.tasks.list_owned(owner_id, limit, offset, expired=False)
 
     def delete(self, owner_id: str, task_id: str) -> None:
         """Delete a task and its assets, and its generation upstream if it has one
-        (a worker following it also notices and stops)."""
-        self.get(owner_id, task_id)
+        (a worker following it also notices and stops). An expired task can
+        be deleted too (its row goes)."""
+        self._owned(owner_id, task_id)
         deleted = self.tasks.delete(task_id)
         self.delete_assets(task_id)
         if deleted is not None and deleted.upstream_id:

@@ -37,6 +37,18 @@ class NotFound(ReelgateError):
     code = "not_found"
 
 
+class Expired(ReelgateError):
+    """The task named has expired: retention deleted its files (410 Gone)."""
+
+    code = "expired"
+
+
+class ServiceUnavailable(ReelgateError):
+    """Something the server relies on (the object store) is down for now."""
+
+    code = "unavailable"
+
+
 class PayloadTooLarge(ReelgateError):
     code = "payload_too_large"
 
@@ -150,3 +162,11 @@ class TimedOut(TaskError):
 
 class NoUsableKey(Unavailable):
     """Every configured upstream key is set aside for good; the message says why."""
+
+
+class StorageUnavailable(Unavailable):
+    """The object store failed or could not be reached. The message names the
+    operation and the kind of failure only: never the endpoint, the bucket,
+    a key or the store's error body (which can carry credentials)."""
+
+    retryable = True

@@ -134,6 +134,10 @@ class TaskResult:
     thumbnail: Asset
     last_frame: Asset
 
+    def keys(self) -> list[str]:
+        """The storage key of every file of the result."""
+        return [self.video.key, self.thumbnail.key, self.last_frame.key]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "video": self.video.to_dict(),
@@ -222,6 +226,8 @@ class Task:
     can refer to it and a delete can cancel it)."""
     upstream_key: str | None = None
     upstream_submitted_at: float | None = None
+    expired_at: float | None = None
+    """When retention deleted the task's files: its links are gone for good."""
 
     @property
     def effective_prompt(self) -> str:

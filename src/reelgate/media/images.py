@@ -6,6 +6,7 @@ import io
 import math
 import re
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -249,10 +250,17 @@ def _centre_window(w: int, h: int, aspect: float) -> tuple[int, int, int, int]:
     return 0, (h - ch) // 2, w, ch
 
 
-def save_jpeg(frame: np.ndarray, path: Path, quality: int = 90) -> None:
+def save_jpeg(frame: np.ndarray, path: Path | BinaryIO, quality: int = 90) -> None:
     """Write an RGB frame as a baseline JPEG (thumbnails, last frames).
 
     Baseline, 4:2:0 JPEG is what every client and browser displays.
     """
     arr = np.ascontiguousarray(_as_rgb_array(frame))
-    Image.fromarray(arr, "RGB").save(Path(path), format="JPEG", quality=quality)
+    target = path if not isinstance(path, (str, Path)) else Path(path)
+    Image.fromarray(arr, "RGB").save(target, format="JPEG", quality=quality)
+
+
+def jpeg_bytes(frame: np.ndarray, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    save_jpeg(frame, buffer, quality)
+    return buffer.getvalue()

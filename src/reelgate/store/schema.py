@@ -62,6 +62,8 @@ class TaskRow(Base):
     updated_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    expired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """When retention deleted the task's files (the row stays, to say so)."""
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # Upstream engines: the generation this task follows, the key (its
     # fingerprint, never the secret) that made it, and the last callback nudge.
@@ -77,6 +79,7 @@ class TaskRow(Base):
         Index("ix_tasks_queue", "state", "not_before", "created_at"),
         Index("ix_tasks_owner_created", "owner_id", "created_at"),
         Index("ix_tasks_finished", "finished_at"),
+        Index("ix_tasks_expirable", "expired_at", "finished_at"),
     )
 
 
@@ -96,6 +99,7 @@ class UploadRow(Base):
     __table_args__ = (
         Index("ix_uploads_owner_created", "owner_id", "created_at"),
         Index("ix_uploads_expires", "expires_at"),
+        Index("ix_uploads_key", "key"),
     )
 
 

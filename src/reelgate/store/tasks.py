@@ -5,6 +5,10 @@ while it runs. Every write a worker makes afterwards is fenced on its lease
 token (`lease_owner`), so a worker whose lease expired and was taken over
 can never overwrite the result of the run that replaced it. Finishing a task
 and queueing its callback happen in one transaction.
+
+On PostgreSQL every transaction that makes a task claimable notifies idle
+workers, and every one that ends a task notifies waiting clients
+(`notify.py`): the notification goes out at commit, with the change.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any, cast
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from reelgate.domain.models import (
     TERMINAL_STATES,
@@ -31,6 +35,7 @@ from reelgate.domain.text import repaired
 from reelgate.domain.types import TokenUsage
 from reelgate.store.callbacks import host_of
 from reelgate.store.db import Database
+from reelgate.store.notify import task_done, work_queued
 from reelgate.store.schema import CallbackRow, TaskRow
 from reelgate.store.usage import locked_usage
 
@@ -78,6 +83,7 @@ def _to_task(row: TaskRow) -> Task:
         upstream_id=row.upstream_id,
         upstream_key=row.upstream_key,
         upstream_submitted_at=row.upstream_submitted_at,
+        expired_at=row.expired_at,
     )
 
 
@@ -140,6 +146,7 @@ class TaskStore:
             )
             s.add(row)
             s.flush()
+            work_queued(s, row.engine)
             return _to_task(row)
 
     def usage(self, owner_id: str) -> TokenUsage:
@@ -174,19 +181,23 @@ class TaskStore:
             )
             return _to_task(row) if row else None
 
-    def list_owned(self, owner_id: str, limit: int, offset: int) -> tuple[list[Task], int]:
-        """A page of a token's tasks, newest first, and how many it has in all."""
+    def list_owned(
+        self, owner_id: str, limit: int, offset: int, *, expired: bool = True
+    ) -> tuple[list[Task], int]:
+        """A page of a token's tasks, newest first, and how many it has in all
+        (`expired=False`: only tasks whose files are still kept)."""
+        owned = TaskRow.owner_id == owner_id
+        if not expired:
+            owned = and_(owned, TaskRow.expired_at.is_(None))
         with self.db.read() as s:
             rows = s.scalars(
                 select(TaskRow)
-                .where(TaskRow.owner_id == owner_id)
+                .where(owned)
                 .order_by(TaskRow.created_at.desc(), TaskRow.id)
                 .limit(limit)
                 .offset(offset)
             ).all()
-            total = s.scalar(
-                select(func.count()).select_from(TaskRow).where(TaskRow.owner_id == owner_id)
-            )
+            total = s.scalar(select(func.count()).select_from(TaskRow).where(owned))
             return [_to_task(r) for r in rows], int(total or 0)
 
     def delete(self, task_id: str) -> Task | None:
@@ -201,6 +212,7 @@ class TaskStore:
             task = _to_task(row)
             s.execute(delete(CallbackRow).where(CallbackRow.task_id == task_id))
             s.execute(delete(TaskRow).where(TaskRow.id == task_id))
+            task_done(s, task_id)  # a client waiting on it stops waiting
             return task
 
     def terminal_among(self, task_ids: Iterable[str]) -> list[str]:
@@ -218,6 +230,46 @@ class TaskStore:
                     )
                 )
         return done
+
+    # Retention
+
+    def expirable(self, cutoff: float, limit: int = 200) -> list[str]:
+        """Ids of tasks that finished before `cutoff` and whose files are still
+        kept, oldest first. A task that a queued or running task continues
+        (extend, reverse extend, interpolate) waits until that one is done."""
+        later = aliased(TaskRow)  # the tasks that may continue one of these
+        unfinished = [State.QUEUED.value, State.RUNNING.value]
+        continued = (
+            select(column).where(later.state.in_(unfinished), column.is_not(None))
+            for column in (later.source_task_id, later.end_source_task_id)
+        )
+        with self.db.read() as s:
+            return list(
+                s.scalars(
+                    select(TaskRow.id)
+                    .where(
+                        TaskRow.expired_at.is_(None),
+                        TaskRow.finished_at < cutoff,
+                        TaskRow.state.in_([state.value for state in TERMINAL_STATES]),
+                        *(TaskRow.id.not_in(ids) for ids in continued),
+                    )
+                    .order_by(TaskRow.finished_at, TaskRow.id)
+                    .limit(limit)
+                )
+            )
+
+    def mark_expired(self, task_ids: Sequence[str], now: float | None = None) -> int:
+        """Record that these tasks' files are deleted; returns how many were
+        not marked before (another collector may have marked some already)."""
+        if not task_ids:
+            return 0
+        with self.db.write() as s:
+            result = s.execute(
+                update(TaskRow)
+                .where(TaskRow.id.in_(list(task_ids)), TaskRow.expired_at.is_(None))
+                .values(expired_at=time.time() if now is None else now)
+            )
+            return cast("CursorResult[Any]", result).rowcount
 
     # The queue
 
@@ -347,6 +399,7 @@ class TaskStore:
             row.attempts = max(0, row.attempts - 1)
             row.not_before = now
             row.updated_at = now
+            work_queued(s, row.engine)
             return True
 
     def retry_later(
@@ -381,6 +434,7 @@ class TaskStore:
             row.not_before = now + delay
             row.failure_reason = reason
             row.updated_at = now
+            work_queued(s, row.engine)
             return True
 
     def _finish_fenced(self, task_id: str, lease_owner: str, state: State, **values: Any) -> bool:
@@ -404,3 +458,4 @@ class TaskStore:
             row.failure_reason = None
             row.failure_code = None
         _queue_callback(s, row, state.value, now)
+        task_done(s, row.id)

@@ -47,6 +47,17 @@ class UploadStore:
         with self.db.read() as s:
             return locked_usage(s, owner_id, time.time(), lock=False)
 
+    def owner(self, key: str) -> str | None:
+        """The token that owns the upload stored under `key`, while it lasts
+        (None: no such upload, or it has expired). Who may use an upload is
+        decided by comparing this with a task's or a request's owner."""
+        with self.db.read() as s:
+            return s.scalar(
+                select(UploadRow.owner_id).where(
+                    UploadRow.key == key, UploadRow.expires_at > time.time()
+                )
+            )
+
     def expired(self, now: float, limit: int = 500) -> list[tuple[str, str]]:
         """(id, storage key) of uploads past their lifetime, oldest first."""
         with self.db.read() as s:

@@ -16,10 +16,14 @@ from reelgate.config import Settings
 from reelgate.domain.errors import InvalidInput
 from reelgate.domain.models import Task
 from reelgate.media.fetch import GuardedClient
-from reelgate.media.images import decode_image, save_jpeg
+from reelgate.media.images import decode_image, jpeg_bytes
 from reelgate.media.probe import VideoInfo, probe_video, read_last_frame
-from reelgate.storage.local import INPUTS_DIR, LocalStorage
+from reelgate.storage.base import INPUTS_DIR, Storage, is_upload_key
 from reelgate.store.tasks import TaskStore
+from reelgate.store.uploads import UploadStore
+
+SCRATCH = ".inputs"
+"""Per run: copies of stored videos it reads, removed with the run's files."""
 
 
 class InputError(InvalidInput):
@@ -35,18 +39,31 @@ class SourceVideo:
 
 class InputResolver:
     def __init__(
-        self, tasks: TaskStore, storage: LocalStorage, client: GuardedClient, settings: Settings
+        self,
+        tasks: TaskStore,
+        storage: Storage,
+        client: GuardedClient,
+        settings: Settings,
+        uploads: UploadStore,
     ) -> None:
         self.tasks = tasks
         self.storage = storage
         self.client = client
         self.settings = settings
+        self.uploads = uploads
 
     def _key(self, ref: str, task_id: str) -> str | None:
         """The storage key behind a reference to our own asset: the task's own
         inputs by their path alone (their link may have expired, or the
         deployment's secret or address changed, since the task was made); any
-        other asset only through a link that is valid now."""
+        other asset only through a link that is valid now. An upload is
+        only ever its owner's (checked at create, and again here, by the
+        link's path: another host or an expired signature changes nothing)."""
+        named = self.storage.key_in_path(ref)
+        if named and is_upload_key(named):
+            task = self.tasks.get(task_id)
+            if task is None or self.uploads.owner(named) != task.owner_id:
+                raise InputError("no such upload")
         return self.storage.input_key(ref, task_id) or self.storage.key_for_url(ref)
 
     def image(
@@ -59,7 +76,7 @@ class InputResolver:
         if not ref:
             return None
         key = self._key(ref, task_id)
-        data = self.storage.path(key).read_bytes() if key else self.client.fetch(ref)
+        data = self.storage.read(key) if key else self.client.fetch(ref)
         try:
             return decode_image(data, self.settings.image_max_pixels, cover=size)
         except Exception as exc:
@@ -87,9 +104,7 @@ class InputResolver:
         # kept with the task, not the run: a queued upstream generation may
         # fetch it after this run was handed back; not derivable from any link
         stored = f"{task_id}/{INPUTS_DIR}/{uuid.uuid4().hex}.jpg"
-        path = self.storage.path(stored)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_jpeg(image, path)
+        self.storage.write(stored, jpeg_bytes(image))
         return self.storage.url(stored, ttl=ttl)
 
     def source_video(self, task: Task, workdir: Path) -> SourceVideo | None:
@@ -97,11 +112,11 @@ class InputResolver:
         path = self._source_path(task, workdir)
         return self._probe(path, "source video") if path else None
 
-    def end_source_video(self, task: Task) -> SourceVideo | None:
+    def end_source_video(self, task: Task, workdir: Path) -> SourceVideo | None:
         """The video a reverse extend leads into (its first frame ends the new clip)."""
         if not task.end_source_task_id:
             return None
-        return self._probe(self._task_video(task.end_source_task_id), "end video")
+        return self._probe(self._task_video(task.end_source_task_id, workdir), "end video")
 
     def _probe(self, path: Path, what: str) -> SourceVideo:
         """Probe a source with limits, before decoding any more of it."""
@@ -124,19 +139,27 @@ class InputResolver:
         except Exception as exc:
             raise InputError(f"{what}: {exc}") from exc
 
-    def _task_video(self, task_id: str) -> Path:
+    def _task_video(self, task_id: str, workdir: Path) -> Path:
+        """The video of one of our tasks as a local file (a copy in the
+        run's `workdir` when the store is not a local disk)."""
         source = self.tasks.get(task_id)
         if source is None or source.result is None:
             raise InputError(f"source task {task_id} has no video")
-        return self.storage.path(source.result.video.key)
+        return self._stored_video(source.result.video.key, workdir)
+
+    def _stored_video(self, key: str, workdir: Path) -> Path:
+        try:
+            return self.storage.local_file(key, workdir / SCRATCH)
+        except FileNotFoundError:
+            raise InputError("the source video's file is gone") from None
 
     def _source_path(self, task: Task, workdir: Path) -> Path | None:
         if task.source_task_id:
-            return self._task_video(task.source_task_id)
+            return self._task_video(task.source_task_id, workdir)
         if task.source_video_url:
             key = self.storage.key_for_url(task.source_video_url)
             if key:
-                return self.storage.path(key)
+                return self._stored_video(key, workdir)
             path = workdir / "source.mp4"  # removed by the worker after rendering
             path.write_bytes(self.client.fetch(task.source_video_url))
             return path

@@ -1,18 +1,23 @@
 """Running a frame engine: resolve the inputs, stream the engine's frames
 (with an extend's source before them, or the video a reverse extend leads
-into after them) through the encoder, and publish the file."""
+into after them) through the encoder, and publish the file.
+
+A worker asked to stop ends the render at its next progress report with
+`WorkerStopping`, so the task goes back to the queue at once, its attempt
+not counted, instead of holding the shutdown (or its lease) until it ends."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from reelgate.config import Settings
 from reelgate.domain.models import FPS, Kind, Task, TaskResult, frame_count, frame_size
-from reelgate.engines.base import FrameEngine, RenderJob
+from reelgate.engines.base import FrameEngine, RenderJob, WorkerStopping
 from reelgate.media.encode import encode_mp4
 from reelgate.media.images import cover_fit
 from reelgate.media.probe import frame_count_at, iter_frames_at, read_first_frame
@@ -22,16 +27,23 @@ from reelgate.worker.publish import publish
 
 
 class FrameRunner:
-    def __init__(self, settings: Settings, inputs: InputResolver) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        inputs: InputResolver,
+        stopping: Callable[[], threading.Event] = threading.Event,
+    ) -> None:
+        """`stopping`: the worker's stop event, read when a run reports progress."""
         self.settings = settings
         self.inputs = inputs
+        self.stopping = stopping
 
     def run(
         self, task: Task, engine: FrameEngine, run_key: str, workdir: Path, lease: Lease
     ) -> TaskResult:
         extend = task.kind is Kind.EXTEND
         source = self.inputs.source_video(task, workdir) if extend else None
-        leads_into = self.inputs.end_source_video(task) if extend else None
+        leads_into = self.inputs.end_source_video(task, workdir) if extend else None
         # The size of a clip that continues a video is that video's: decided
         # here, from the file, and stored with the result.
         reference = source or leads_into
@@ -70,12 +82,17 @@ class FrameRunner:
             frame_count_at(v.info.duration, FPS) for v in (before, after) if v
         )
 
+        def report(progress: float) -> None:
+            if self.stopping().is_set():
+                raise WorkerStopping()
+            lease.report(progress)
+
         def on_frame(count: int) -> None:
-            lease.report(0.99 * count / total)
+            report(0.99 * count / total)
 
         def on_engine_progress(value: float) -> None:
             # Engines that work before the first frame (denoising) report here.
-            lease.report(0.9 * value * job.num_frames / total)
+            report(0.9 * value * job.num_frames / total)
 
         frames = itertools.chain(
             self._played(before, width, height),

@@ -11,6 +11,7 @@ the one backoff policy until the attempts are used up.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -28,11 +29,11 @@ from reelgate.engines.base import (
     LeaseLost,
     WorkerStopping,
 )
-from reelgate.storage.local import LocalStorage
+from reelgate.storage.base import Storage
 from reelgate.store.follow import FollowStore
 from reelgate.store.tasks import TaskStore
 from reelgate.worker.follow import Follower
-from reelgate.worker.inputs import InputResolver
+from reelgate.worker.inputs import SCRATCH, InputResolver
 from reelgate.worker.lease import Lease
 from reelgate.worker.render import FrameRunner
 
@@ -46,7 +47,7 @@ class Worker:
         self,
         settings: Settings,
         tasks: TaskStore,
-        storage: LocalStorage,
+        storage: Storage,
         engines: Mapping[str, Engine],
         inputs: InputResolver,
         follows: FollowStore,
@@ -54,8 +55,11 @@ class Worker:
         upstream_callback_url: Callable[[str], str | None] = lambda task_id: None,
         only: Sequence[str] | None = None,
         exclude: Sequence[str] = (),
+        poll_interval: Callable[[], float] | None = None,
     ) -> None:
-        """`only`/`exclude`: which engines' tasks this worker claims."""
+        """`only`/`exclude`: which engines' tasks this worker claims.
+        `poll_interval`: how long an idle worker sleeps before looking again
+        unless woken (the runtime makes it longer while notifications arrive)."""
         self.settings = settings
         self.tasks = tasks
         self.storage = storage
@@ -68,8 +72,9 @@ class Worker:
         """Set while an engine is in a step a shutdown must wait for (a paid
         create on the wire: abandoned, its generation would be neither
         followed nor deleted)."""
+        self.poll_interval = poll_interval or (lambda: settings.poll_interval)
         self.backoff = Backoff(settings.retry_backoff_seconds)
-        self.frames = FrameRunner(settings, inputs)
+        self.frames = FrameRunner(settings, inputs, lambda: self.stopping)
         self.follower = Follower(
             settings,
             tasks,
@@ -90,7 +95,7 @@ class Worker:
                 log.exception("worker loop error")
                 worked = False
             if not worked:
-                wake.wait(self.settings.poll_interval)
+                wake.wait(self.poll_interval())
                 wake.clear()
 
     def run_once(self) -> bool:
@@ -116,6 +121,10 @@ class Worker:
         try:
             with Lease(self.tasks, task, self.settings.lease_seconds) as lease:
                 result = self._run_engine(task, run_key, workdir, lease)
+                # uploaded while the lease is held: a run that lost its task
+                # stops here, before its files could be read by anyone
+                self.storage.publish(run_key, workdir, result.keys())
+                lease.check()
             if not self.tasks.complete(task.id, owner, result):
                 log.warning("task %s: superseded by another run, discarding this one", task.id)
         except LeaseLost:
@@ -137,13 +146,18 @@ class Worker:
         finally:
             (workdir / SOURCE_FILE).unlink(missing_ok=True)
             (workdir / UPSTREAM_THUMBNAIL).unlink(missing_ok=True)
+            shutil.rmtree(workdir / SCRATCH, ignore_errors=True)
+            self.storage.drop_workdir(run_key, workdir)
         latest = self.tasks.get(task.id)
-        if latest is not None and self._published(latest, run_key):
-            self.storage.prune_runs(task.id, keep=run_key)
-        else:
-            self.storage.delete_prefix(run_key)
         if latest is not None and latest.state.terminal:
-            self.on_finished(task.id)
+            self.on_finished(task.id)  # waiters first: cleaning up can wait or fail
+        try:
+            if latest is not None and self._published(latest, run_key):
+                self.storage.prune_runs(task.id, keep=run_key)
+            else:
+                self.storage.delete_prefix(run_key)
+        except Exception:  # left for retention or a later run's prune
+            log.warning("task %s: could not remove the files of other runs", task.id)
 
     def _retry(self, task: Task, reason: str, code: FailureCode) -> None:
         """Queue the next attempt after the backoff, or fail with `code` once

@@ -26,9 +26,11 @@ _ERRORS: dict[str, tuple[str, int]] = {
     "forbidden": ("forbidden", 403),
     "not_found": ("not_found", 404),
     "method_not_allowed": ("method_not_allowed", 405),
+    "expired": ("expired", 410),
     "rate_limited": ("too_many_requests", 429),
     "payload_too_large": ("payload_too_large", 413),
     "timeout": ("timeout", 504),
+    "unavailable": ("service_unavailable", 503),
 }
 
 

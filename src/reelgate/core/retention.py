@@ -1,0 +1,72 @@
+"""Retention: the one routine that removes files nobody may use any more.
+
+A finished task's files are deleted `asset_retention_days` after it finished
+and the task is marked expired (it then answers "expired" in every dialect,
+never links to files that are gone); expired uploads are removed with their
+rows (`UploadService.sweep`). Files go first, then the mark, in batches: a
+collector that stops half-way leaves tasks that the next run finishes, never
+a task marked expired whose files stay. Deleting is idempotent and marking
+is conditional, so several processes may collect at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from reelgate.core.inputs import UploadService
+from reelgate.storage.base import Storage
+from reelgate.store.tasks import TaskStore
+
+log = logging.getLogger(__name__)
+
+DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class Collected:
+    """What one collection removed."""
+
+    tasks: int
+    """Tasks whose files were deleted and that this run marked expired."""
+    uploads: int
+    """Expired uploads removed (file and row)."""
+
+
+class Retention:
+    def __init__(
+        self,
+        tasks: TaskStore,
+        storage: Storage,
+        uploads: UploadService,
+        retention_days: float,
+        batch: int = 200,
+    ) -> None:
+        """`retention_days` 0 keeps tasks' files for ever (uploads still expire)."""
+        self.tasks = tasks
+        self.storage = storage
+        self.uploads = uploads
+        self.retention_days = retention_days
+        self.batch = batch
+
+    def collect(self, now: float | None = None) -> Collected:
+        """Remove expired tasks' files and expired uploads, once."""
+        return Collected(tasks=self.expire_tasks(now), uploads=self.uploads.sweep())
+
+    def expire_tasks(self, now: float | None = None) -> int:
+        """Delete the files of tasks that finished `retention_days` before
+        `now` and mark them expired; returns how many this run marked."""
+        if self.retention_days <= 0:
+            return 0
+        cutoff = (time.time() if now is None else now) - self.retention_days * DAY
+        marked = 0
+        while task_ids := self.tasks.expirable(cutoff, self.batch):
+            for task_id in task_ids:
+                self.storage.delete_prefix(task_id)
+            marked += self.tasks.mark_expired(task_ids)
+            if len(task_ids) < self.batch:
+                break
+        if marked:
+            log.info("retention: deleted the files of %d expired task(s)", marked)
+        return marked
