@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import event, text
 
 from reelgate.config import Settings
-from reelgate.domain.models import State
+from reelgate.domain.models import FailureCode, State
 from reelgate.engines.base import FrameEngine, ProgressFn, RenderJob
 from reelgate.runtime import Runtime
 from reelgate.store.db import Database
@@ -173,6 +173,39 @@ def test_an_idle_worker_takes_new_work_at_once(tmp_path: Path, database_url: str
             "a worker takes the task",
         )
         assert took < PROMPT < LONG_POLL
+    finally:
+        runtime.close()
+
+
+@pytest.mark.parametrize("database_url", [POSTGRES], indirect=True)
+def test_work_that_comes_due_by_time_alone_is_taken_on_time(
+    tmp_path: Path, database_url: str
+) -> None:
+    """No notification says that a retry's backoff ended or that a dead
+    worker's lease ran out: an idle worker wakes for those by their time,
+    not at its next (long) poll."""
+    runtime = _runtime(tmp_path, database_url)
+    try:
+        runtime.start_workers(1, lambda dialect, task, event: {})
+        assert runtime.listener is not None
+        _until(runtime.listener.connected.is_set, 10, "the listener connects")
+        other = _other_process(database_url)
+        owner = runtime.tokens.create("owner")[0].id
+        backoff = new_task(other, owner)
+        _until(
+            lambda: other.get(backoff.id).state is State.RUNNING,  # type: ignore[union-attr]
+            PROMPT,
+            "the first try",
+        )
+        owner_of = other.get(backoff.id).lease_owner  # type: ignore[union-attr]
+        # the attempt fails with a 2 s backoff (as the worker's own retry does)
+        other.retry_later(backoff.id, owner_of or "", "flaky", 2.0, 3, FailureCode.INTERNAL)
+        retried = _until(
+            lambda: other.get(backoff.id).attempts == 2,  # type: ignore[union-attr]
+            2.0 + PROMPT,
+            "the retry is taken when its backoff ends",
+        )
+        assert retried < 2.0 + PROMPT < LONG_POLL
     finally:
         runtime.close()
 

@@ -63,8 +63,7 @@ class Settings(BaseSettings):
         default=10.0,
         gt=0,
         description="A worker renews its task's lease at least every second; one that stops "
-        "renewing is presumed dead this long after, and its task runs again (with the "
-        "safety poll on PostgreSQL, a dead worker's task is taken over within 15 s)",
+        "renewing is presumed dead this long after, and an idle worker takes its task over",
     )
     max_attempts: int = Field(default=3, ge=1)
     poll_interval: float = Field(default=0.5, gt=0)

@@ -130,7 +130,8 @@ class Listener:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-            self._thread = None
+            if not self._thread.is_alive():  # else a later start() must not add a second one
+                self._thread = None
 
     def _run(self) -> None:
         delay = RECONNECT.base

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, aliased
 
@@ -315,6 +315,27 @@ class TaskStore:
             row.updated_at = now
             s.flush()
             return _to_task(row)
+
+    def next_due(
+        self, *, only: Sequence[str] | None = None, exclude: Sequence[str] = ()
+    ) -> float | None:
+        """When the next task of these engines becomes claimable by time
+        alone (a retry's backoff ends, a dead worker's lease runs out),
+        which no notification announces; None when none will."""
+        due = case(
+            (TaskRow.state == State.QUEUED.value, TaskRow.not_before),
+            else_=TaskRow.lease_expires_at,
+        )
+        query = select(func.min(due)).where(
+            TaskRow.state.in_([State.QUEUED.value, State.RUNNING.value])
+        )
+        if only is not None:
+            query = query.where(TaskRow.engine.in_(list(only)))
+        if exclude:
+            query = query.where(TaskRow.engine.not_in(list(exclude)))
+        with self.db.read() as s:
+            value = s.scalar(query)
+        return float(value) if value is not None else None
 
     def _fail_exhausted(self, s: Session, now: float, max_attempts: int) -> None:
         rows = s.scalars(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -95,8 +96,23 @@ class Worker:
                 log.exception("worker loop error")
                 worked = False
             if not worked:
-                wake.wait(self.poll_interval())
+                wake.wait(self._idle_wait())
                 wake.clear()
+
+    def _idle_wait(self) -> float:
+        """The poll interval, or less when a task becomes due sooner by time
+        alone (notifications announce new work, not a backoff or a lease
+        running out); looked up only where polls are far apart."""
+        interval = self.poll_interval()
+        if interval <= 1.0:
+            return interval
+        try:
+            due = self.tasks.next_due(only=self.only, exclude=self.exclude)
+        except Exception:
+            return interval
+        if due is None:
+            return interval
+        return min(interval, max(0.05, due - time.time() + 0.01))
 
     def run_once(self) -> bool:
         task = self.tasks.claim(
