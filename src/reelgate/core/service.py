@@ -196,6 +196,7 @@ class TaskService:
             duration=duration,
             aspect_ratio=aspect_ratio,
             source_engines=tuple((t.engine, t.upstream_id) for t in sources),
+            concepts=req.concepts,
         )
         try:
             engine.refuse(needs)
@@ -309,6 +310,7 @@ class TaskService:
             prompt=prompt,
             enhanced_prompt=self.enhancer.enhance(prompt) if req.enhance and prompt else None,
             loop=req.loop,
+            concepts=list(req.concepts) or None,
             model=engine.model_label(req.model),
             engine=engine.name,
             seed=req.seed if req.seed is not None else secrets.randbelow(2**31),

@@ -173,6 +173,8 @@ class GenerationRequest:
     """The new clip ends where this task's video begins (reverse extend); with
     a start source too, the clip bridges the two (interpolation)."""
     loop: bool = False
+    concepts: tuple[str, ...] = ()
+    """Official camera concept keys (`domain/concepts.py`), checked by the dialect."""
     aspect_ratio: str | None = None
     resolution: str | None = None
     duration: str | None = None
@@ -228,6 +230,8 @@ class Task:
     upstream_submitted_at: float | None = None
     expired_at: float | None = None
     """When retention deleted the task's files: its links are gone for good."""
+    concepts: tuple[str, ...] = ()
+    """Camera concepts the engine steers by (keys of `domain/concepts.py`)."""
 
     @property
     def effective_prompt(self) -> str:

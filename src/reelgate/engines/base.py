@@ -86,6 +86,8 @@ class Needs:
     aspect_ratio: str
     source_engines: tuple[tuple[str, str | None], ...] = ()
     """(engine, upstream id) of each generation the request continues or joins."""
+    concepts: tuple[str, ...] = ()
+    """Camera concept keys the request names."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class Capabilities:
     own_sources_only: bool = False
     """Continues or joins only generations this engine made itself (it refers
     to them upstream by their upstream ids)."""
+    concepts: frozenset[str] = frozenset()
+    """Camera concepts the engine acts on (none unless it says so)."""
 
     def lacks(self, engine: str, needs: Needs) -> list[str]:
         """What this engine cannot do of `needs`, each as a readable clause."""
@@ -112,6 +116,8 @@ class Capabilities:
             if value not in allowed:
                 missing.append(f"{choice} {value} (it supports {', '.join(allowed)})")
         missing += [str(i) for i in Input if i in needs.inputs and i not in self.inputs]
+        if unknown := [c for c in needs.concepts if c not in self.concepts]:
+            missing.append(f"camera concepts ({', '.join(unknown)})")
         if self.own_sources_only:
             foreign = [
                 f"continuing a video rendered by the {source!r} engine"
@@ -165,6 +171,8 @@ class RenderJob:
     source_last_frame: np.ndarray | None = None
     """Extend: the source's last frame, already width x height."""
     model: str = "preview"
+    concepts: tuple[str, ...] = ()
+    """Camera concepts to steer by (`domain/concepts.py`), in the order asked."""
 
 
 class FrameEngine(Engine):
@@ -206,6 +214,8 @@ class UpstreamJob:
     submitted_at: float | None = None
     callback_url: str | None = None
     """Where the upstream may call back (None: follow by polling)."""
+    concepts: tuple[str, ...] = ()
+    """Camera concepts, forwarded as the official API takes them."""
 
 
 @dataclass

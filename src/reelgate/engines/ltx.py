@@ -29,8 +29,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from reelgate.domain.concepts import CONCEPTS, guidance
 from reelgate.domain.errors import InvalidInput, Unavailable
-from reelgate.engines.base import EngineServices, FrameEngine, ProgressFn, RenderJob
+from reelgate.engines.base import (
+    Capabilities,
+    EngineServices,
+    FrameEngine,
+    ProgressFn,
+    RenderJob,
+)
 
 if TYPE_CHECKING:
     from reelgate.config import Settings
@@ -88,6 +95,7 @@ class LtxEngine(FrameEngine):
     32-pixel grid); a GPU that runs out of memory fails the task clearly."""
 
     name = "ltx"
+    capabilities = Capabilities(concepts=frozenset(CONCEPTS))  # as prompt guidance
 
     def __init__(self, config: LtxConfig) -> None:
         self.config = config
@@ -223,7 +231,7 @@ class LtxEngine(FrameEngine):
             with torch.inference_mode():
                 result = pipe(
                     conditions=conditions or None,
-                    prompt=job.prompt or "a video",
+                    prompt=_guided(job.prompt or "a video", job.concepts),
                     negative_prompt=profile.negative_prompt,
                     width=job.width,
                     height=job.height,
@@ -267,3 +275,10 @@ def _source_ends(path: Path, count: int, fps: int) -> tuple[list[np.ndarray], np
     if first is None:
         raise InvalidInput("the source video has no frames")
     return list(tail), first
+
+
+def _guided(prompt: str, concepts: tuple[str, ...]) -> str:
+    """The model has no camera controls: camera concepts steer it as words
+    appended to the prompt (`domain/concepts.py` says what each means)."""
+    words = guidance(concepts)
+    return f"{prompt.rstrip('. ')}. {words[0].upper()}{words[1:]}." if words else prompt

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import lumaai
 
+from reelgate.domain.concepts import CONCEPTS
 from reelgate.domain.errors import (
     InputUnreachable,
     InvalidInput,
@@ -199,6 +200,7 @@ class LumaEngine(FileEngine):
         # Sizes are the upstream's to judge; it answers 400 with its reason.
         inputs=frozenset(Input) - {Input.VIDEO_URL},
         own_sources_only=True,
+        concepts=frozenset(CONCEPTS),  # forwarded as they are
     )
 
     def __init__(self, config: LumaConfig, keys: KeyPool) -> None:
@@ -295,6 +297,8 @@ class LumaEngine(FileEngine):
             keyframes["frame1"] = {"type": "image", "url": job.end_image_url}
         if keyframes:
             params["keyframes"] = keyframes
+        if job.concepts:
+            params["concepts"] = [{"key": key} for key in job.concepts]
         if job.callback_url:
             params["callback_url"] = job.callback_url
         return params

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from reelgate.domain.concepts import CONCEPTS
 from reelgate.domain.errors import InvalidInput
+from reelgate.engines import concept_camera
 from reelgate.engines.base import (
     Capabilities,
     EngineServices,
@@ -44,7 +46,7 @@ class PreviewEngine(FrameEngine):
 
     name = "preview"
     # What a CPU renders in reasonable time: everything but 4k.
-    capabilities = Capabilities(resolutions=("540p", "720p", "1080p"))
+    capabilities = Capabilities(resolutions=("540p", "720p", "1080p"), concepts=frozenset(CONCEPTS))
 
     def model_label(self, requested: str | None) -> str:
         """Always the same label: whatever was asked for, this is what rendered it."""
@@ -68,7 +70,10 @@ class PreviewEngine(FrameEngine):
         """Yield job.num_frames frames of job.height x job.width x 3, reporting progress."""
         self.check_frames(job.width, job.height, job.num_frames)
         progress(0.0)
-        for produced, frame in enumerate(_frames_for(job), start=1):
+        frames = _frames_for(job)
+        if job.concepts:
+            frames = concept_camera.steer(frames, job.concepts, job.num_frames, job.seed)
+        for produced, frame in enumerate(frames, start=1):
             yield np.ascontiguousarray(frame, dtype=np.uint8)
             progress(produced / job.num_frames)
         progress(1.0)

@@ -58,6 +58,7 @@ def _to_task(row: TaskRow) -> Task:
         source_video_url=row.source_video_url,
         end_source_task_id=row.end_source_task_id,
         loop=row.loop,
+        concepts=tuple(row.concepts or ()),
         aspect_ratio=row.aspect_ratio,
         resolution=row.resolution,
         duration=row.duration,

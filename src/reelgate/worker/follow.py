@@ -149,6 +149,7 @@ class Follower:
             upstream_key=task.upstream_key,
             submitted_at=task.upstream_submitted_at,
             callback_url=self.callback_url(task.id),
+            concepts=task.concepts,
         )
         if not task.upstream_id:  # inputs matter only to a create, not to a follow
             # Kept per task, not per run: a queued upstream generation may fetch

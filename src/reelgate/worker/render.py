@@ -72,6 +72,7 @@ class FrameRunner:
             source_video=source.path if source else None,
             source_last_frame=cover_fit(source.last_frame, width, height) if source else None,
             model=task.model,
+            concepts=task.concepts,
         )
         engine.check_frames(width, height, job.num_frames)
         # Extend: source + new clip. Reverse extend: new clip + the video it

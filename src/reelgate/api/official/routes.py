@@ -14,6 +14,7 @@ from reelgate.api.context import ApiContext
 from reelgate.api.errors import status_for
 from reelgate.api.official.present import generation
 from reelgate.api.official.schemas import CreateGeneration, GenerationKeyframe, ImageKeyframe
+from reelgate.domain.concepts import CONCEPTS, unknown_concepts
 from reelgate.domain.errors import InvalidRequest, ReelgateError
 from reelgate.domain.models import (
     LUMA_VIDEO_MODELS,
@@ -52,6 +53,12 @@ def to_neutral(body: CreateGeneration, known_models: set[str]) -> GenerationRequ
             "loop is not supported with an end frame (frame1): it cannot be combined with two "
             "keyframes, a reverse extend or an interpolation"
         )
+    concepts = list(dict.fromkeys(c.key for c in body.concepts or ()))
+    if unknown := unknown_concepts(concepts):
+        raise InvalidRequest(
+            f"unknown concept {', '.join(repr(k[:64]) for k in unknown)}; "
+            f"GET {PREFIX}/generations/concepts/list lists the concepts there are"
+        )
     extend_from = frame0.id if isinstance(frame0, GenerationKeyframe) else None
     leads_into = frame1.id if isinstance(frame1, GenerationKeyframe) else None
     return GenerationRequest(
@@ -62,6 +69,7 @@ def to_neutral(body: CreateGeneration, known_models: set[str]) -> GenerationRequ
         source_task_id=extend_from,
         end_source_task_id=leads_into,
         loop=bool(body.loop),
+        concepts=tuple(concepts),
         aspect_ratio=body.aspect_ratio,
         resolution=body.resolution,
         duration=body.duration,
@@ -95,6 +103,14 @@ def build_router(ctx: ApiContext) -> APIRouter:
         body: CreateGeneration, owner: TokenInfo = Depends(ctx.auth)
     ) -> JSONResponse:
         return await create(body, owner)
+
+    @router.get(
+        "/generations/concepts/list",
+        summary="The camera concepts a video generation may name",
+        response_model=list[str],
+    )
+    async def list_concepts(owner: TokenInfo = Depends(ctx.auth)) -> list[str]:
+        return list(CONCEPTS)
 
     @router.get("/generations/{generation_id}", summary="Get a generation")
     async def get_generation(

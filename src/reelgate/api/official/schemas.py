@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -29,6 +29,10 @@ class Keyframes(WireModel):
     frame1: Keyframe | None = None
 
 
+class Concept(WireModel):
+    key: str = Field(max_length=64)
+
+
 class CreateGeneration(WireModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -41,4 +45,4 @@ class CreateGeneration(WireModel):
     duration: Literal["5s", "9s"] | None = None
     callback_url: str | None = None
     generation_type: Literal["video"] | None = None
-    concepts: list[dict[str, Any]] | None = Field(None, max_length=32)
+    concepts: list[Concept] | None = Field(None, max_length=16)
