@@ -20,6 +20,7 @@ from reelgate.domain.errors import Expired, InvalidInput, InvalidRequest, NotFou
 from reelgate.domain.models import (
     ASPECT_RATIOS,
     DURATIONS,
+    GENERATION_TYPES,
     MAX_PROMPT_CHARS,
     RESOLUTIONS,
     GenerationRequest,
@@ -87,7 +88,7 @@ def _inputs(
         Input.TEXT: bool(prompt),
         Input.START_IMAGE: bool(req.start_image),
         Input.END_IMAGE: bool(req.end_image),
-        Input.EXTEND: bool(source_task_id) and not end_source_task_id,
+        Input.EXTEND: req.kind is Kind.EXTEND and bool(source_task_id) and not end_source_task_id,
         Input.REVERSE_EXTEND: bool(end_source_task_id) and not source_task_id,
         Input.INTERPOLATE: bool(source_task_id and end_source_task_id),
         Input.VIDEO_URL: bool(source_video_url),
@@ -182,6 +183,10 @@ class TaskService:
             source_video_url = req.source_video_url if source is None else None
             end_source_task_id = end_source.id if end_source else None
             sources = [t for t in (source, end_source) if t is not None]
+        elif req.kind is Kind.UPSCALE:
+            source, resolution = self._upscale_source(owner_id, req)
+            aspect_ratio, duration = source.aspect_ratio, source.duration
+            source_task_id, sources = source.id, [source]
         elif not prompt and not req.start_image and not req.end_image:
             raise InvalidRequest("prompt is required (or a start or end image)")
         self._check_links(owner_id, req)
@@ -189,8 +194,10 @@ class TaskService:
             check_callback_url(req.callback_url, self.check_address)
 
         engine = self.route(req.model)
+        if req.kind is Kind.UPSCALE and sources[0].engine in self.engines:
+            engine = self.engines[sources[0].engine]  # the engine that made it enlarges it
         needs = Needs(
-            generation_type="video",
+            generation_type=GENERATION_TYPES[req.kind],
             inputs=_inputs(prompt, req, source_task_id, source_video_url, end_source_task_id),
             resolution=resolution,
             duration=duration,
@@ -340,17 +347,35 @@ class TaskService:
             self.tasks.get_owned(owner_id, req.end_source_task_id), f"task {req.end_source_task_id}"
         )
 
+    def _upscale_source(self, owner_id: str, req: GenerationRequest) -> tuple[Task, str]:
+        """The finished video an upscale enlarges (one of the token's) and the
+        resolution it goes to: the one asked for, else the next one up."""
+        name = f"generation {req.source_task_id}"
+        source = self._finished_source(
+            self.tasks.get_owned(owner_id, req.source_task_id or ""), name, "upscaled"
+        )
+        order = list(RESOLUTIONS)
+        higher = order[order.index(source.resolution) + 1 :]
+        if not higher:
+            raise InvalidRequest(f"{name} is {source.resolution}, the highest resolution there is")
+        resolution = req.resolution or higher[0]
+        if resolution not in higher:
+            raise InvalidRequest(
+                f"{name} is {source.resolution} already; an upscale goes to {' or '.join(higher)}"
+            )
+        return source, resolution
+
     @staticmethod
-    def _finished_source(source: Task | None, name: str) -> Task:
+    def _finished_source(source: Task | None, name: str, use: str = "extended") -> Task:
         if source is None:
             raise NotFound(f"{name} was not found")
         if source.expired_at is not None:
-            raise expired_error(source, name, ", so it cannot be extended")
+            raise expired_error(source, name, f", so it cannot be {use}")
         if source.state is State.COMPLETED:
             return source
         if source.state.terminal:
             raise InvalidRequest(
-                f"{name} cannot be extended: its task is {source.state.value} and has no video"
+                f"{name} cannot be {use}: its task is {source.state.value} and has no video"
             )
         raise InvalidRequest(f"{name} cannot be used yet: its task is {source.state.value}")
         return source

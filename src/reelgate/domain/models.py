@@ -70,6 +70,12 @@ class FailureCode(StrEnum):
 class Kind(StrEnum):
     GENERATE = "generate"
     EXTEND = "extend"
+    UPSCALE = "upscale"
+    """The source task's video at a higher resolution (`source_task_id`)."""
+
+
+GENERATION_TYPES = {Kind.GENERATE: "video", Kind.EXTEND: "video", Kind.UPSCALE: "upscale_video"}
+"""What the official API calls each kind of task (engines declare these)."""
 
 
 def _round_to_grid(value: float) -> int:

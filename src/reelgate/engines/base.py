@@ -173,6 +173,8 @@ class RenderJob:
     model: str = "preview"
     concepts: tuple[str, ...] = ()
     """Camera concepts to steer by (`domain/concepts.py`), in the order asked."""
+    upscale: bool = False
+    """Yield `source_video`'s frames enlarged to width x height (an upscale)."""
 
 
 class FrameEngine(Engine):

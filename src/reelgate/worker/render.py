@@ -42,12 +42,13 @@ class FrameRunner:
         self, task: Task, engine: FrameEngine, run_key: str, workdir: Path, lease: Lease
     ) -> TaskResult:
         extend = task.kind is Kind.EXTEND
-        source = self.inputs.source_video(task, workdir) if extend else None
+        upscale = task.kind is Kind.UPSCALE  # the source's frames, enlarged
+        source = self.inputs.source_video(task, workdir) if extend or upscale else None
         leads_into = self.inputs.end_source_video(task, workdir) if extend else None
         # The size of a clip that continues a video is that video's: decided
         # here, from the file, and stored with the result.
         reference = source or leads_into
-        if reference is not None:
+        if reference is not None and not upscale:
             width, height = reference.info.width, reference.info.height
         else:
             width, height = frame_size(task.aspect_ratio, task.resolution)
@@ -63,21 +64,24 @@ class FrameRunner:
             width=width,
             height=height,
             fps=FPS,
-            num_frames=frame_count(task.duration),
+            num_frames=source.info.frames if upscale and source else frame_count(task.duration),
             loop=task.loop,
             start_image=self.inputs.image(
                 task.start_image, "start image", task.id, (width, height)
             ),
             end_image=end_image,
             source_video=source.path if source else None,
-            source_last_frame=cover_fit(source.last_frame, width, height) if source else None,
+            source_last_frame=(
+                cover_fit(source.last_frame, width, height) if source and not upscale else None
+            ),
             model=task.model,
             concepts=task.concepts,
+            upscale=upscale,
         )
         engine.check_frames(width, height, job.num_frames)
         # Extend: source + new clip. Reverse extend: new clip + the video it
         # leads into. Both (interpolation): only the bridge between them.
-        before = source if source and not leads_into else None
+        before = source if source and not leads_into and not upscale else None
         after = leads_into if leads_into and not source else None
         total = job.num_frames + sum(
             frame_count_at(v.info.duration, FPS) for v in (before, after) if v

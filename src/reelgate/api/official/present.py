@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reelgate.api.timefmt import iso_utc
-from reelgate.domain.models import State, Task
+from reelgate.domain.models import GENERATION_TYPES, Kind, State, Task
 
 UrlFor = Callable[[str], str]
 
@@ -25,7 +25,7 @@ def generation(task: Task, url_for: UrlFor, state: State | None = None) -> dict[
     result = task.result if state is State.COMPLETED else None
     return {
         "id": task.id,
-        "generation_type": "video",
+        "generation_type": GENERATION_TYPES[task.kind],
         "state": STATES[state],
         "failure_reason": task.failure_reason if state in (State.FAILED, State.CANCELLED) else None,
         "created_at": iso_utc(task.created_at),
@@ -35,8 +35,17 @@ def generation(task: Task, url_for: UrlFor, state: State | None = None) -> dict[
             "progress_video": None,
         },
         "model": task.model,
-        "request": {**task.origin_request, "generation_type": "video"},
+        "request": _request(task),
     }
+
+
+def _request(task: Task) -> dict[str, Any]:
+    """The request echoed: what the client sent, with what was decided for
+    it where it left that open (an upscale's resolution)."""
+    echo = {**task.origin_request, "generation_type": GENERATION_TYPES[task.kind]}
+    if task.kind is Kind.UPSCALE:
+        echo["resolution"] = task.resolution
+    return echo
 
 
 def callback_payload(task: Task, url_for: UrlFor, event: str) -> dict[str, Any]:

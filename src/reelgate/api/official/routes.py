@@ -13,7 +13,12 @@ from fastapi.responses import JSONResponse, Response
 from reelgate.api.context import ApiContext
 from reelgate.api.errors import status_for
 from reelgate.api.official.present import generation
-from reelgate.api.official.schemas import CreateGeneration, GenerationKeyframe, ImageKeyframe
+from reelgate.api.official.schemas import (
+    CreateGeneration,
+    GenerationKeyframe,
+    ImageKeyframe,
+    Upscale,
+)
 from reelgate.domain.concepts import CONCEPTS, unknown_concepts
 from reelgate.domain.errors import InvalidRequest, ReelgateError
 from reelgate.domain.models import (
@@ -103,6 +108,27 @@ def build_router(ctx: ApiContext) -> APIRouter:
         body: CreateGeneration, owner: TokenInfo = Depends(ctx.auth)
     ) -> JSONResponse:
         return await create(body, owner)
+
+    @router.post(
+        "/generations/{generation_id}/upscale",
+        status_code=201,
+        summary="Upscale a completed video generation (a new generation)",
+    )
+    async def upscale(
+        generation_id: str, body: Upscale, owner: TokenInfo = Depends(ctx.auth)
+    ) -> JSONResponse:
+        request = GenerationRequest(
+            kind=Kind.UPSCALE,
+            source_task_id=generation_id,
+            resolution=body.resolution,
+            callback_url=body.callback_url or None,
+            callback_on_start=True,
+        )
+        echo = {**body.model_dump(exclude_none=True), "generation_type": "upscale_video"}
+        task = await run_sync(
+            lambda: ctx.service.create(owner.id, request, origin=DIALECT, origin_request=echo)
+        )
+        return JSONResponse(generation(task, ctx.url_for), status_code=201)
 
     @router.get(
         "/generations/concepts/list",

@@ -46,3 +46,11 @@ class CreateGeneration(WireModel):
     callback_url: str | None = None
     generation_type: Literal["video"] | None = None
     concepts: list[Concept] | None = Field(None, max_length=16)
+
+
+class Upscale(WireModel):
+    model_config = ConfigDict(extra="ignore")
+
+    resolution: Literal["540p", "720p", "1080p", "4k"] | None = None
+    callback_url: str | None = None
+    generation_type: Literal["upscale_video"] | None = None
