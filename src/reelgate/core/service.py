@@ -187,6 +187,18 @@ class TaskService:
             source, resolution = self._upscale_source(owner_id, req)
             aspect_ratio, duration = source.aspect_ratio, source.duration
             source_task_id, sources = source.id, [source]
+        elif req.kind is Kind.ADD_AUDIO:
+            source = self._finished_source(
+                self.tasks.get_owned(owner_id, req.source_task_id or ""),
+                f"generation {req.source_task_id}",
+                "given a soundtrack",
+            )
+            aspect_ratio, resolution, duration = (
+                source.aspect_ratio,
+                source.resolution,
+                source.duration,
+            )
+            source_task_id, sources = source.id, [source]
         elif not prompt and not req.start_image and not req.end_image:
             raise InvalidRequest("prompt is required (or a start or end image)")
         self._check_links(owner_id, req)
@@ -194,8 +206,8 @@ class TaskService:
             check_callback_url(req.callback_url, self.check_address)
 
         engine = self.route(req.model)
-        if req.kind is Kind.UPSCALE and sources[0].engine in self.engines:
-            engine = self.engines[sources[0].engine]  # the engine that made it enlarges it
+        if req.kind in (Kind.UPSCALE, Kind.ADD_AUDIO) and sources[0].engine in self.engines:
+            engine = self.engines[sources[0].engine]  # the engine that made it works on it
         needs = Needs(
             generation_type=GENERATION_TYPES[req.kind],
             inputs=_inputs(prompt, req, source_task_id, source_video_url, end_source_task_id),
@@ -318,6 +330,7 @@ class TaskService:
             enhanced_prompt=self.enhancer.enhance(prompt) if req.enhance and prompt else None,
             loop=req.loop,
             concepts=list(req.concepts) or None,
+            negative_prompt=req.negative_prompt or None,
             model=engine.model_label(req.model),
             engine=engine.name,
             seed=req.seed if req.seed is not None else secrets.randbelow(2**31),

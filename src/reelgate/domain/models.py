@@ -72,9 +72,16 @@ class Kind(StrEnum):
     EXTEND = "extend"
     UPSCALE = "upscale"
     """The source task's video at a higher resolution (`source_task_id`)."""
+    ADD_AUDIO = "add_audio"
+    """The source task's video with a soundtrack made from the prompt."""
 
 
-GENERATION_TYPES = {Kind.GENERATE: "video", Kind.EXTEND: "video", Kind.UPSCALE: "upscale_video"}
+GENERATION_TYPES = {
+    Kind.GENERATE: "video",
+    Kind.EXTEND: "video",
+    Kind.UPSCALE: "upscale_video",
+    Kind.ADD_AUDIO: "add_audio",
+}
 """What the official API calls each kind of task (engines declare these)."""
 
 
@@ -181,6 +188,8 @@ class GenerationRequest:
     loop: bool = False
     concepts: tuple[str, ...] = ()
     """Official camera concept keys (`domain/concepts.py`), checked by the dialect."""
+    negative_prompt: str | None = None
+    """What to leave out (an audio generation's sounds)."""
     aspect_ratio: str | None = None
     resolution: str | None = None
     duration: str | None = None
@@ -238,6 +247,7 @@ class Task:
     """When retention deleted the task's files: its links are gone for good."""
     concepts: tuple[str, ...] = ()
     """Camera concepts the engine steers by (keys of `domain/concepts.py`)."""
+    negative_prompt: str | None = None
 
     @property
     def effective_prompt(self) -> str:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
 
-from reelgate.domain.errors import InvalidInput
+from reelgate.domain.errors import InvalidInput, Unavailable
 from reelgate.domain.models import ASPECT_RATIOS, DURATIONS, RESOLUTIONS
 from reelgate.domain.retry import Backoff
 from reelgate.domain.types import Reservation
@@ -175,6 +175,10 @@ class RenderJob:
     """Camera concepts to steer by (`domain/concepts.py`), in the order asked."""
     upscale: bool = False
     """Yield `source_video`'s frames enlarged to width x height (an upscale)."""
+    soundtrack: bool = False
+    """Yield `source_video`'s frames as they are: the job is its soundtrack
+    (`FrameEngine.soundtrack`), from `prompt` without `negative_prompt`."""
+    negative_prompt: str = ""
 
 
 class FrameEngine(Engine):
@@ -183,6 +187,11 @@ class FrameEngine(Engine):
     def check_frames(self, width: int, height: int, num_frames: int) -> None:
         """Raise InvalidInput if this engine cannot render that exact size (the
         worker asks once the size is known, e.g. from an extended video)."""
+
+    def soundtrack(self, job: RenderJob, seconds: float, sample_rate: int) -> np.ndarray:
+        """Float32 mono samples for a soundtrack job; only engines that declare
+        the `add_audio` generation type are asked."""
+        raise Unavailable(f"the {self.name} engine cannot make soundtracks")
 
     @abstractmethod
     def render(self, job: RenderJob, progress: ProgressFn) -> Iterator[np.ndarray]:

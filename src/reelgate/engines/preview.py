@@ -32,6 +32,7 @@ from reelgate.engines.base import (
     RenderJob,
 )
 from reelgate.media.images import cover_fit
+from reelgate.media.soundscape import soundscape
 
 if TYPE_CHECKING:
     from reelgate.config import Settings
@@ -47,7 +48,7 @@ class PreviewEngine(FrameEngine):
     name = "preview"
     # What a CPU renders in reasonable time: everything but 4k.
     capabilities = Capabilities(
-        generation_types=frozenset({"video", "upscale_video"}),
+        generation_types=frozenset({"video", "upscale_video", "add_audio"}),
         resolutions=("540p", "720p", "1080p"),
         concepts=frozenset(CONCEPTS),
     )
@@ -55,6 +56,10 @@ class PreviewEngine(FrameEngine):
     def model_label(self, requested: str | None) -> str:
         """Always the same label: whatever was asked for, this is what rendered it."""
         return "reelgate-preview"
+
+    def soundtrack(self, job: RenderJob, seconds: float, sample_rate: int) -> np.ndarray:
+        """Sound synthesized from the prompt's words (`media/soundscape.py`)."""
+        return soundscape(job.prompt, job.negative_prompt, seconds, job.seed, sample_rate)
 
     def check_frames(self, width: int, height: int, num_frames: int) -> None:
         """Refuse what a CPU cannot render in reasonable time (4k), and nonsense sizes."""
@@ -95,6 +100,10 @@ def _frames_for(job: RenderJob) -> Iterator[np.ndarray]:
     """Pick the behaviour from the shape of the request."""
     if job.upscale and job.source_video is not None:
         return _upscaled(job.source_video, job.width, job.height)
+    if job.soundtrack and job.source_video is not None:
+        from reelgate.media.probe import iter_frames
+
+        return iter_frames(job.source_video)  # the picture stays as it was
     size = (job.width, job.height)
     n = job.num_frames
     rng = _rng(job.prompt, job.seed)

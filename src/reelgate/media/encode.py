@@ -13,6 +13,8 @@ import numpy as np
 
 from reelgate.media.prefetch import prefetch
 
+SAMPLE_RATE = 48_000
+
 
 @dataclass
 class EncodeSummary:
@@ -34,6 +36,8 @@ def encode_mp4(
     preset: str = "veryfast",
     crf: int = 20,
     on_frame: Callable[[int], None] | None = None,
+    audio: np.ndarray | None = None,
+    sample_rate: int = SAMPLE_RATE,
 ) -> EncodeSummary:
     """Encode RGB uint8 frames to an H.264 (yuv420p) MP4 at `path`.
 
@@ -42,6 +46,9 @@ def encode_mp4(
     yuv420p + faststart is the combination every browser and phone plays and
     can start before the download ends. On any failure the partial file is
     removed so storage never receives a truncated video.
+
+    `audio` (float32 mono samples in -1..1 at `sample_rate`) adds an AAC
+    track, interleaved with the video as it plays.
     """
     _check_size(width, height, fps)
     path = Path(path)
@@ -50,15 +57,60 @@ def encode_mp4(
     )
     try:
         stream = _add_h264_stream(container, width, height, fps, preset, crf)
-        summary = _encode_all(container, stream, prefetch(frames), width, height, on_frame)
+        track = _AudioTrack(container, audio, sample_rate) if audio is not None else None
+
+        def played(count: int) -> None:
+            if track is not None:
+                track.until(count / fps)
+            if on_frame is not None:
+                on_frame(count)
+
+        summary = _encode_all(container, stream, prefetch(frames), width, height, played)
         for packet in stream.encode(None):  # flush delayed (B-)frames
             container.mux(packet)
+        if track is not None:
+            track.finish()
         container.close()
     except BaseException:
         _close_quietly(container)
         path.unlink(missing_ok=True)
         raise
     return summary
+
+
+class _AudioTrack:
+    """An AAC track fed in step with the video (one AAC frame at a time)."""
+
+    FRAME = 1024
+
+    def __init__(
+        self, container: av.container.OutputContainer, samples: np.ndarray, rate: int
+    ) -> None:
+        self.container = container
+        self.samples = np.clip(np.asarray(samples, np.float32).ravel(), -1.0, 1.0)
+        self.rate = rate
+        self.stream = container.add_stream("aac", rate=rate, layout="mono")
+        self.pos = 0
+
+    def _encode(self, end: int) -> None:
+        chunk = self.samples[self.pos : end]
+        frame = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
+        frame.sample_rate = self.rate
+        frame.pts = self.pos
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.pos = end
+
+    def until(self, seconds: float) -> None:
+        end = min(len(self.samples), int(seconds * self.rate))
+        while self.pos + self.FRAME <= end:
+            self._encode(self.pos + self.FRAME)
+
+    def finish(self) -> None:
+        while self.pos < len(self.samples):
+            self._encode(min(len(self.samples), self.pos + self.FRAME))
+        for packet in self.stream.encode(None):
+            self.container.mux(packet)
 
 
 def _check_size(width: int, height: int, fps: int) -> None:

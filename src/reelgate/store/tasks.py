@@ -59,6 +59,7 @@ def _to_task(row: TaskRow) -> Task:
         end_source_task_id=row.end_source_task_id,
         loop=row.loop,
         concepts=tuple(row.concepts or ()),
+        negative_prompt=row.negative_prompt,
         aspect_ratio=row.aspect_ratio,
         resolution=row.resolution,
         duration=row.duration,

@@ -18,7 +18,7 @@ import numpy as np
 from reelgate.config import Settings
 from reelgate.domain.models import FPS, Kind, Task, TaskResult, frame_count, frame_size
 from reelgate.engines.base import FrameEngine, RenderJob, WorkerStopping
-from reelgate.media.encode import encode_mp4
+from reelgate.media.encode import SAMPLE_RATE, encode_mp4
 from reelgate.media.images import cover_fit
 from reelgate.media.probe import frame_count_at, iter_frames_at, read_first_frame
 from reelgate.worker.inputs import InputResolver, SourceVideo
@@ -43,7 +43,9 @@ class FrameRunner:
     ) -> TaskResult:
         extend = task.kind is Kind.EXTEND
         upscale = task.kind is Kind.UPSCALE  # the source's frames, enlarged
-        source = self.inputs.source_video(task, workdir) if extend or upscale else None
+        sound = task.kind is Kind.ADD_AUDIO  # the source's frames, with a soundtrack
+        whole = upscale or sound  # the engine yields every frame of the source
+        source = self.inputs.source_video(task, workdir) if extend or whole else None
         leads_into = self.inputs.end_source_video(task, workdir) if extend else None
         # The size of a clip that continues a video is that video's: decided
         # here, from the file, and stored with the result.
@@ -64,7 +66,7 @@ class FrameRunner:
             width=width,
             height=height,
             fps=FPS,
-            num_frames=source.info.frames if upscale and source else frame_count(task.duration),
+            num_frames=source.info.frames if whole and source else frame_count(task.duration),
             loop=task.loop,
             start_image=self.inputs.image(
                 task.start_image, "start image", task.id, (width, height)
@@ -72,16 +74,18 @@ class FrameRunner:
             end_image=end_image,
             source_video=source.path if source else None,
             source_last_frame=(
-                cover_fit(source.last_frame, width, height) if source and not upscale else None
+                cover_fit(source.last_frame, width, height) if source and not whole else None
             ),
             model=task.model,
             concepts=task.concepts,
             upscale=upscale,
+            soundtrack=sound,
+            negative_prompt=task.negative_prompt or "",
         )
         engine.check_frames(width, height, job.num_frames)
         # Extend: source + new clip. Reverse extend: new clip + the video it
         # leads into. Both (interpolation): only the bridge between them.
-        before = source if source and not leads_into and not upscale else None
+        before = source if source and not leads_into and not whole else None
         after = leads_into if leads_into and not source else None
         total = job.num_frames + sum(
             frame_count_at(v.info.duration, FPS) for v in (before, after) if v
@@ -114,6 +118,7 @@ class FrameRunner:
             preset=self.settings.encoder_preset,
             crf=self.settings.encoder_crf,
             on_frame=on_frame,
+            audio=engine.soundtrack(job, job.num_frames / FPS, SAMPLE_RATE) if sound else None,
         )
         return publish(run_key, workdir, video_path, summary.first_frame, summary.last_frame)
 

@@ -14,6 +14,7 @@ from reelgate.api.context import ApiContext
 from reelgate.api.errors import status_for
 from reelgate.api.official.present import generation
 from reelgate.api.official.schemas import (
+    AddAudio,
     CreateGeneration,
     GenerationKeyframe,
     ImageKeyframe,
@@ -125,6 +126,28 @@ def build_router(ctx: ApiContext) -> APIRouter:
             callback_on_start=True,
         )
         echo = {**body.model_dump(exclude_none=True), "generation_type": "upscale_video"}
+        task = await run_sync(
+            lambda: ctx.service.create(owner.id, request, origin=DIALECT, origin_request=echo)
+        )
+        return JSONResponse(generation(task, ctx.url_for), status_code=201)
+
+    @router.post(
+        "/generations/{generation_id}/audio",
+        status_code=201,
+        summary="Add a soundtrack to a completed video generation (a new generation)",
+    )
+    async def add_audio(
+        generation_id: str, body: AddAudio, owner: TokenInfo = Depends(ctx.auth)
+    ) -> JSONResponse:
+        request = GenerationRequest(
+            kind=Kind.ADD_AUDIO,
+            prompt=body.prompt or "",
+            negative_prompt=body.negative_prompt or None,
+            source_task_id=generation_id,
+            callback_url=body.callback_url or None,
+            callback_on_start=True,
+        )
+        echo = {**body.model_dump(exclude_none=True), "generation_type": "add_audio"}
         task = await run_sync(
             lambda: ctx.service.create(owner.id, request, origin=DIALECT, origin_request=echo)
         )

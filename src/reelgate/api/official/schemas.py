@@ -54,3 +54,12 @@ class Upscale(WireModel):
     resolution: Literal["540p", "720p", "1080p", "4k"] | None = None
     callback_url: str | None = None
     generation_type: Literal["upscale_video"] | None = None
+
+
+class AddAudio(WireModel):
+    model_config = ConfigDict(extra="ignore")
+
+    prompt: str | None = Field(None, max_length=5000)
+    negative_prompt: str | None = Field(None, max_length=5000)
+    callback_url: str | None = None
+    generation_type: Literal["add_audio"] | None = None

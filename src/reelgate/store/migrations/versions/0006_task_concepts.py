@@ -1,4 +1,5 @@
-"""concepts: the official API's camera concepts a task was asked for
+"""concepts and negative prompts: camera concepts a task was asked for, and
+what an audio generation leaves out
 
 Revision ID: 0006
 Revises: 0005
@@ -20,8 +21,10 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.add_column(sa.Column("concepts", sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column("negative_prompt", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.drop_column("negative_prompt")
         batch_op.drop_column("concepts")
