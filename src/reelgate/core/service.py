@@ -22,6 +22,7 @@ from reelgate.domain.models import (
     DURATIONS,
     GENERATION_TYPES,
     MAX_PROMPT_CHARS,
+    MODIFY_MODES,
     RESOLUTIONS,
     GenerationRequest,
     Kind,
@@ -187,6 +188,13 @@ class TaskService:
             source, resolution = self._upscale_source(owner_id, req)
             aspect_ratio, duration = source.aspect_ratio, source.duration
             source_task_id, sources = source.id, [source]
+        elif req.kind is Kind.MODIFY:
+            if not req.source_video_url:
+                raise InvalidRequest("modify needs the video to modify (media.url)")
+            if req.mode not in MODIFY_MODES:
+                raise InvalidRequest(f"mode must be one of {', '.join(MODIFY_MODES)}")
+            # its size is the video's, known once a worker reads the file
+            source_video_url = req.source_video_url
         elif req.kind is Kind.ADD_AUDIO:
             source = self._finished_source(
                 self.tasks.get_owned(owner_id, req.source_task_id or ""),
@@ -331,6 +339,7 @@ class TaskService:
             loop=req.loop,
             concepts=list(req.concepts) or None,
             negative_prompt=req.negative_prompt or None,
+            mode=req.mode,
             model=engine.model_label(req.model),
             engine=engine.name,
             seed=req.seed if req.seed is not None else secrets.randbelow(2**31),

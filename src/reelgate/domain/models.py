@@ -74,6 +74,8 @@ class Kind(StrEnum):
     """The source task's video at a higher resolution (`source_task_id`)."""
     ADD_AUDIO = "add_audio"
     """The source task's video with a soundtrack made from the prompt."""
+    MODIFY = "modify"
+    """A video (`source_video_url`) restyled by the prompt, as strongly as `mode` says."""
 
 
 GENERATION_TYPES = {
@@ -81,7 +83,13 @@ GENERATION_TYPES = {
     Kind.EXTEND: "video",
     Kind.UPSCALE: "upscale_video",
     Kind.ADD_AUDIO: "add_audio",
+    Kind.MODIFY: "modify_video",
 }
+
+MODIFY_MODES = tuple(
+    f"{name}_{level}" for name in ("adhere", "flex", "reimagine") for level in (1, 2, 3)
+)
+"""The official modify modes, from the least change to the most."""
 """What the official API calls each kind of task (engines declare these)."""
 
 
@@ -190,6 +198,8 @@ class GenerationRequest:
     """Official camera concept keys (`domain/concepts.py`), checked by the dialect."""
     negative_prompt: str | None = None
     """What to leave out (an audio generation's sounds)."""
+    mode: str | None = None
+    """How far a modify may depart from its video (`MODIFY_MODES`)."""
     aspect_ratio: str | None = None
     resolution: str | None = None
     duration: str | None = None
@@ -248,6 +258,7 @@ class Task:
     concepts: tuple[str, ...] = ()
     """Camera concepts the engine steers by (keys of `domain/concepts.py`)."""
     negative_prompt: str | None = None
+    mode: str | None = None
 
     @property
     def effective_prompt(self) -> str:

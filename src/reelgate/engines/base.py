@@ -179,6 +179,9 @@ class RenderJob:
     """Yield `source_video`'s frames as they are: the job is its soundtrack
     (`FrameEngine.soundtrack`), from `prompt` without `negative_prompt`."""
     negative_prompt: str = ""
+    modify: str = ""
+    """A modify mode (`MODIFY_MODES`): yield `source_video`'s frames restyled
+    by the prompt that strongly, starting from `start_image` when given."""
 
 
 class FrameEngine(Engine):

@@ -42,6 +42,7 @@ class TaskRow(Base):
     loop: Mapped[bool] = mapped_column(Boolean, default=False)
     concepts: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     negative_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
     aspect_ratio: Mapped[str] = mapped_column(String(8))
     resolution: Mapped[str] = mapped_column(String(8))
     duration: Mapped[str] = mapped_column(String(8))

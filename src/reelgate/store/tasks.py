@@ -60,6 +60,7 @@ def _to_task(row: TaskRow) -> Task:
         loop=row.loop,
         concepts=tuple(row.concepts or ()),
         negative_prompt=row.negative_prompt,
+        mode=row.mode,
         aspect_ratio=row.aspect_ratio,
         resolution=row.resolution,
         duration=row.duration,

@@ -44,7 +44,8 @@ class FrameRunner:
         extend = task.kind is Kind.EXTEND
         upscale = task.kind is Kind.UPSCALE  # the source's frames, enlarged
         sound = task.kind is Kind.ADD_AUDIO  # the source's frames, with a soundtrack
-        whole = upscale or sound  # the engine yields every frame of the source
+        modify = task.kind is Kind.MODIFY  # the source's frames, restyled
+        whole = upscale or sound or modify  # the engine yields every frame of the source
         source = self.inputs.source_video(task, workdir) if extend or whole else None
         leads_into = self.inputs.end_source_video(task, workdir) if extend else None
         # The size of a clip that continues a video is that video's: decided
@@ -80,6 +81,7 @@ class FrameRunner:
             concepts=task.concepts,
             upscale=upscale,
             soundtrack=sound,
+            modify=(task.mode or "adhere_1") if modify else "",
             negative_prompt=task.negative_prompt or "",
         )
         engine.check_frames(width, height, job.num_frames)

@@ -18,6 +18,7 @@ from reelgate.api.official.schemas import (
     CreateGeneration,
     GenerationKeyframe,
     ImageKeyframe,
+    ModifyVideo,
     Upscale,
 )
 from reelgate.domain.concepts import CONCEPTS, unknown_concepts
@@ -126,6 +127,33 @@ def build_router(ctx: ApiContext) -> APIRouter:
             callback_on_start=True,
         )
         echo = {**body.model_dump(exclude_none=True), "generation_type": "upscale_video"}
+        task = await run_sync(
+            lambda: ctx.service.create(owner.id, request, origin=DIALECT, origin_request=echo)
+        )
+        return JSONResponse(generation(task, ctx.url_for), status_code=201)
+
+    @router.post(
+        "/generations/video/modify",
+        status_code=201,
+        summary="Restyle a video by a prompt, as far as the mode allows",
+    )
+    async def modify_video(body: ModifyVideo, owner: TokenInfo = Depends(ctx.auth)) -> JSONResponse:
+        if body.model not in known_models:
+            raise InvalidRequest(
+                f"model {body.model!r} is not supported; use one of "
+                f"{', '.join(sorted(known_models))}"
+            )
+        request = GenerationRequest(
+            kind=Kind.MODIFY,
+            prompt=body.prompt or "",
+            mode=body.mode,
+            model=body.model,
+            source_video_url=body.media.url,
+            start_image=body.first_frame.url if body.first_frame else None,
+            callback_url=body.callback_url or None,
+            callback_on_start=True,
+        )
+        echo = {**body.model_dump(exclude_none=True), "generation_type": "modify_video"}
         task = await run_sync(
             lambda: ctx.service.create(owner.id, request, origin=DIALECT, origin_request=echo)
         )

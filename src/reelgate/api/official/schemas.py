@@ -63,3 +63,29 @@ class AddAudio(WireModel):
     negative_prompt: str | None = Field(None, max_length=5000)
     callback_url: str | None = None
     generation_type: Literal["add_audio"] | None = None
+
+
+class Media(WireModel):
+    url: str = Field(max_length=20_000_000)
+
+
+class ModifyVideo(WireModel):
+    model_config = ConfigDict(extra="ignore")
+
+    generation_type: Literal["modify_video"] | None = None
+    media: Media
+    mode: Literal[
+        "adhere_1",
+        "adhere_2",
+        "adhere_3",
+        "flex_1",
+        "flex_2",
+        "flex_3",
+        "reimagine_1",
+        "reimagine_2",
+        "reimagine_3",
+    ]
+    model: str = "ray-2"
+    prompt: str | None = Field(None, max_length=5000)
+    first_frame: Media | None = None
+    callback_url: str | None = None

@@ -1,5 +1,5 @@
-"""concepts and negative prompts: camera concepts a task was asked for, and
-what an audio generation leaves out
+"""concepts, negative prompts and modes: camera concepts a task was asked
+for, what an audio generation leaves out, how far a modify may go
 
 Revision ID: 0006
 Revises: 0005
@@ -22,9 +22,11 @@ def upgrade() -> None:
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.add_column(sa.Column("concepts", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("negative_prompt", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("mode", sa.String(length=16), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.drop_column("mode")
         batch_op.drop_column("negative_prompt")
         batch_op.drop_column("concepts")
