@@ -6,13 +6,23 @@ source's size and length; what cannot be modified is refused clearly."""
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import lumaai
 import numpy as np
 import pytest
 from lumaai import LumaAI
 
-from reelgate.testing import InProcess, decode_mp4, png_bytes, psnr, textured_image, wait_generation
+from reelgate.media.encode import encode_mp4
+from reelgate.testing import (
+    InProcess,
+    Peer,
+    decode_mp4,
+    png_bytes,
+    psnr,
+    textured_image,
+    wait_generation,
+)
 
 pytestmark = pytest.mark.slow  # renders, then renders again
 
@@ -88,3 +98,22 @@ def test_what_cannot_be_modified_is_refused(app: InProcess) -> None:
             mode="flex_1",
             model="ray-9",
         )
+
+
+def test_a_video_at_another_frame_rate_keeps_its_duration(
+    app: InProcess, peer: Peer, tmp_path: Path
+) -> None:
+    """A 30 fps clip from a URL is modified at the output rate (24 fps) by
+    its timestamps: the same 2 s, not a slowed-down 2.5 s."""
+    source = tmp_path / "thirty.mp4"
+    frames = [textured_image(320, 192, seed=i % 5) for i in range(60)]
+    encode_mp4(iter(frames), source, width=320, height=192, fps=30, preset="ultrafast")
+    url = peer.serve("/thirty.mp4", source.read_bytes(), "video/mp4")
+    luma = sdk(app, app.create_token("modify-fps"))
+    created = luma.generations.video.modify(
+        generation_type="modify_video", media={"url": url}, mode="adhere_2", model="ray-2"
+    )
+    done = wait_generation(luma, created.id)
+    assert done.state == "completed", done.failure_reason
+    out = decode_mp4(app.http().get(done.assets.video).content)
+    assert abs(len(out.frames) - 48) <= 1, len(out.frames)

@@ -99,14 +99,14 @@ def from_settings(settings: Settings, services: EngineServices) -> PreviewEngine
 def _frames_for(job: RenderJob) -> Iterator[np.ndarray]:
     """Pick the behaviour from the shape of the request."""
     if job.upscale and job.source_video is not None:
-        return _upscaled(job.source_video, job.width, job.height)
+        return _upscaled(job.source_video, job.width, job.height, job.fps)
     if job.modify and job.source_video is not None:
         first = None if job.start_image is None else cover_fit(job.start_image, *size_of(job))
-        return _modified(job.source_video, job.modify, job.prompt, job.seed, first)
+        return _modified(job.source_video, job.modify, job.prompt, job.seed, first, job.fps)
     if job.soundtrack and job.source_video is not None:
-        from reelgate.media.probe import iter_frames
+        from reelgate.media.probe import iter_frames_at
 
-        return iter_frames(job.source_video)  # the picture stays as it was
+        return iter_frames_at(job.source_video, job.fps)  # the picture stays as it was
     size = (job.width, job.height)
     n = job.num_frames
     rng = _rng(job.prompt, job.seed)
@@ -144,13 +144,13 @@ def _extend(
     return _camera(source, _camera_path(n + 1, rng, loop=False, ease=_ease_out)[1:])
 
 
-def _upscaled(video: Path, width: int, height: int) -> Iterator[np.ndarray]:
+def _upscaled(video: Path, width: int, height: int, fps: int) -> Iterator[np.ndarray]:
     """Each frame of `video` resampled to width x height with a Lanczos
     filter, then an unsharp mask to restore the edges resampling softens
     (a real, if classical, upscaler: it adds no detail that was not there)."""
-    from reelgate.media.probe import iter_frames
+    from reelgate.media.probe import iter_frames_at
 
-    for frame in iter_frames(video):
+    for frame in iter_frames_at(video, fps):
         big = cv2.resize(frame, (width, height), interpolation=cv2.INTER_LANCZOS4)
         soft = cv2.GaussianBlur(big, (0, 0), sigmaX=max(0.8, width / frame.shape[1] * 0.6))
         yield cv2.addWeighted(big, 1.5, soft, -0.5, 0)
@@ -169,18 +169,18 @@ MODIFY_STRENGTH = {
 
 
 def _modified(
-    video: Path, mode: str, prompt: str, seed: int, first: np.ndarray | None
+    video: Path, mode: str, prompt: str, seed: int, first: np.ndarray | None, fps: int
 ) -> Iterator[np.ndarray]:
     """The video restyled: each frame simplified into flat, edge-preserving
     colour regions with inked edges and recoloured (toward the first frame's
     colours when one is given, else by a hue turn the prompt picks), blended
     in as strongly as the mode says. A given first frame opens the clip and
     fades into the restyled video over its first second."""
-    from reelgate.media.probe import iter_frames
+    from reelgate.media.probe import iter_frames_at
 
     strength = MODIFY_STRENGTH.get(mode, 0.4)
     turn = _digest_int(prompt, str(seed)) % 180
-    for index, frame in enumerate(iter_frames(video)):
+    for index, frame in enumerate(iter_frames_at(video, fps)):
         styled = _restyled(frame, turn, first)
         out = cv2.addWeighted(frame, 1.0 - strength, styled, strength, 0)
         if first is not None and index < 24:

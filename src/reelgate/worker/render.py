@@ -67,7 +67,11 @@ class FrameRunner:
             width=width,
             height=height,
             fps=FPS,
-            num_frames=source.info.frames if whole and source else frame_count(task.duration),
+            num_frames=(
+                frame_count_at(source.info.duration, FPS)
+                if whole and source
+                else frame_count(task.duration)
+            ),
             loop=task.loop,
             start_image=self.inputs.image(
                 task.start_image, "start image", task.id, (width, height)
