@@ -102,7 +102,7 @@ def _frames_for(job: RenderJob) -> Iterator[np.ndarray]:
         return _upscaled(job.source_video, job.width, job.height, job.fps)
     if job.modify and job.source_video is not None:
         first = None if job.start_image is None else cover_fit(job.start_image, *size_of(job))
-        return _modified(job.source_video, job.modify, job.prompt, job.seed, first, job.fps)
+        return _modified(job.source_video, job.modify, job.prompt, first, job.fps)
     if job.soundtrack and job.source_video is not None:
         from reelgate.media.probe import iter_frames_at
 
@@ -169,7 +169,7 @@ MODIFY_STRENGTH = {
 
 
 def _modified(
-    video: Path, mode: str, prompt: str, seed: int, first: np.ndarray | None, fps: int
+    video: Path, mode: str, prompt: str, first: np.ndarray | None, fps: int
 ) -> Iterator[np.ndarray]:
     """The video restyled: each frame simplified into flat, edge-preserving
     colour regions with inked edges and recoloured (toward the first frame's
@@ -179,7 +179,9 @@ def _modified(
     from reelgate.media.probe import iter_frames_at
 
     strength = MODIFY_STRENGTH.get(mode, 0.4)
-    turn = _digest_int(prompt, str(seed)) % 180
+    # The style follows the prompt alone, so modes differ only in strength;
+    # a turn of 45..135 (of 180) always recolours visibly.
+    turn = 45 + _digest_int(prompt) % 91
     for index, frame in enumerate(iter_frames_at(video, fps)):
         styled = _restyled(frame, turn, first)
         out = cv2.addWeighted(frame, 1.0 - strength, styled, strength, 0)
