@@ -177,6 +177,7 @@ def test_an_idle_worker_takes_new_work_at_once(tmp_path: Path, database_url: str
         runtime.close()
 
 
+@pytest.mark.slow  # waits out a 2 s backoff
 @pytest.mark.parametrize("database_url", [POSTGRES], indirect=True)
 def test_work_that_comes_due_by_time_alone_is_taken_on_time(
     tmp_path: Path, database_url: str
