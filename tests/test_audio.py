@@ -11,19 +11,9 @@ import av
 import lumaai
 import numpy as np
 import pytest
-from lumaai import LumaAI
 
 from reelgate.media.soundscape import layers_for, soundscape
-from reelgate.testing import InProcess, decode_mp4, psnr, wait_generation
-
-
-def sdk(app: InProcess, token: str) -> LumaAI:
-    return LumaAI(
-        auth_token=token,
-        base_url=app.url + "/dream-machine/v1",
-        http_client=app.http(),
-        max_retries=0,
-    )
+from reelgate.testing import InProcess, decode_mp4, luma_sdk, psnr, wait_generation
 
 
 def _audio(data: bytes) -> tuple[np.ndarray, int, str, float]:
@@ -44,7 +34,7 @@ def _centroid(samples: np.ndarray, rate: int) -> float:
 
 @pytest.mark.slow
 def test_audio_adds_a_soundtrack_that_follows_the_prompt(app: InProcess) -> None:
-    luma = sdk(app, app.create_token("audio"))
+    luma = luma_sdk(app, app.create_token("audio"))
     source = wait_generation(
         luma, luma.generations.create(model="ray-2", prompt="a rainy street").id
     )
@@ -82,8 +72,8 @@ def test_the_negative_prompt_leaves_sounds_out() -> None:
 
 @pytest.mark.slow
 def test_audio_needs_a_finished_video_of_the_same_token(app: InProcess) -> None:
-    luma = sdk(app, app.create_token("audio-owner"))
-    other = sdk(app, app.create_token("audio-other"))
+    luma = luma_sdk(app, app.create_token("audio-owner"))
+    other = luma_sdk(app, app.create_token("audio-other"))
     source = wait_generation(luma, luma.generations.create(model="ray-2", prompt="a meadow").id)
     with pytest.raises(lumaai.NotFoundError):
         other.generations.audio(source.id, prompt="birds")

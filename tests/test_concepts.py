@@ -12,21 +12,18 @@ import cv2
 import lumaai
 import numpy as np
 import pytest
-from lumaai import AsyncLumaAI, LumaAI
 
 from reelgate.domain.concepts import CONCEPTS
 from reelgate.engines.base import Capabilities, Needs, RenderJob, UpstreamJob
 from reelgate.engines.preview import PreviewEngine
-from reelgate.testing import InProcess, decode_mp4, detailed_image, wait_generation
-
-
-def sdk(app: InProcess, token: str) -> LumaAI:
-    return LumaAI(
-        auth_token=token,
-        base_url=app.url + "/dream-machine/v1",
-        http_client=app.http(),
-        max_retries=0,
-    )
+from reelgate.testing import (
+    InProcess,
+    decode_mp4,
+    detailed_image,
+    luma_async_sdk,
+    luma_sdk,
+    wait_generation,
+)
 
 
 def render(concepts: tuple[str, ...], *, image: bool = False, frames: int = 25) -> list[np.ndarray]:
@@ -64,14 +61,14 @@ def flow(frames: list[np.ndarray]) -> tuple[float, float, float]:
 
 
 def test_the_sdk_lists_the_official_concepts(app: InProcess) -> None:
-    listed = sdk(app, app.create_token("concepts")).generations.concepts.list()
+    listed = luma_sdk(app, app.create_token("concepts")).generations.concepts.list()
     assert listed == list(CONCEPTS) and len(listed) == 34
     for key in ("pan_left", "orbit_right", "crane_up", "dolly_zoom", "aerial", "low_angle"):
         assert key in listed
 
 
 def test_an_unknown_concept_is_refused_clearly(app: InProcess) -> None:
-    luma = sdk(app, app.create_token("unknown-concept"))
+    luma = luma_sdk(app, app.create_token("unknown-concept"))
     with pytest.raises(lumaai.BadRequestError) as refused:
         luma.generations.create(model="ray-2", prompt="a lake", concepts=[{"key": "barrel_roll"}])
     assert "barrel_roll" in str(refused.value) and "concepts/list" in str(refused.value)
@@ -109,7 +106,7 @@ def test_a_start_keyframe_stays_the_first_frame_and_framings_show() -> None:
 
 @pytest.mark.slow
 def test_concepts_reach_the_render_through_the_sdk(app: InProcess) -> None:
-    luma = sdk(app, app.create_token("concept-render"))
+    luma = luma_sdk(app, app.create_token("concept-render"))
     created = luma.generations.create(
         model="ray-2", prompt="a quiet harbour", concepts=[{"key": "orbit_left"}]
     )
@@ -124,12 +121,7 @@ def test_the_async_client_sees_the_same_list(app: InProcess) -> None:
     import asyncio
 
     async def listed() -> list[str]:
-        async with AsyncLumaAI(
-            auth_token=app.create_token("async-concepts"),
-            base_url=app.url + "/dream-machine/v1",
-            http_client=app.async_http(),
-            max_retries=0,
-        ) as client:
+        async with luma_async_sdk(app, app.create_token("async-concepts")) as client:
             return await client.generations.concepts.list()
 
     assert asyncio.run(listed()) == list(CONCEPTS)

@@ -8,7 +8,7 @@ import asyncio
 import httpx
 import lumaai
 import pytest
-from lumaai import AsyncLumaAI, LumaAI
+from lumaai import LumaAI
 
 from reelgate.domain.models import frame_count, frame_size
 from reelgate.media.images import cover_fit
@@ -17,6 +17,8 @@ from reelgate.testing import (
     InProcess,
     Peer,
     decode_mp4,
+    luma_async_sdk,
+    luma_sdk,
     png_bytes,
     psnr,
     textured_image,
@@ -26,19 +28,9 @@ from reelgate.testing import (
 FRAMES = frame_count("5s")
 
 
-def sdk(app: InProcess, token: str) -> LumaAI:
-    """The official SDK, its requests handed to the in-process app."""
-    return LumaAI(
-        auth_token=token,
-        base_url=app.url + "/dream-machine/v1",
-        http_client=app.http(),
-        max_retries=0,
-    )
-
-
 @pytest.fixture(scope="module")
 def luma(app: InProcess) -> LumaAI:
-    return sdk(app, app.create_token("sdk"))
+    return luma_sdk(app, app.create_token("sdk"))
 
 
 def frames_of(http: httpx.Client, url: str):
@@ -128,7 +120,7 @@ def test_generation_keyframes_extend_reverse_and_interpolate(
 
 @pytest.mark.slow
 def test_list_delete_ping_and_credits(app: InProcess, http: httpx.Client, peer: Peer) -> None:
-    client = sdk(app, app.create_token("lister"))
+    client = luma_sdk(app, app.create_token("lister"))
     ids = [client.generations.create(model="ray-2", prompt=f"number {i}").id for i in range(3)]
     page = client.generations.list(limit=2, offset=0)
     assert [g.id for g in page.generations] == ids[::-1][:2]
@@ -164,7 +156,7 @@ def test_typed_errors(app: InProcess, http: httpx.Client, luma: LumaAI) -> None:
             prompt="extend nothing",
             keyframes={"frame0": {"type": "generation", "id": "missing"}},
         )
-    bad = sdk(app, "rg_not_a_token")
+    bad = luma_sdk(app, "rg_not_a_token")
     with pytest.raises(lumaai.AuthenticationError):
         bad.generations.list()
     raw = http.post(
@@ -178,12 +170,7 @@ def test_typed_errors(app: InProcess, http: httpx.Client, luma: LumaAI) -> None:
 @pytest.mark.slow
 def test_async_client(app: InProcess) -> None:
     async def run() -> None:
-        client = AsyncLumaAI(
-            auth_token=app.create_token("async"),
-            base_url=app.url + "/dream-machine/v1",
-            http_client=app.async_http(),
-            max_retries=0,
-        )
+        client = luma_async_sdk(app, app.create_token("async"))
         g = await client.generations.create(model="ray-2", prompt="async waves")
         for _ in range(450):
             g = await client.generations.get(g.id)
@@ -211,7 +198,7 @@ def test_one_core_every_dialect_reads_the_same_task(luma: LumaAI, app: InProcess
     assert web["state"] == "completed" and web["video"]["url"] == g.assets.video
     ace = api.post("/luma/videos", {"prompt": "made by acedata"}).json()
     assert luma.generations.get(ace["task_id"]).assets.video == ace["video_url"]
-    other = sdk(app, app.create_token("stranger"))
+    other = luma_sdk(app, app.create_token("stranger"))
     with pytest.raises(lumaai.NotFoundError):
         other.generations.get(g.id)
     with pytest.raises(lumaai.NotFoundError):

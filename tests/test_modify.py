@@ -11,13 +11,13 @@ from pathlib import Path
 import lumaai
 import numpy as np
 import pytest
-from lumaai import LumaAI
 
 from reelgate.media.encode import encode_mp4
 from reelgate.testing import (
     InProcess,
     Peer,
     decode_mp4,
+    luma_sdk,
     png_bytes,
     psnr,
     textured_image,
@@ -27,15 +27,6 @@ from reelgate.testing import (
 pytestmark = pytest.mark.slow  # renders, then renders again
 
 
-def sdk(app: InProcess, token: str) -> LumaAI:
-    return LumaAI(
-        auth_token=token,
-        base_url=app.url + "/dream-machine/v1",
-        http_client=app.http(),
-        max_retries=0,
-    )
-
-
 def _change(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return float(
         np.mean([np.abs(x.astype(int) - y.astype(int)).mean() for x, y in zip(a, b, strict=True)])
@@ -43,7 +34,7 @@ def _change(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 
 
 def test_a_stronger_mode_changes_more_and_a_first_frame_opens_the_clip(app: InProcess) -> None:
-    luma = sdk(app, app.create_token("modify"))
+    luma = luma_sdk(app, app.create_token("modify"))
     created = luma.generations.create(model="ray-2", prompt="a harbour at noon")
     source = wait_generation(luma, created.id)
     original = decode_mp4(app.http().get(source.assets.video).content).frames
@@ -83,7 +74,7 @@ def test_a_stronger_mode_changes_more_and_a_first_frame_opens_the_clip(app: InPr
 
 
 def test_what_cannot_be_modified_is_refused(app: InProcess) -> None:
-    luma = sdk(app, app.create_token("modify-refusals"))
+    luma = luma_sdk(app, app.create_token("modify-refusals"))
     with pytest.raises(lumaai.BadRequestError, match="mode"):
         luma.generations.video.modify(
             generation_type="modify_video",
@@ -109,7 +100,7 @@ def test_a_video_at_another_frame_rate_keeps_its_duration(
     frames = [textured_image(320, 192, seed=i % 5) for i in range(60)]
     encode_mp4(iter(frames), source, width=320, height=192, fps=30, preset="ultrafast")
     url = peer.serve("/thirty.mp4", source.read_bytes(), "video/mp4")
-    luma = sdk(app, app.create_token("modify-fps"))
+    luma = luma_sdk(app, app.create_token("modify-fps"))
     created = luma.generations.video.modify(
         generation_type="modify_video", media={"url": url}, mode="adhere_2", model="ray-2"
     )

@@ -11,21 +11,11 @@ import cv2
 import lumaai
 import numpy as np
 import pytest
-from lumaai import AsyncLumaAI, LumaAI
 
 from reelgate.domain.models import frame_size
-from reelgate.testing import InProcess, decode_mp4, psnr, wait_generation
+from reelgate.testing import InProcess, decode_mp4, luma_async_sdk, luma_sdk, psnr, wait_generation
 
 pytestmark = pytest.mark.slow  # renders, then renders again
-
-
-def sdk(app: InProcess, token: str) -> LumaAI:
-    return LumaAI(
-        auth_token=token,
-        base_url=app.url + "/dream-machine/v1",
-        http_client=app.http(),
-        max_retries=0,
-    )
 
 
 def _sharpness(frame: np.ndarray) -> float:
@@ -33,7 +23,7 @@ def _sharpness(frame: np.ndarray) -> float:
 
 
 def test_upscale_makes_the_same_video_at_the_size_asked_for(app: InProcess) -> None:
-    luma = sdk(app, app.create_token("upscale"))
+    luma = luma_sdk(app, app.create_token("upscale"))
     source = wait_generation(
         luma,
         luma.generations.create(model="ray-2", prompt="a city at night", aspect_ratio="4:3").id,
@@ -61,8 +51,8 @@ def test_upscale_makes_the_same_video_at_the_size_asked_for(app: InProcess) -> N
 
 
 def test_what_cannot_be_upscaled_is_refused_clearly(app: InProcess) -> None:
-    luma = sdk(app, app.create_token("upscale-refusals"))
-    other = sdk(app, app.create_token("upscale-other"))
+    luma = luma_sdk(app, app.create_token("upscale-refusals"))
+    other = luma_sdk(app, app.create_token("upscale-other"))
     source = wait_generation(luma, luma.generations.create(model="ray-2", prompt="a forest").id)
     with pytest.raises(lumaai.NotFoundError):
         other.generations.upscale(source.id, resolution="1080p")
@@ -76,12 +66,7 @@ def test_the_async_client_upscales_to_the_next_resolution(app: InProcess) -> Non
     token = app.create_token("async-upscale")
 
     async def run() -> tuple[str, str]:
-        async with AsyncLumaAI(
-            auth_token=token,
-            base_url=app.url + "/dream-machine/v1",
-            http_client=app.async_http(),
-            max_retries=0,
-        ) as client:
+        async with luma_async_sdk(app, token) as client:
             source = await client.generations.create(model="ray-2", prompt="waves on a shore")
             while (source := await client.generations.get(source.id)).state != "completed":
                 assert source.state != "failed"
@@ -91,5 +76,5 @@ def test_the_async_client_upscales_to_the_next_resolution(app: InProcess) -> Non
 
     resolution, generation_id = asyncio.run(run())
     assert resolution == "720p", "the default is the next resolution up (540p -> 720p)"
-    done = wait_generation(sdk(app, token), generation_id)
+    done = wait_generation(luma_sdk(app, token), generation_id)
     assert done.state == "completed", done.failure_reason

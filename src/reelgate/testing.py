@@ -5,7 +5,8 @@
   workers inside this process, called through FastAPI's `TestClient`. Both
   use the same fast test settings (`TEST_SETTINGS`).
 - `Api`: a small client for one token, over either of them.
-- `wait_generation`: polls an official-dialect (`lumaai`) client.
+- `luma_sdk`, `luma_async_sdk`: the official SDK against an in-process app;
+  `wait_generation` polls a generation with it.
 - `Peer`: a loopback HTTP server that serves files and records POSTs
   (callbacks); `FaultProxy`: a recording reverse proxy in front of an
   upstream reelgate that can answer with injected errors.
@@ -451,6 +452,31 @@ def in_process(data_dir: Path, workers: int = 2, **overrides: Any) -> Iterator[I
             yield InProcess(client, runtime)
     finally:
         runtime.close()
+
+
+def luma_sdk(app: InProcess, token: str) -> Any:
+    """The official `lumaai` SDK for `token`, its requests handed to the
+    in-process app."""
+    from lumaai import LumaAI
+
+    return LumaAI(
+        auth_token=token,
+        base_url=app.url + "/dream-machine/v1",
+        http_client=app.http(),
+        max_retries=0,
+    )
+
+
+def luma_async_sdk(app: InProcess, token: str) -> Any:
+    """The same for the SDK's async client."""
+    from lumaai import AsyncLumaAI
+
+    return AsyncLumaAI(
+        auth_token=token,
+        base_url=app.url + "/dream-machine/v1",
+        http_client=app.async_http(),
+        max_retries=0,
+    )
 
 
 def wait_generation(client: Any, generation_id: str, timeout: float = 120) -> Any:

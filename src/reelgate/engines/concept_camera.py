@@ -49,29 +49,40 @@ def _ease(u: float) -> float:
     return u * u * (3.0 - 2.0 * u)
 
 
+_GLIDES: dict[str, tuple[str, float]] = {
+    "pan_left": ("tx", 0.18),
+    "pan_right": ("tx", -0.18),
+    "truck_left": ("tx", 0.24),
+    "truck_right": ("tx", -0.24),
+    "tilt_up": ("ty", 0.18),
+    "tilt_down": ("ty", -0.18),
+    "pedestal_up": ("ty", 0.15),
+    "pedestal_down": ("ty", -0.15),
+    "roll_left": ("roll", 8.0),
+    "roll_right": ("roll", -8.0),
+    "dolly_zoom": ("dolly", 0.6),
+}
+"""Moves that add to one camera value as the shot goes: (value, full amount)."""
+_ZOOMS: dict[str, tuple[float, float]] = {
+    "zoom_in": (1.0, 1.35),
+    "push_in": (1.0, 1.3),
+    "zoom_out": (1.35, 1.0),
+    "pull_out": (1.3, 1.0),
+}
+"""Moves that scale the view: (scale at the start, scale at the end)."""
+
+
 def _apply(key: str, m: _Move, u: float) -> None:
     """Add concept `key` at progress `u` (0..1) to the move `m`."""
     e = _ease(u)
-    moves = {
-        "pan_left": lambda: setattr(m, "tx", m.tx + 0.18 * e),
-        "pan_right": lambda: setattr(m, "tx", m.tx - 0.18 * e),
-        "truck_left": lambda: setattr(m, "tx", m.tx + 0.24 * e),
-        "truck_right": lambda: setattr(m, "tx", m.tx - 0.24 * e),
-        "tilt_up": lambda: setattr(m, "ty", m.ty + 0.18 * e),
-        "tilt_down": lambda: setattr(m, "ty", m.ty - 0.18 * e),
-        "pedestal_up": lambda: setattr(m, "ty", m.ty + 0.15 * e),
-        "pedestal_down": lambda: setattr(m, "ty", m.ty - 0.15 * e),
-        "zoom_in": lambda: setattr(m, "scale", m.scale * (1.0 + 0.35 * e)),
-        "push_in": lambda: setattr(m, "scale", m.scale * (1.0 + 0.3 * e)),
-        "zoom_out": lambda: setattr(m, "scale", m.scale * (1.35 - 0.35 * e)),
-        "pull_out": lambda: setattr(m, "scale", m.scale * (1.3 - 0.3 * e)),
-        "bolt_cam": lambda: setattr(m, "scale", m.scale * (1.0 + 0.6 * u * u)),
-        "roll_left": lambda: setattr(m, "roll", m.roll + 8.0 * e),
-        "roll_right": lambda: setattr(m, "roll", m.roll - 8.0 * e),
-        "dolly_zoom": lambda: setattr(m, "dolly", m.dolly + 0.6 * e),
-    }
-    if key in moves:
-        moves[key]()
+    if key in _GLIDES:
+        name, amount = _GLIDES[key]
+        setattr(m, name, getattr(m, name) + amount * e)
+    elif key in _ZOOMS:
+        start, end = _ZOOMS[key]
+        m.scale *= start + (end - start) * e
+    elif key == "bolt_cam":  # accelerating
+        m.scale *= 1.0 + 0.6 * u * u
     elif key in ("orbit_left", "orbit_right"):
         sign = 1.0 if key == "orbit_left" else -1.0
         m.tx += sign * 0.16 * e

@@ -32,6 +32,7 @@ from reelgate.engines.base import (
     RenderJob,
 )
 from reelgate.media.images import cover_fit
+from reelgate.media.probe import iter_frames_at
 from reelgate.media.soundscape import soundscape
 
 if TYPE_CHECKING:
@@ -101,11 +102,10 @@ def _frames_for(job: RenderJob) -> Iterator[np.ndarray]:
     if job.upscale and job.source_video is not None:
         return _upscaled(job.source_video, job.width, job.height, job.fps)
     if job.modify and job.source_video is not None:
-        first = None if job.start_image is None else cover_fit(job.start_image, *size_of(job))
+        first = job.start_image
+        first = None if first is None else cover_fit(first, job.width, job.height)
         return _modified(job.source_video, job.modify, job.prompt, first, job.fps)
     if job.soundtrack and job.source_video is not None:
-        from reelgate.media.probe import iter_frames_at
-
         return iter_frames_at(job.source_video, job.fps)  # the picture stays as it was
     size = (job.width, job.height)
     n = job.num_frames
@@ -148,16 +148,10 @@ def _upscaled(video: Path, width: int, height: int, fps: int) -> Iterator[np.nda
     """Each frame of `video` resampled to width x height with a Lanczos
     filter, then an unsharp mask to restore the edges resampling softens
     (a real, if classical, upscaler: it adds no detail that was not there)."""
-    from reelgate.media.probe import iter_frames_at
-
     for frame in iter_frames_at(video, fps):
         big = cv2.resize(frame, (width, height), interpolation=cv2.INTER_LANCZOS4)
         soft = cv2.GaussianBlur(big, (0, 0), sigmaX=max(0.8, width / frame.shape[1] * 0.6))
         yield cv2.addWeighted(big, 1.5, soft, -0.5, 0)
-
-
-def size_of(job: RenderJob) -> tuple[int, int]:
-    return job.width, job.height
 
 
 MODIFY_STRENGTH = {
@@ -176,8 +170,6 @@ def _modified(
     colours when one is given, else by a hue turn the prompt picks), blended
     in as strongly as the mode says. A given first frame opens the clip and
     fades into the restyled video over its first second."""
-    from reelgate.media.probe import iter_frames_at
-
     strength = MODIFY_STRENGTH.get(mode, 0.4)
     # The style follows the prompt alone, so modes differ only in strength;
     # a turn of 45..135 (of 180) always recolours visibly.

@@ -90,14 +90,18 @@ def build_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["official dialect"])
     known_models = set(LUMA_VIDEO_MODELS) | set(ctx.settings.model_engines)
 
-    async def create(body: CreateGeneration, owner: TokenInfo) -> JSONResponse:
-        request = to_neutral(body, known_models)
+    async def submit(
+        owner: TokenInfo, request: GenerationRequest, echo: dict[str, Any]
+    ) -> JSONResponse:
+        """Every create of this dialect: the new generation, 201."""
         task = await run_sync(
-            lambda: ctx.service.create(
-                owner.id, request, origin=DIALECT, origin_request=body.model_dump(exclude_none=True)
-            )
+            lambda: ctx.service.create(owner.id, request, origin=DIALECT, origin_request=echo)
         )
         return JSONResponse(generation(task, ctx.url_for), status_code=201)
+
+    async def create(body: CreateGeneration, owner: TokenInfo) -> JSONResponse:
+        request = to_neutral(body, known_models)
+        return await submit(owner, request, body.model_dump(exclude_none=True))
 
     @router.post("/generations", status_code=201, summary="Create a video generation")
     async def create_generation(
@@ -127,10 +131,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
             callback_on_start=True,
         )
         echo = {**body.model_dump(exclude_none=True), "generation_type": "upscale_video"}
-        task = await run_sync(
-            lambda: ctx.service.create(owner.id, request, origin=DIALECT, origin_request=echo)
-        )
-        return JSONResponse(generation(task, ctx.url_for), status_code=201)
+        return await submit(owner, request, echo)
 
     @router.post(
         "/generations/video/modify",
@@ -154,10 +155,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
             callback_on_start=True,
         )
         echo = {**body.model_dump(exclude_none=True), "generation_type": "modify_video"}
-        task = await run_sync(
-            lambda: ctx.service.create(owner.id, request, origin=DIALECT, origin_request=echo)
-        )
-        return JSONResponse(generation(task, ctx.url_for), status_code=201)
+        return await submit(owner, request, echo)
 
     @router.post(
         "/generations/{generation_id}/audio",
@@ -176,10 +174,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
             callback_on_start=True,
         )
         echo = {**body.model_dump(exclude_none=True), "generation_type": "add_audio"}
-        task = await run_sync(
-            lambda: ctx.service.create(owner.id, request, origin=DIALECT, origin_request=echo)
-        )
-        return JSONResponse(generation(task, ctx.url_for), status_code=201)
+        return await submit(owner, request, echo)
 
     @router.get(
         "/generations/concepts/list",
