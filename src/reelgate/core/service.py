@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,14 +22,19 @@ from reelgate.domain.models import (
     ASPECT_RATIOS,
     DURATIONS,
     GENERATION_TYPES,
+    IMAGE_FORMATS,
+    IMAGE_RESOLUTION,
     MAX_PROMPT_CHARS,
+    MAX_REFERENCES,
     MODIFY_MODES,
     RESOLUTIONS,
     GenerationRequest,
     Kind,
+    RefRole,
     State,
     Task,
 )
+from reelgate.domain.reframe import PlacementError
 from reelgate.domain.types import Delivery, QueueEstimate
 from reelgate.engines.base import Engine, FileEngine, Input, Needs
 from reelgate.storage.base import Storage, is_upload_key
@@ -84,18 +90,37 @@ def _inputs(
     source_video_url: str | None,
     end_source_task_id: str | None,
 ) -> frozenset[Input]:
-    """What a request brings, in the terms engines declare capabilities in."""
+    """What a request brings, in the terms engines declare capabilities in.
+    A reframe's or modify's own media is what its generation type works on,
+    not an input of its own (an image reframe keeps its image as the start
+    image; a modify or video reframe its video as the source URL)."""
+    roles = {ref.role for ref in req.references}
+    extend = req.kind is Kind.EXTEND
     inputs = {
         Input.TEXT: bool(prompt),
-        Input.START_IMAGE: bool(req.start_image),
+        Input.START_IMAGE: bool(req.start_image) and req.kind is not Kind.REFRAME_IMAGE,
         Input.END_IMAGE: bool(req.end_image),
-        Input.EXTEND: req.kind is Kind.EXTEND and bool(source_task_id) and not end_source_task_id,
+        Input.EXTEND: extend and bool(source_task_id) and not end_source_task_id,
         Input.REVERSE_EXTEND: bool(end_source_task_id) and not source_task_id,
         Input.INTERPOLATE: bool(source_task_id and end_source_task_id),
-        Input.VIDEO_URL: bool(source_video_url),
+        Input.VIDEO_URL: extend and bool(source_video_url),
         Input.LOOP: req.loop,
+        Input.IMAGE_REF: RefRole.IMAGE in roles,
+        Input.STYLE_REF: RefRole.STYLE in roles,
+        Input.CHARACTER_REF: RefRole.CHARACTER in roles,
+        Input.MODIFY_IMAGE: RefRole.MODIFY in roles,
     }
     return frozenset(name for name, present in inputs.items() if present)
+
+
+def _image_refs(req: GenerationRequest) -> list[tuple[str, str]]:
+    """Every image a request refers to, with what it is, for the link checks
+    and the storing of inline images."""
+    refs = [(req.start_image, "start image"), (req.end_image, "end image")]
+    if req.kind is Kind.REFRAME_IMAGE:
+        refs[0] = (req.start_image, "image (media.url)")
+    refs += [(ref.url, f"{ref.role.value} reference") for ref in req.references]
+    return [(ref, what) for ref, what in refs if ref]
 
 
 class TaskService:
@@ -207,6 +232,19 @@ class TaskService:
                 source.duration,
             )
             source_task_id, sources = source.id, [source]
+        elif req.kind is Kind.IMAGE:
+            resolution = IMAGE_RESOLUTION
+            self._check_image(prompt, req)
+        elif req.kind is Kind.REFRAME_IMAGE:
+            if not req.start_image:
+                raise InvalidRequest("reframe needs the image to reframe (media.url)")
+            resolution = IMAGE_RESOLUTION  # until a worker reads the image
+            self._check_placement(req)
+        elif req.kind is Kind.REFRAME_VIDEO:
+            if not req.source_video_url:
+                raise InvalidRequest("reframe needs the video to reframe (media.url)")
+            source_video_url = req.source_video_url
+            self._check_placement(req)
         elif not prompt and not req.start_image and not req.end_image:
             raise InvalidRequest("prompt is required (or a start or end image)")
         self._check_links(owner_id, req)
@@ -247,6 +285,11 @@ class TaskService:
                 callback_dialect=callback_dialect,
                 start_image=links.get(req.start_image or "", req.start_image),
                 end_image=links.get(req.end_image or "", req.end_image),
+                refs=[
+                    replace(ref, url=links.get(ref.url, ref.url)).to_dict()
+                    for ref in req.references
+                ]
+                or None,
                 source_task_id=source_task_id,
                 source_video_url=source_video_url,
                 end_source_task_id=end_source_task_id,
@@ -261,6 +304,33 @@ class TaskService:
         self.wake_workers()
         return task
 
+    @staticmethod
+    def _check_image(prompt: str, req: GenerationRequest) -> None:
+        if not prompt and not req.references:
+            raise InvalidRequest("prompt is required (or a reference image)")
+        if len(req.references) > MAX_REFERENCES:
+            raise InvalidRequest(
+                f"an image generation takes at most {MAX_REFERENCES} reference images"
+            )
+        if sum(ref.role is RefRole.MODIFY for ref in req.references) > 1:
+            raise InvalidRequest("an image generation modifies at most one image")
+        for ref in req.references:
+            if not 0.0 <= ref.weight <= 1.0:
+                raise InvalidRequest(
+                    f"the weight of a {ref.role.value} reference must be between 0 and 1"
+                )
+        if (req.image_format or "jpg") not in IMAGE_FORMATS:
+            raise InvalidRequest(f"format must be one of {', '.join(IMAGE_FORMATS)}")
+
+    @staticmethod
+    def _check_placement(req: GenerationRequest) -> None:
+        if req.placement is None:
+            return
+        try:
+            req.placement.check()
+        except PlacementError as exc:
+            raise InvalidRequest(str(exc)) from exc
+
     def _check_links(self, owner_id: str, req: GenerationRequest) -> None:
         """Refuse, before anything is queued, links to our own assets that the
         task could not use: another token's upload (or one that expired), or
@@ -268,11 +338,7 @@ class TaskService:
         path alone, whatever its host or signature."""
         if self.storage is None:
             return
-        refs = (
-            (req.start_image, "start image"),
-            (req.end_image, "end image"),
-            (req.source_video_url, "source video"),
-        )
+        refs = [*_image_refs(req), (req.source_video_url, "source video")]
         for ref, what in refs:
             if not ref or ref.startswith("data:"):
                 continue
@@ -309,8 +375,8 @@ class TaskService:
         links: dict[str, str] = {}
         if self.inline_inputs is None:
             return links
-        for ref, what in ((req.start_image, "start image"), (req.end_image, "end image")):
-            if ref and ref.startswith("data:") and ref not in links:
+        for ref, what in _image_refs(req):
+            if ref.startswith("data:") and ref not in links:
                 links[ref] = self.inline_inputs.store(task_id, ref, what)
         return links
 
@@ -340,6 +406,8 @@ class TaskService:
             concepts=list(req.concepts) or None,
             negative_prompt=req.negative_prompt or None,
             mode=req.mode,
+            image_format=(req.image_format or "jpg") if req.kind.makes_image else None,
+            placement=req.placement.to_dict() if req.placement else None,
             model=engine.model_label(req.model),
             engine=engine.name,
             seed=req.seed if req.seed is not None else secrets.randbelow(2**31),
@@ -394,6 +462,8 @@ class TaskService:
         if source.expired_at is not None:
             raise expired_error(source, name, f", so it cannot be {use}")
         if source.state is State.COMPLETED:
+            if source.result is not None and source.result.video is None:
+                raise InvalidRequest(f"{name} is an image: it has no video to be {use}")
             return source
         if source.state.terminal:
             raise InvalidRequest(

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from reelgate.domain.reframe import Placement
+
 FPS = 24
 SIZE_MULTIPLE = 32  # LTX-Video needs sides that are multiples of 32
 
@@ -76,6 +78,17 @@ class Kind(StrEnum):
     """The source task's video with a soundtrack made from the prompt."""
     MODIFY = "modify"
     """A video (`source_video_url`) restyled by the prompt, as strongly as `mode` says."""
+    IMAGE = "image"
+    """A still image from the prompt, steered by `references`."""
+    REFRAME_IMAGE = "reframe_image"
+    """An image (`start_image`) on a canvas of a new aspect ratio, the new area filled."""
+    REFRAME_VIDEO = "reframe_video"
+    """A video (`source_video_url`) on a canvas of a new aspect ratio, the new area filled."""
+
+    @property
+    def makes_image(self) -> bool:
+        """Whether the result is a still image rather than a video."""
+        return self in (Kind.IMAGE, Kind.REFRAME_IMAGE)
 
 
 GENERATION_TYPES = {
@@ -84,13 +97,56 @@ GENERATION_TYPES = {
     Kind.UPSCALE: "upscale_video",
     Kind.ADD_AUDIO: "add_audio",
     Kind.MODIFY: "modify_video",
+    Kind.IMAGE: "image",
+    Kind.REFRAME_IMAGE: "reframe_image",
+    Kind.REFRAME_VIDEO: "reframe_video",
 }
+"""What the official API calls each kind of task (engines declare these)."""
 
 MODIFY_MODES = tuple(
     f"{name}_{level}" for name in ("adhere", "flex", "reimagine") for level in (1, 2, 3)
 )
 """The official modify modes, from the least change to the most."""
-"""What the official API calls each kind of task (engines declare these)."""
+
+LUMA_IMAGE_MODELS = ("photon-1", "photon-flash-1")
+"""The official API's image models."""
+IMAGE_FORMATS = {"jpg": "image/jpeg", "png": "image/png"}
+"""Formats an image result can be stored in, with their content types."""
+IMAGE_RESOLUTION = "1080p"
+"""The size class of image results (photon makes images of about this size)."""
+
+
+class RefRole(StrEnum):
+    """What a reference image steers in an image generation."""
+
+    IMAGE = "image"
+    """Composition: the picture is drawn toward it."""
+    STYLE = "style"
+    """Palette and look."""
+    CHARACTER = "character"
+    """A person (identity) who appears in the picture."""
+    MODIFY = "modify"
+    """The picture to restyle: the result is this image, changed by the prompt."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """An image that steers an image generation, by a role and a weight (0..1)."""
+
+    role: RefRole
+    url: str
+    weight: float = 0.85
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"role": self.role.value, "url": self.url, "weight": self.weight}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Reference:
+        return cls(RefRole(data["role"]), str(data["url"]), float(data["weight"]))
+
+
+MAX_REFERENCES = 8
+"""Reference images one image generation may bring, all roles together."""
 
 
 def _round_to_grid(value: float) -> int:
@@ -151,27 +207,44 @@ class Asset:
 
 @dataclass(frozen=True)
 class TaskResult:
-    video: Asset
+    """What a finished task made: a video (with its last frame), or an image;
+    and a JPEG thumbnail either way."""
+
     thumbnail: Asset
-    last_frame: Asset
+    video: Asset | None = None
+    last_frame: Asset | None = None
+    image: Asset | None = None
+
+    @property
+    def main(self) -> Asset:
+        """The file the task was asked for: its video, or its image."""
+        main = self.video or self.image
+        assert main is not None, "a result has a video or an image"
+        return main
 
     def keys(self) -> list[str]:
-        """The storage key of every file of the result."""
-        return [self.video.key, self.thumbnail.key, self.last_frame.key]
+        """The storage key of every file of the result, the main one first."""
+        return [a.key for a in (self.main, self.thumbnail, self.last_frame) if a is not None]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "video": self.video.to_dict(),
-            "thumbnail": self.thumbnail.to_dict(),
-            "last_frame": self.last_frame.to_dict(),
+        parts = {
+            "video": self.video,
+            "image": self.image,
+            "thumbnail": self.thumbnail,
+            "last_frame": self.last_frame,
         }
+        return {name: asset.to_dict() for name, asset in parts.items() if asset is not None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskResult:
+        def asset(name: str) -> Asset | None:
+            return Asset.from_dict(data[name]) if data.get(name) else None
+
         return cls(
-            video=Asset.from_dict(data["video"]),
             thumbnail=Asset.from_dict(data["thumbnail"]),
-            last_frame=Asset.from_dict(data["last_frame"]),
+            video=asset("video"),
+            last_frame=asset("last_frame"),
+            image=asset("image"),
         )
 
 
@@ -200,6 +273,12 @@ class GenerationRequest:
     """What to leave out (an audio generation's sounds)."""
     mode: str | None = None
     """How far a modify may depart from its video (`MODIFY_MODES`)."""
+    references: tuple[Reference, ...] = ()
+    """Images that steer an image generation (checked by the dialect)."""
+    image_format: str | None = None
+    """An image result's format (`IMAGE_FORMATS`)."""
+    placement: Placement | None = None
+    """Where a reframe puts its source on the new canvas (None: centred)."""
     aspect_ratio: str | None = None
     resolution: str | None = None
     duration: str | None = None
@@ -259,6 +338,9 @@ class Task:
     """Camera concepts the engine steers by (keys of `domain/concepts.py`)."""
     negative_prompt: str | None = None
     mode: str | None = None
+    references: tuple[Reference, ...] = ()
+    image_format: str | None = None
+    placement: Placement | None = None
 
     @property
     def effective_prompt(self) -> str:

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 import numpy as np
 
 from reelgate.domain.errors import InvalidInput, Unavailable
-from reelgate.domain.models import ASPECT_RATIOS, DURATIONS, RESOLUTIONS
+from reelgate.domain.models import ASPECT_RATIOS, DURATIONS, RESOLUTIONS, RefRole
+from reelgate.domain.reframe import Layout, Placement
 from reelgate.domain.retry import Backoff
 from reelgate.domain.types import Reservation
 
@@ -73,6 +74,10 @@ class Input(StrEnum):
     INTERPOLATE = "joining two generations (interpolation)"
     VIDEO_URL = "extending a video given by URL"
     LOOP = "loops"
+    IMAGE_REF = "image references (image_ref)"
+    STYLE_REF = "style references (style_ref)"
+    CHARACTER_REF = "character references (character_ref)"
+    MODIFY_IMAGE = "modifying an image (modify_image_ref)"
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,26 @@ class RenderJob:
     modify: str = ""
     """A modify mode (`MODIFY_MODES`): yield `source_video`'s frames restyled
     by the prompt that strongly, starting from `start_image` when given."""
+    still: bool = False
+    """An image generation: yield one frame (`num_frames` is 1), the image."""
+    references: tuple[ImageReference, ...] = ()
+    """Decoded reference images that steer a still, in the order given."""
+    reframe: Layout | None = None
+    """A reframe: yield the source (`source_image`, else every frame of
+    `source_video`) drawn at this layout's place on a canvas of width x
+    height (the layout's size), the rest of the canvas filled."""
+    source_image: np.ndarray | None = None
+    """An image reframe's picture, at its original size."""
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    """A reference image of a still, decoded (RGB uint8, at most the still's
+    size), with what it steers and how strongly (0..1)."""
+
+    role: RefRole
+    image: np.ndarray
+    weight: float
 
 
 class FrameEngine(Engine):
@@ -230,6 +255,18 @@ class UpstreamJob:
     """Where the upstream may call back (None: follow by polling)."""
     concepts: tuple[str, ...] = ()
     """Camera concepts, forwarded as the official API takes them."""
+    generation_type: str = "video"
+    """What to make (`GENERATION_TYPES`); the fields below serve the others."""
+    source_generation_id: str | None = None
+    """Upscale, audio: the upstream id of the generation worked on."""
+    media_url: str | None = None
+    """Modify, reframe: a URL the upstream can fetch the video or image from."""
+    mode: str | None = None
+    negative_prompt: str | None = None
+    references: tuple[tuple[RefRole, str, float], ...] = ()
+    """An image generation's references: (role, fetchable URL, weight)."""
+    image_format: str | None = None
+    placement: Placement | None = None
 
 
 @dataclass
@@ -237,6 +274,12 @@ class ProducedVideo:
     video: Path
     thumbnail: Path | None = None
     """The upstream's own thumbnail, when it made one."""
+
+
+@dataclass
+class ProducedImage:
+    image: Path
+    """The image, in the task's format (`IMAGE_FORMATS`)."""
 
 
 class FollowContext(Protocol):
@@ -283,8 +326,8 @@ class FileEngine(Engine):
     """How long a shutdown waits for an uninterruptible step to end."""
 
     @abstractmethod
-    def produce(self, job: UpstreamJob, ctx: FollowContext) -> ProducedVideo:
-        """Have the upstream make the video and download it into `job.workdir`."""
+    def produce(self, job: UpstreamJob, ctx: FollowContext) -> ProducedVideo | ProducedImage:
+        """Have the upstream make the video (or image) and download it into `job.workdir`."""
 
     def cancel(self, upstream_id: str, key_id: str | None) -> None:
         """Delete a generation upstream; best effort (errors are logged)."""

@@ -23,7 +23,8 @@ import numpy as np
 
 from reelgate.domain.concepts import CONCEPTS
 from reelgate.domain.errors import InvalidInput
-from reelgate.engines import concept_camera
+from reelgate.domain.reframe import Layout
+from reelgate.engines import concept_camera, preview_stills
 from reelgate.engines.base import (
     Capabilities,
     EngineServices,
@@ -49,7 +50,17 @@ class PreviewEngine(FrameEngine):
     name = "preview"
     # What a CPU renders in reasonable time: everything but 4k.
     capabilities = Capabilities(
-        generation_types=frozenset({"video", "upscale_video", "add_audio", "modify_video"}),
+        generation_types=frozenset(
+            {
+                "video",
+                "upscale_video",
+                "add_audio",
+                "modify_video",
+                "image",
+                "reframe_image",
+                "reframe_video",
+            }
+        ),
         resolutions=("540p", "720p", "1080p"),
         concepts=frozenset(CONCEPTS),
     )
@@ -99,6 +110,11 @@ def from_settings(settings: Settings, services: EngineServices) -> PreviewEngine
 
 def _frames_for(job: RenderJob) -> Iterator[np.ndarray]:
     """Pick the behaviour from the shape of the request."""
+    if job.reframe is not None:
+        return _reframed(job, job.reframe)
+    if job.still:
+        scene = _TextScene(job.prompt, job.seed, job.width, job.height, job.fps).frame(0.0)
+        return iter([preview_stills.still(job.references, scene, _prompt_style(job.prompt))])
     if job.upscale and job.source_video is not None:
         return _upscaled(job.source_video, job.width, job.height, job.fps)
     if job.modify and job.source_video is not None:
@@ -142,6 +158,31 @@ def _extend(
     if job.loop:
         return _camera(source, _camera_path(n + 1, rng, loop=True)[1:])
     return _camera(source, _camera_path(n + 1, rng, loop=False, ease=_ease_out)[1:])
+
+
+def _reframed(job: RenderJob, layout: Layout) -> Iterator[np.ndarray]:
+    """The source on its new canvas, the new area tinted by the prompt's scene."""
+    scene = None
+    if job.prompt:
+        scene = _TextScene(job.prompt, job.seed, job.width, job.height, job.fps).frame
+    if job.source_image is not None:
+        reframer = preview_stills.Reframer(layout)
+        return iter([reframer(job.source_image, scene(0.0) if scene else None)])
+    if job.source_video is None:
+        raise InvalidInput("the preview engine needs an image or a video to reframe")
+    first = None if job.start_image is None else cover_fit(job.start_image, job.width, job.height)
+    frames = iter_frames_at(job.source_video, job.fps)
+    return preview_stills.reframed_video(frames, layout, scene, job.fps, first)
+
+
+def _prompt_style(prompt: str) -> preview_stills.Restyle:
+    """The prompt's restyle (the one modify uses), at a given strength."""
+    turn = 45 + _digest_int(prompt) % 91
+
+    def restyle(picture: np.ndarray, strength: float) -> np.ndarray:
+        return cv2.addWeighted(picture, 1.0 - strength, _restyled(picture, turn, None), strength, 0)
+
+    return restyle
 
 
 def _upscaled(video: Path, width: int, height: int, fps: int) -> Iterator[np.ndarray]:

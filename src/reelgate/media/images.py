@@ -264,3 +264,12 @@ def jpeg_bytes(frame: np.ndarray, quality: int = 90) -> bytes:
     buffer = io.BytesIO()
     save_jpeg(frame, buffer, quality)
     return buffer.getvalue()
+
+
+def save_image(frame: np.ndarray, path: Path, image_format: str) -> None:
+    """Save an RGB frame as `jpg` (quality 92) or `png` (lossless)."""
+    img = Image.fromarray(_as_rgb_array(frame))
+    if image_format == "png":
+        img.save(path, format="PNG", optimize=False, compress_level=6)
+    else:
+        img.save(path, format="JPEG", quality=92, subsampling=0)

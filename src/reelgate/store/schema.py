@@ -43,6 +43,10 @@ class TaskRow(Base):
     concepts: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     negative_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
     mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    refs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    """Reference images of an image generation: [{role, url, weight}]."""
+    image_format: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    placement: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     aspect_ratio: Mapped[str] = mapped_column(String(8))
     resolution: Mapped[str] = mapped_column(String(8))
     duration: Mapped[str] = mapped_column(String(8))

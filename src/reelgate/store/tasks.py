@@ -26,11 +26,13 @@ from reelgate.domain.models import (
     TERMINAL_STATES,
     FailureCode,
     Kind,
+    Reference,
     State,
     Task,
     TaskResult,
     describe_size,
 )
+from reelgate.domain.reframe import Placement
 from reelgate.domain.text import repaired
 from reelgate.domain.types import TokenUsage
 from reelgate.store.callbacks import host_of
@@ -61,6 +63,9 @@ def _to_task(row: TaskRow) -> Task:
         concepts=tuple(row.concepts or ()),
         negative_prompt=row.negative_prompt,
         mode=row.mode,
+        references=tuple(Reference.from_dict(r) for r in row.refs or ()),
+        image_format=row.image_format,
+        placement=Placement.from_dict(row.placement) if row.placement else None,
         aspect_ratio=row.aspect_ratio,
         resolution=row.resolution,
         duration=row.duration,
@@ -387,7 +392,7 @@ class TaskStore:
         """Finish with a result. The task's aspect ratio and resolution become
         those of the video it made (an extend keeps its source's size, which
         only the worker knows for a video given by URL)."""
-        aspect_ratio, resolution = describe_size(result.video.width, result.video.height)
+        aspect_ratio, resolution = describe_size(result.main.width, result.main.height)
         return self._finish_fenced(
             task_id,
             lease_owner,

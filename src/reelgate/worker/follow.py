@@ -26,6 +26,7 @@ from reelgate.engines.base import (
     FileEngine,
     LeaseLost,
     Needs,
+    ProducedImage,
     ProducedVideo,
     UpstreamJob,
     WorkerStopping,
@@ -36,7 +37,7 @@ from reelgate.store.follow import FollowStore
 from reelgate.store.tasks import TaskStore
 from reelgate.worker.inputs import InputResolver
 from reelgate.worker.lease import Lease
-from reelgate.worker.publish import publish
+from reelgate.worker.publish import publish, publish_image
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,8 @@ class Follower:
             if not self.follows.forget(task.id, run.lease_owner):
                 raise LeaseLost() from exc
             raise InputUnreachable(exc.message, urls=exc.urls, retryable=True) from exc
+        if isinstance(produced, ProducedImage):
+            return self._publish_image(run_key, workdir, produced, task.image_format or "jpg")
         return self._publish(run_key, workdir, produced)
 
     def _ours_was_away(self, exc: InputUnreachable) -> bool:
@@ -210,6 +213,19 @@ class Follower:
             )
         )
         return source.upstream_id
+
+    def _publish_image(
+        self, run_key: str, workdir: Path, produced: ProducedImage, image_format: str
+    ) -> TaskResult:
+        """An upstream's image, decoded (a file that is not a picture fails
+        the task) and stored in the task's format."""
+        try:
+            picture = decode_image(produced.image.read_bytes(), self.settings.image_max_pixels)
+        except Exception as exc:
+            raise UpstreamFailed(f"the upstream image cannot be decoded: {exc}") from exc
+        finally:
+            produced.image.unlink(missing_ok=True)
+        return publish_image(run_key, workdir, picture, image_format)
 
     def _publish(self, run_key: str, workdir: Path, produced: ProducedVideo) -> TaskResult:
         try:

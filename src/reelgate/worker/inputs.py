@@ -14,7 +14,8 @@ import numpy as np
 
 from reelgate.config import Settings
 from reelgate.domain.errors import InvalidInput
-from reelgate.domain.models import Task
+from reelgate.domain.models import Reference, RefRole, Task
+from reelgate.engines.base import ImageReference
 from reelgate.media.fetch import GuardedClient
 from reelgate.media.images import decode_image, jpeg_bytes
 from reelgate.media.probe import VideoInfo, probe_video, read_last_frame
@@ -82,6 +83,28 @@ class InputResolver:
         except Exception as exc:
             raise InputError(f"{what}: {exc}") from exc
 
+    def references(self, task: Task, size: tuple[int, int]) -> tuple[ImageReference, ...]:
+        """A still's reference images, decoded no larger than the still: a
+        character's at a portrait of the still's height (a person is taller
+        than wide), the others at the still's own size."""
+        height = size[1]
+        portrait = (max(2, height * 3 // 4), height)
+        return tuple(
+            ImageReference(
+                ref.role,
+                self._reference_image(
+                    ref, task.id, portrait if ref.role is RefRole.CHARACTER else size
+                ),
+                ref.weight,
+            )
+            for ref in task.references
+        )
+
+    def _reference_image(self, ref: Reference, task_id: str, size: tuple[int, int]) -> np.ndarray:
+        image = self.image(ref.url, f"{ref.role.value} reference", task_id, size)
+        assert image is not None  # references always have a URL
+        return image
+
     def shareable_image(self, ref: str | None, task_id: str, what: str) -> str | None:
         """A URL an upstream service can fetch the image from: the client's own
         http(s) URL as given (after the guarded client's address check), or a
@@ -143,7 +166,7 @@ class InputResolver:
         """The video of one of our tasks as a local file (a copy in the
         run's `workdir` when the store is not a local disk)."""
         source = self.tasks.get(task_id)
-        if source is None or source.result is None:
+        if source is None or source.result is None or source.result.video is None:
             raise InputError(f"source task {task_id} has no video")
         return self._stored_video(source.result.video.key, workdir)
 

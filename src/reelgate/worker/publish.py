@@ -1,5 +1,6 @@
-"""Turning a finished video file into a task result: thumbnail and last
-frame as JPEGs next to it, sizes read from the files themselves."""
+"""Turning a finished video file into a task result (thumbnail and last
+frame as JPEGs next to it, sizes read from the files themselves), or a
+finished picture into an image result."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reelgate.domain.models import Asset, TaskResult
-from reelgate.media.images import save_jpeg
+from reelgate.domain.models import IMAGE_FORMATS, Asset, TaskResult
+from reelgate.media.images import save_image, save_jpeg
 from reelgate.media.probe import VideoInfo, probe_video
 
 
@@ -52,5 +53,32 @@ def publish(
             height=h,
             content_type="image/jpeg",
             bytes=(workdir / "last_frame.jpg").stat().st_size,
+        ),
+    )
+
+
+def publish_image(
+    run_key: str, workdir: Path, picture: np.ndarray, image_format: str
+) -> TaskResult:
+    """The result of a run that made one picture: `workdir/image.<format>`,
+    and a JPEG thumbnail of it (the same picture, for lists and galleries)."""
+    name = f"image.{image_format}"
+    save_image(picture, workdir / name, image_format)
+    save_jpeg(picture, workdir / "thumbnail.jpg")
+    h, w = picture.shape[:2]
+    return TaskResult(
+        image=Asset(
+            key=f"{run_key}/{name}",
+            width=w,
+            height=h,
+            content_type=IMAGE_FORMATS[image_format],
+            bytes=(workdir / name).stat().st_size,
+        ),
+        thumbnail=Asset(
+            key=f"{run_key}/thumbnail.jpg",
+            width=w,
+            height=h,
+            content_type="image/jpeg",
+            bytes=(workdir / "thumbnail.jpg").stat().st_size,
         ),
     )

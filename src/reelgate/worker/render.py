@@ -16,14 +16,24 @@ from pathlib import Path
 import numpy as np
 
 from reelgate.config import Settings
-from reelgate.domain.models import FPS, Kind, Task, TaskResult, frame_count, frame_size
+from reelgate.domain.models import (
+    ASPECT_RATIOS,
+    FPS,
+    IMAGE_RESOLUTION,
+    Kind,
+    Task,
+    TaskResult,
+    frame_count,
+    frame_size,
+)
+from reelgate.domain.reframe import Layout, Placement, PlacementError, layout
 from reelgate.engines.base import FrameEngine, RenderJob, WorkerStopping
 from reelgate.media.encode import SAMPLE_RATE, encode_mp4
 from reelgate.media.images import cover_fit
 from reelgate.media.probe import frame_count_at, iter_frames_at, read_first_frame
-from reelgate.worker.inputs import InputResolver, SourceVideo
+from reelgate.worker.inputs import InputError, InputResolver, SourceVideo
 from reelgate.worker.lease import Lease
-from reelgate.worker.publish import publish
+from reelgate.worker.publish import publish, publish_image
 
 
 class FrameRunner:
@@ -41,17 +51,25 @@ class FrameRunner:
     def run(
         self, task: Task, engine: FrameEngine, run_key: str, workdir: Path, lease: Lease
     ) -> TaskResult:
+        if task.kind.makes_image:
+            return self._still(task, engine, run_key, workdir, lease)
         extend = task.kind is Kind.EXTEND
         upscale = task.kind is Kind.UPSCALE  # the source's frames, enlarged
         sound = task.kind is Kind.ADD_AUDIO  # the source's frames, with a soundtrack
         modify = task.kind is Kind.MODIFY  # the source's frames, restyled
-        whole = upscale or sound or modify  # the engine yields every frame of the source
+        reframe = task.kind is Kind.REFRAME_VIDEO  # the source's frames, on a new canvas
+        # the engine yields every frame of the source
+        whole = upscale or sound or modify or reframe
         source = self.inputs.source_video(task, workdir) if extend or whole else None
         leads_into = self.inputs.end_source_video(task, workdir) if extend else None
         # The size of a clip that continues a video is that video's: decided
         # here, from the file, and stored with the result.
         reference = source or leads_into
-        if reference is not None and not upscale:
+        layout = None
+        if reframe and source is not None:
+            layout = _layout(task, source.info.width, source.info.height)
+            width, height = layout.width, layout.height
+        elif reference is not None and not upscale:
             width, height = reference.info.width, reference.info.height
         else:
             width, height = frame_size(task.aspect_ratio, task.resolution)
@@ -87,6 +105,7 @@ class FrameRunner:
             soundtrack=sound,
             modify=(task.mode or "adhere_1") if modify else "",
             negative_prompt=task.negative_prompt or "",
+            reframe=layout,
         )
         engine.check_frames(width, height, job.num_frames)
         # Extend: source + new clip. Reverse extend: new clip + the video it
@@ -128,6 +147,45 @@ class FrameRunner:
         )
         return publish(run_key, workdir, video_path, summary.first_frame, summary.last_frame)
 
+    def _still(
+        self, task: Task, engine: FrameEngine, run_key: str, workdir: Path, lease: Lease
+    ) -> TaskResult:
+        """An image: the one frame of a one-frame job (an image generation, or
+        an image reframe), saved in the task's format."""
+        source_image, layout = None, None
+        if task.kind is Kind.REFRAME_IMAGE:
+            source_image = self.inputs.image(task.start_image, "image", task.id)
+            assert source_image is not None  # the service requires one
+            layout = _layout(task, source_image.shape[1], source_image.shape[0])
+            width, height = layout.width, layout.height
+        else:
+            width, height = frame_size(task.aspect_ratio, IMAGE_RESOLUTION)
+        job = RenderJob(
+            task_id=task.id,
+            prompt=task.effective_prompt,
+            seed=task.seed,
+            width=width,
+            height=height,
+            fps=FPS,
+            num_frames=1,
+            model=task.model,
+            still=True,
+            references=self.inputs.references(task, (width, height)),
+            reframe=layout,
+            source_image=source_image,
+        )
+        engine.check_frames(width, height, 1)
+
+        def report(progress: float) -> None:
+            if self.stopping().is_set():
+                raise WorkerStopping()
+            lease.report(0.95 * progress)
+
+        picture = next(iter(engine.render(job, report)), None)
+        if picture is None or picture.shape[:2] != (height, width):
+            raise RuntimeError(f"the {engine.name} engine did not make a {width}x{height} image")
+        return publish_image(run_key, workdir, picture, task.image_format or "jpg")
+
     def _played(self, video: SourceVideo | None, width: int, height: int) -> Iterator[np.ndarray]:
         """A source's frames as it plays at the output rate, so it keeps its
         speed and duration whatever rate it was made at."""
@@ -136,3 +194,13 @@ class FrameRunner:
         return iter_frames_at(
             video.path, FPS, (width, height), max_seconds=self.settings.source_max_seconds
         )
+
+
+def _layout(task: Task, width: int, height: int) -> Layout:
+    """Where a reframe puts a `width` x `height` source (`domain/reframe.py`)."""
+    try:
+        return layout(
+            width, height, ASPECT_RATIOS[task.aspect_ratio], task.placement or Placement()
+        )
+    except PlacementError as exc:
+        raise InputError(f"reframe: {exc}") from exc

@@ -189,7 +189,7 @@ class Worker:
 
     @staticmethod
     def _published(task: Task, run_key: str) -> bool:
-        return task.result is not None and task.result.video.key.startswith(run_key + "/")
+        return task.result is not None and task.result.main.key.startswith(run_key + "/")
 
     def _run_engine(self, task: Task, run_key: str, workdir: Path, lease: Lease) -> TaskResult:
         engine = self.engines.get(task.engine)

@@ -36,12 +36,17 @@ def flat_result(task: Task, url_for: UrlFor) -> dict[str, Any]:
     base: dict[str, Any] = {"task_id": task.id, "video_id": task.video_id, "prompt": task.prompt}
     if task.state is State.COMPLETED and task.result is not None:
         video, thumb = task.result.video, task.result.thumbnail
+        made: dict[str, Any] = {"video_url": None, "image_url": url_for(task.result.main.key)}
+        if video is not None:  # else an image generation of the official dialect
+            made = {
+                "video_url": url_for(video.key),
+                "video_width": video.width,
+                "video_height": video.height,
+            }
         return {
             "success": True,
             **base,
-            "video_url": url_for(video.key),
-            "video_width": video.width,
-            "video_height": video.height,
+            **made,
             "state": "completed",
             "thumbnail_url": url_for(thumb.key),
             "thumbnail_width": thumb.width,

@@ -38,7 +38,7 @@ def task_object(
     fills `queue_state` and `estimate_wait_seconds`, else they are null."""
     result = task.result if task.state is State.COMPLETED else None
     video = None
-    if result is not None:
+    if result is not None and result.video is not None:
         video = {
             **_image(result.video, url_for),
             "thumbnail": url_for(result.thumbnail.key),
@@ -52,11 +52,12 @@ def task_object(
         "created_at": iso_utc(task.created_at),
         "batch_id": "",
         "video": video,
-        "video_raw": _image(result.video, url_for) if result else None,
+        "video_raw": _image(result.video, url_for) if result and result.video else None,
         "liked": None,
         "estimate_wait_seconds": estimate.wait_seconds if estimate else None,
         "thumbnail": _image(result.thumbnail, url_for) if result else None,
-        "last_frame": _image(result.last_frame, url_for) if result else None,
+        "last_frame": _image(result.last_frame, url_for) if result and result.last_frame else None,
+        "image": _image(result.image, url_for) if result and result.image else None,
         "request": {"prompt": task.prompt, "aspect_ratio": task.aspect_ratio},
         "failure_reason": task.failure_reason,
         "failure_code": task.failure_code.value if task.failure_code else None,

@@ -161,6 +161,8 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 f"generation {generation_id} is {task.state.value}; "
                 "the video is available once it is completed"
             )
+        if task.result.video is None:
+            raise InvalidRequest(f"generation {generation_id} is an image; it has no video")
         return {"url": ctx.url_for(task.result.video.key)}
 
     return router

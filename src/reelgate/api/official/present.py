@@ -30,8 +30,8 @@ def generation(task: Task, url_for: UrlFor, state: State | None = None) -> dict[
         "failure_reason": task.failure_reason if state in (State.FAILED, State.CANCELLED) else None,
         "created_at": iso_utc(task.created_at),
         "assets": {
-            "video": url_for(result.video.key) if result is not None else None,
-            "image": url_for(result.thumbnail.key) if result is not None else None,
+            "video": url_for(result.video.key) if result and result.video else None,
+            "image": url_for((result.image or result.thumbnail).key) if result else None,
             "progress_video": None,
         },
         "model": task.model,

@@ -16,20 +16,28 @@ from reelgate.api.official.present import generation
 from reelgate.api.official.schemas import (
     AddAudio,
     CreateGeneration,
+    CreateImage,
     GenerationKeyframe,
     ImageKeyframe,
     ModifyVideo,
+    ReframeImage,
+    ReframeVideo,
     Upscale,
+    WeightedImage,
 )
 from reelgate.domain.concepts import CONCEPTS, unknown_concepts
 from reelgate.domain.errors import InvalidRequest, ReelgateError
 from reelgate.domain.models import (
+    LUMA_IMAGE_MODELS,
     LUMA_VIDEO_MODELS,
     MAX_PROMPT_CHARS,
     OFFICIAL_MIN_PROMPT_CHARS,
     GenerationRequest,
     Kind,
+    Reference,
+    RefRole,
 )
+from reelgate.domain.reframe import Placement
 from reelgate.domain.types import TokenInfo
 
 DIALECT = "official"
@@ -40,19 +48,34 @@ def render_error(error: ReelgateError, trace_id: str) -> Response:
     return JSONResponse({"detail": error.message}, status_code=status_for(error))
 
 
-def to_neutral(body: CreateGeneration, known_models: set[str]) -> GenerationRequest:
-    if body.model not in known_models:
+SYNC_TIMEOUT = 60.0
+"""How long a `sync` image create waits when it names no `sync_timeout`."""
+WEIGHTS = {RefRole.IMAGE: 0.85, RefRole.STYLE: 0.8, RefRole.CHARACTER: 1.0, RefRole.MODIFY: 1.0}
+"""The weight of a reference that names none."""
+
+
+def check_model(model: str, known: set[str]) -> str:
+    if model not in known:
         raise InvalidRequest(
-            f"model {body.model!r} is not supported; use one of {', '.join(sorted(known_models))}"
+            f"model {model!r} is not supported; use one of {', '.join(sorted(known))}"
         )
-    prompt = body.prompt
-    frames = body.keyframes
-    frame0 = frames.frame0 if frames else None
-    frame1 = frames.frame1 if frames else None
+    return model
+
+
+def check_prompt(prompt: str | None) -> None:
     if prompt is not None and not OFFICIAL_MIN_PROMPT_CHARS <= len(prompt) <= MAX_PROMPT_CHARS:
         raise InvalidRequest(
             f"prompt must be between {OFFICIAL_MIN_PROMPT_CHARS} and {MAX_PROMPT_CHARS} characters"
         )
+
+
+def to_neutral(body: CreateGeneration, known_models: set[str]) -> GenerationRequest:
+    check_model(body.model, known_models)
+    prompt = body.prompt
+    frames = body.keyframes
+    frame0 = frames.frame0 if frames else None
+    frame1 = frames.frame1 if frames else None
+    check_prompt(prompt)
     if prompt is None and frame0 is None and frame1 is None:
         raise InvalidRequest("prompt is required")
     if body.loop and frame1 is not None:
@@ -86,9 +109,69 @@ def to_neutral(body: CreateGeneration, known_models: set[str]) -> GenerationRequ
     )
 
 
+def image_to_neutral(body: CreateImage, known_models: set[str]) -> GenerationRequest:
+    check_model(body.model, known_models)
+    check_prompt(body.prompt)
+
+    def weighted(role: RefRole, ref: WeightedImage) -> Reference:
+        return Reference(role, ref.url, WEIGHTS[role] if ref.weight is None else ref.weight)
+
+    refs = [weighted(RefRole.IMAGE, r) for r in body.image_ref or ()]
+    refs += [weighted(RefRole.STYLE, r) for r in body.style_ref or ()]
+    identity = body.character_ref.identity0 if body.character_ref else None
+    refs += [
+        Reference(RefRole.CHARACTER, url, 1.0)
+        for url in (identity.images or [] if identity else [])
+    ]
+    if body.modify_image_ref is not None:
+        refs.append(weighted(RefRole.MODIFY, body.modify_image_ref))
+    return GenerationRequest(
+        kind=Kind.IMAGE,
+        prompt=body.prompt or "",
+        references=tuple(refs),
+        image_format=body.format,
+        aspect_ratio=body.aspect_ratio,
+        model=body.model,
+        callback_url=body.callback_url or None,
+        callback_on_start=True,
+    )
+
+
+def reframe_to_neutral(
+    body: ReframeImage | ReframeVideo, known_models: set[str]
+) -> GenerationRequest:
+    check_model(body.model, known_models)
+    image = isinstance(body, ReframeImage)
+    placement = Placement(
+        grid_x=body.grid_position_x,
+        grid_y=body.grid_position_y,
+        x_start=body.x_start,
+        x_end=body.x_end,
+        y_start=body.y_start,
+        y_end=body.y_end,
+        resized_width=body.resized_width,
+        resized_height=body.resized_height,
+    )
+    return GenerationRequest(
+        kind=Kind.REFRAME_IMAGE if image else Kind.REFRAME_VIDEO,
+        prompt=body.prompt or "",
+        start_image=body.media.url
+        if isinstance(body, ReframeImage)
+        else (body.first_frame.url if body.first_frame else None),
+        source_video_url=None if isinstance(body, ReframeImage) else body.media.url,
+        placement=placement if placement.to_dict() else None,
+        image_format=body.format if isinstance(body, ReframeImage) else None,
+        aspect_ratio=body.aspect_ratio,
+        model=body.model,
+        callback_url=body.callback_url or None,
+        callback_on_start=True,
+    )
+
+
 def build_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["official dialect"])
     known_models = set(LUMA_VIDEO_MODELS) | set(ctx.settings.model_engines)
+    image_models = set(LUMA_IMAGE_MODELS) | set(ctx.settings.model_engines)
 
     async def submit(
         owner: TokenInfo, request: GenerationRequest, echo: dict[str, Any]
@@ -115,6 +198,44 @@ def build_router(ctx: ApiContext) -> APIRouter:
     ) -> JSONResponse:
         return await create(body, owner)
 
+    @router.post("/generations/image", status_code=201, summary="Create an image generation")
+    async def create_image(body: CreateImage, owner: TokenInfo = Depends(ctx.auth)) -> JSONResponse:
+        request = image_to_neutral(body, image_models)
+        echo = {**body.model_dump(exclude_none=True), "generation_type": "image"}
+        if not body.sync:
+            return await submit(owner, request, echo)
+        task = await run_sync(
+            lambda: ctx.service.create(owner.id, request, origin=DIALECT, origin_request=echo)
+        )
+        timeout = SYNC_TIMEOUT if body.sync_timeout is None else body.sync_timeout
+        await ctx.hub.wait(task.id, min(timeout, ctx.settings.max_wait_seconds))
+        task = await run_sync(ctx.service.get, owner.id, task.id)
+        return JSONResponse(generation(task, ctx.url_for), status_code=201)
+
+    @router.post(
+        "/generations/image/reframe",
+        status_code=201,
+        summary="Reframe an image to a new aspect ratio, the new area filled",
+    )
+    async def reframe_image(
+        body: ReframeImage, owner: TokenInfo = Depends(ctx.auth)
+    ) -> JSONResponse:
+        request = reframe_to_neutral(body, image_models)
+        echo = {**body.model_dump(exclude_none=True), "generation_type": "reframe_image"}
+        return await submit(owner, request, echo)
+
+    @router.post(
+        "/generations/video/reframe",
+        status_code=201,
+        summary="Reframe a video to a new aspect ratio, the new area filled",
+    )
+    async def reframe_video(
+        body: ReframeVideo, owner: TokenInfo = Depends(ctx.auth)
+    ) -> JSONResponse:
+        request = reframe_to_neutral(body, known_models)
+        echo = {**body.model_dump(exclude_none=True), "generation_type": "reframe_video"}
+        return await submit(owner, request, echo)
+
     @router.post(
         "/generations/{generation_id}/upscale",
         status_code=201,
@@ -139,11 +260,8 @@ def build_router(ctx: ApiContext) -> APIRouter:
         summary="Restyle a video by a prompt, as far as the mode allows",
     )
     async def modify_video(body: ModifyVideo, owner: TokenInfo = Depends(ctx.auth)) -> JSONResponse:
-        if body.model not in known_models:
-            raise InvalidRequest(
-                f"model {body.model!r} is not supported; use one of "
-                f"{', '.join(sorted(known_models))}"
-            )
+        check_model(body.model, known_models)
+        check_prompt(body.prompt)
         request = GenerationRequest(
             kind=Kind.MODIFY,
             prompt=body.prompt or "",
