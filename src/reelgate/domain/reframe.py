@@ -13,9 +13,10 @@ fill the rest. Where it goes is decided here, once, for every engine:
 3. The position: `x_start`/`y_start`, else `grid_position_x`/`grid_position_y`,
    else centred; kept inside the canvas.
 4. The output: the canvas scaled down (content and position with it) so that
-   its short side is no longer than the source's, so a reframe never makes
-   a larger picture class than it was given (a 1080p 16:9 clip reframed to
-   9:16 is 1080x1920, the clip a 1080x608 band inside it). Sides are even
+   its short side is no longer than the source's, nor than 1080 pixels, so a
+   reframe never makes a larger picture class than it was given, nor one
+   beyond 1080p (a 1080p 16:9 clip reframed to 9:16 is 1080x1920, the clip
+   a 1080x608 band inside it). Sides are even
    (the H.264 encoder needs them, and images follow the same rule).
 
 All values are in pixels of the canvas before that final scaling.
@@ -29,6 +30,8 @@ from typing import Any
 
 MAX_SIDE = 8192
 """The largest value a placement field may hold."""
+MAX_SHORT_SIDE = 1080
+"""The longest short side a reframe makes (1080p)."""
 
 
 class PlacementError(ValueError):
@@ -116,7 +119,7 @@ def layout(width: int, height: int, ratio: tuple[int, int], placement: Placement
     canvas_w, canvas_h = max(cw, ch * a / b), max(ch, cw * b / a)
     x = _position(placement.x_start, placement.grid_x, canvas_w - cw)
     y = _position(placement.y_start, placement.grid_y, canvas_h - ch)
-    scale = min(1.0, min(width, height) / min(canvas_w, canvas_h))
+    scale = min(1.0, min(width, height, MAX_SHORT_SIDE) / min(canvas_w, canvas_h))
 
     def side(value: float) -> int:
         return max(2, math.floor(value * scale / 2 + 0.5) * 2)
