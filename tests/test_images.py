@@ -217,6 +217,10 @@ def test_reframe_with_a_box_places_it_exactly(app: InProcess, luma: lumaai.LumaA
         ("create", {}, "prompt is required"),
         ("reframe", {"x_start": 50, "x_end": 10}, "x_end must be greater than x_start"),
         ("reframe", {"resized_width": -1}, "resized_width"),
+        ("reframe", {"x_end": 10}, "give both x_start and x_end"),
+        ("reframe", {"prompt": "ab"}, "prompt must be between"),
+        ("create", {"prompt": "a cat", "image_ref": [{"url": ""}]}, "url"),
+        ("create", {"prompt": "a cat", "style_ref": [{"url": "ftp://h/a.png"}]}, "http"),
     ],
 )
 def test_mistakes_are_refused_with_a_400(
@@ -274,3 +278,37 @@ def test_the_gateway_dialects_read_image_tasks(app: InProcess) -> None:
     assert body["video"] is None and body["image"]["url"] == answer["image_url"]
     download = http.get(f"/luma/generations/{image.id}/download_video_url")
     assert download.status_code == 400 and "is an image" in download.text
+
+
+@pytest.mark.parametrize(
+    ("size", "placement"),
+    [((1, 1), {}), ((320, 240), {"resized_width": 8192, "resized_height": 1}), ((1000, 10), {})],
+)
+def test_slivers_of_a_picture_are_reframed_too(
+    app: InProcess, luma: lumaai.LumaAI, size: tuple[int, int], placement: dict[str, int]
+) -> None:
+    """Content one pixel thin has nothing to mirror: its edge is repeated."""
+    created = luma.generations.image.reframe(
+        generation_type="reframe_image",
+        model="photon-1",
+        aspect_ratio="9:16",
+        media={"url": data_uri(detailed_image(*size, seed=9))},
+        **placement,
+    )
+    done = wait_generation(luma, created.id, timeout=30)
+    assert done.state == "completed", done.failure_reason
+    assert fetch_image(app, done.assets.image)[0].size > 0
+
+
+def test_a_picture_is_not_a_video_to_reframe_or_modify(luma: lumaai.LumaAI) -> None:
+    still = data_uri(detailed_image(64, 64, seed=1))
+    for created in (
+        luma.generations.video.reframe(
+            generation_type="reframe_video", model="ray-2", aspect_ratio="1:1", media={"url": still}
+        ),
+        luma.generations.video.modify(
+            generation_type="modify_video", model="ray-2", mode="flex_1", media={"url": still}
+        ),
+    ):
+        done = wait_generation(luma, created.id, timeout=30)
+        assert done.state == "failed" and "not a video" in (done.failure_reason or "")

@@ -4,18 +4,25 @@ every request shape on the CPU."""
 
 from __future__ import annotations
 
+import base64
+from dataclasses import replace
 from importlib.util import find_spec
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
+from reelgate.config import Settings
 from reelgate.domain.errors import InvalidInput, Unavailable
-from reelgate.engines.base import RenderJob
-from reelgate.engines.ltx import LtxConfig, LtxEngine, LtxProfile
+from reelgate.domain.models import MODIFY_MODES, RefRole
+from reelgate.engines import ltx
+from reelgate.engines.base import EngineServices, ImageReference, RenderJob
+from reelgate.engines.ltx import MODIFY_STRENGTH, LtxConfig, LtxEngine, LtxProfile
 from reelgate.media.encode import encode_mp4
-from reelgate.media.probe import probe_video
-from reelgate.testing import textured_image
+from reelgate.media.images import cover_fit
+from reelgate.media.probe import iter_frames_at, probe_video
+from reelgate.testing import png_bytes, psnr, textured_image
 
 # The ltx extra's libraries load only in the tests that use them (torch alone
 # takes seconds to import), so collecting this module stays quick.
@@ -298,3 +305,288 @@ def test_an_extension_is_conditioned_on_the_source_as_it_plays(tmp_path: Path) -
     assert skip == len(shown) == 9
     played = [greys[i * rate // 24] for i in range(2 * 24 - 9, 2 * 24)]
     assert shown == pytest.approx(played, abs=4)
+
+
+# Images, modify, upscale; what the engine does not do
+
+
+class Recording:
+    """The engine's real pipeline, its every call's arguments kept."""
+
+    def __init__(self, pipe) -> None:
+        self.pipe = pipe
+        self.calls: list[dict] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self.pipe, name)
+
+    def __call__(self, **kwargs):
+        self.calls.append(kwargs)
+        return self.pipe(**kwargs)
+
+
+def recorded(engine: LtxEngine, **config) -> tuple[LtxEngine, Recording]:
+    """An engine like `engine` (its loaded pipeline shared) whose pipeline calls are kept."""
+    spy = LtxEngine(replace(engine.config, **config))
+    spy._pipeline = Recording(engine.pipeline())
+    return spy, spy._pipeline
+
+
+def clip(path: Path, width: int, height: int, count: int) -> list[np.ndarray]:
+    """A moving textured clip of `count` frames, written to `path`; its frames
+    as they decode."""
+    frames = [np.roll(textured_image(width, height, seed=3), 3 * i, axis=1) for i in range(count)]
+    encode_mp4(iter(frames), path, width=width, height=height)
+    return list(iter_frames_at(path, 24))
+
+
+def still(seed: int = 3, *refs: ImageReference) -> RenderJob:
+    return job(n=1, seed=seed, still=True, references=refs)
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+def test_an_image_is_one_frame_of_the_size_asked_for_and_its_seed_decides_it(
+    engine: LtxEngine,
+) -> None:
+    spy, pipe = recorded(engine)
+    steps: list[float] = []
+    (image,) = spy.render(still(seed=5), steps.append)
+    assert image.shape == (H, W, 3) and image.dtype == np.uint8
+    assert pipe.calls[0]["num_frames"] == 1 and pipe.calls[0]["conditions"] is None
+    assert steps[-1] == 1.0
+    (again,) = spy.render(still(seed=5), lambda _: None)
+    (other,) = spy.render(still(seed=6), lambda _: None)
+    assert np.array_equal(image, again) and not np.array_equal(image, other)
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+def test_image_references_condition_the_frame_as_strongly_as_their_weights(
+    engine: LtxEngine,
+) -> None:
+    """The tiny random model decodes every latent to much the same picture, so
+    what a person would see (a weight of 1 keeping the picture, 0.1 barely
+    touching it) is checked where it is decided: the conditions the pipeline
+    is called with."""
+    spy, pipe = recorded(engine)
+    picture = textured_image(96, 48, seed=7)  # another size: fitted to the frame
+    layout = textured_image(W, H, seed=8)
+    for weight in (1.0, 0.1):
+        (image,) = spy.render(
+            still(3, ImageReference(RefRole.MODIFY, picture, weight)), lambda _: None
+        )
+        assert image.shape == (H, W, 3)
+    strong, weak = (call["conditions"] for call in pipe.calls)
+    assert [(c.frame_index, c.strength) for c in strong] == [(0, 1.0)]
+    assert [(c.frame_index, c.strength) for c in weak] == [(0, 0.1)]
+    assert np.array_equal(np.asarray(strong[0].image), cover_fit(picture, W, H))
+
+    both = still(
+        3,
+        ImageReference(RefRole.MODIFY, picture, 0.9),
+        ImageReference(RefRole.IMAGE, layout, 0.4),
+    )
+    conditions, skip, total = spy.conditions(both)
+    assert (skip, total) == (0, 1)
+    assert [c.strength for c in conditions] == [0.4, 0.9], "the strongest is folded in last"
+    assert np.array_equal(np.asarray(conditions[0].image), layout)
+    for role in (RefRole.STYLE, RefRole.CHARACTER):
+        with pytest.raises(InvalidInput, match=f"cannot use {role.value} references"):
+            list(spy.render(still(3, ImageReference(role, layout, 1.0)), lambda _: None))
+
+
+@pytest.mark.slow  # imports diffusers, a few seconds
+def test_a_modify_holds_the_source_less_the_freer_its_mode(tmp_path: Path) -> None:
+    engine = LtxEngine(LtxConfig(weights="unused"))  # conditions load no weights
+    source = tmp_path / "source.mp4"
+    frames = clip(source, 72, 40, 11)  # neither on the 32-pixel grid nor 8k+1 frames
+    strengths = []
+    for mode in MODIFY_MODES:
+        conditions, total = engine.modify_conditions(
+            job(n=11, width=72, height=40, source_video=source, modify=mode)
+        )
+        (video,) = conditions
+        assert video.frame_index == 0 and total == 17 and len(video.video) == 17
+        assert video.video[0].size == (64, 32), "the source, on the grid"
+        strengths.append(video.strength)
+    assert strengths == sorted(strengths, reverse=True) and len(set(strengths)) == 9
+    assert strengths[0] >= 0.8 and strengths[-1] <= 0.3, "adhere keeps it, reimagine frees it"
+    held = np.asarray(conditions[0].video[-1])
+    assert np.array_equal(held, np.asarray(conditions[0].video[10])), "held at its end"
+    assert psnr(np.asarray(conditions[0].video[4]), cv2.resize(frames[4], (64, 32))) > 30
+
+    opening = textured_image(72, 40, seed=9)
+    with_first = job(n=11, width=72, height=40, source_video=source, modify="flex_1")
+    with_first.start_image = opening
+    video, first = engine.modify_conditions(with_first)[0]
+    assert (first.frame_index, first.strength, first.image.size) == (0, 1.0, (64, 32))
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+def test_a_modified_video_has_the_source_frame_count_and_size(
+    engine: LtxEngine, tmp_path: Path
+) -> None:
+    source = tmp_path / "source.mp4"
+    clip(source, 72, 40, 11)
+    spy, pipe = recorded(engine)
+    steps: list[float] = []
+    modified = job(n=11, width=72, height=40, source_video=source, modify="reimagine_1")
+    frames = list(spy.render(modified, steps.append))
+    assert len(frames) == 11 and {f.shape for f in frames} == {(40, 72, 3)}
+    (call,) = pipe.calls
+    assert (call["width"], call["height"], call["num_frames"]) == (64, 32, 17)
+    assert [c.strength for c in call["conditions"]] == [MODIFY_STRENGTH["reimagine_1"]]
+    assert len([s for s in steps if s < 1.0]) == 2 and steps[-1] == 1.0
+    out = tmp_path / "out.mp4"
+    encode_mp4(iter(frames), out, width=72, height=40)
+    assert (probe_video(out).frames, probe_video(out).width) == (11, 72)
+
+
+@pytest.fixture(scope="module")
+def upsampler_weights(weights: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny latent upsampler saved two ways: the model's own folder, and a
+    whole upsample pipeline (model_index.json) as LTX-Video publishes it."""
+    import torch
+    from diffusers import AutoencoderKLLTXVideo, LTXLatentUpsamplePipeline
+    from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
+
+    torch.manual_seed(0)
+    model = LTXLatentUpsamplerModel(in_channels=8, mid_channels=32, num_blocks_per_stage=1)
+    folders = {"model": tmp_path_factory.mktemp("upsampler-model")}
+    model.save_pretrained(folders["model"])
+    folders["pipeline"] = tmp_path_factory.mktemp("upsampler-pipeline")
+    vae = AutoencoderKLLTXVideo.from_pretrained(weights / "vae")
+    LTXLatentUpsamplePipeline(vae=vae, latent_upsampler=model).save_pretrained(folders["pipeline"])
+    return folders
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+@pytest.mark.parametrize("saved_as", ["model", "pipeline"])
+def test_an_upscale_runs_the_latent_upsampler_and_comes_out_at_the_exact_size(
+    engine: LtxEngine,
+    upsampler_weights: dict[str, Path],
+    saved_as: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = tmp_path / "source.mp4"
+    clip(source, W, H, 11)
+    upscaler = LtxEngine(replace(engine.config, upsampler=str(upsampler_weights[saved_as])))
+    upscaler._pipeline = engine.pipeline()
+    assert "upscale_video" in upscaler.capabilities.generation_types
+    ran: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+    upscaler.upsampler().latent_upsampler.register_forward_hook(
+        lambda module, args, out: ran.append((tuple(args[0].shape), tuple(out.shape)))
+    )
+    monkeypatch.setattr(ltx, "UPSCALE_CHUNK_FRAMES", 9)  # two chunks: 9 frames, then 2
+    steps: list[float] = []
+    width, height = 96, 48  # not twice the source: decoded at 128x64, then resized
+    upscale = job(n=11, width=width, height=height, source_video=source, upscale=True)
+    frames = list(upscaler.render(upscale, steps.append))
+    assert len(frames) == 11 and {f.shape for f in frames} == {(height, width, 3)}
+    assert len(ran) == 2, "the upsampler ran on each chunk"
+    for before, after in ran:
+        assert after[-2:] == (2 * before[-2], 2 * before[-1]), "latents doubled in size"
+    assert steps[-1] == 1.0 and len(steps) == 3
+    assert upscaler.upsampler() is upscaler.upsampler(), "loaded once"
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+def test_missing_upsampler_weights_give_a_clear_error(engine: LtxEngine, tmp_path: Path) -> None:
+    source = tmp_path / "source.mp4"
+    clip(source, W, H, 9)
+    broken = LtxEngine(replace(engine.config, upsampler=str(tmp_path / "nowhere")))
+    broken._pipeline = engine.pipeline()
+    upscale = job(n=9, width=2 * W, height=2 * H, source_video=source, upscale=True)
+    with pytest.raises(Unavailable, match="latent upsampler could not be loaded"):
+        list(broken.render(upscale, lambda _: None))
+
+
+def test_upscales_are_declared_only_with_an_upsampler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    without = ltx.from_settings(Settings(data_dir=tmp_path, ltx_weights="w"), EngineServices())
+    assert without is not None
+    assert without.capabilities.generation_types == {"video", "image", "modify_video"}
+    monkeypatch.setenv("REELGATE_LTX_UPSAMPLER", str(tmp_path / "upsampler"))
+    settings = Settings(data_dir=tmp_path, ltx_weights="w")
+    assert settings.ltx_upsampler == str(tmp_path / "upsampler")
+    upscaling = ltx.from_settings(settings, EngineServices())
+    assert upscaling is not None and upscaling.config.upsampler == settings.ltx_upsampler
+    assert "upscale_video" in upscaling.capabilities.generation_types
+    assert "upscale_video" not in LtxEngine.capabilities.generation_types, "per engine"
+
+
+def test_what_ltx_cannot_do_is_refused_with_a_400_naming_it(tmp_path: Path) -> None:
+    import lumaai
+
+    from reelgate.domain.models import Asset, TaskResult
+    from reelgate.testing import in_process, luma_sdk, new_task
+
+    png = "data:image/png;base64," + base64.b64encode(png_bytes(textured_image(64, 48))).decode()
+    video = "https://example.com/a.mp4"
+    with in_process(
+        tmp_path,
+        workers=0,  # what is accepted stays queued
+        ltx_weights=str(tmp_path / "never-loaded"),
+        model_engines={"ray-2": "ltx", "photon-1": "ltx"},
+    ) as app:
+        owner, secret = app.runtime.tokens.create("ltx")
+        luma = luma_sdk(app, secret)
+        # an ltx video to work on, finished
+        made = new_task(app.runtime.tasks, owner.id, engine="ltx", model="ltx-video")
+        claimed = app.runtime.tasks.claim(60, 3)
+        assert claimed is not None and claimed.id == made.id and claimed.lease_owner
+        asset = Asset(f"{made.id}/run/video.mp4", 960, 544, "video/mp4")
+        assert app.runtime.tasks.complete(
+            made.id, claimed.lease_owner, TaskResult(asset, asset, asset)
+        )
+
+        refusals = {
+            "style references (style_ref)": lambda: luma.generations.image.create(
+                model="photon-1", prompt="a harbour", style_ref=[{"url": png, "weight": 0.8}]
+            ),
+            "character references (character_ref)": lambda: luma.generations.image.create(
+                model="photon-1",
+                prompt="a person on a pier",
+                character_ref={"identity0": {"images": [png]}},
+            ),
+            "reframe_image generations": lambda: luma.generations.image.reframe(
+                generation_type="reframe_image",
+                model="photon-1",
+                aspect_ratio="16:9",
+                media={"url": png},
+            ),
+            "reframe_video generations": lambda: luma.generations.video.reframe(
+                generation_type="reframe_video",
+                model="ray-2",
+                aspect_ratio="9:16",
+                media={"url": video},
+            ),
+            "add_audio generations": lambda: luma.generations.audio(made.id, prompt="rain"),
+            "upscale_video generations": lambda: luma.generations.upscale(
+                made.id, resolution="1080p"
+            ),
+        }
+        for lacks, call in refusals.items():
+            with pytest.raises(lumaai.BadRequestError) as refused:
+                call()
+            assert f"the ltx engine does not support {lacks}" in str(refused.value), lacks
+
+        accepted = [
+            luma.generations.image.create(
+                model="photon-1",
+                prompt="the same harbour at night",
+                image_ref=[{"url": png, "weight": 0.5}],
+                modify_image_ref={"url": png, "weight": 0.9},
+            ),
+            luma.generations.video.modify(
+                generation_type="modify_video",
+                media={"url": video},
+                mode="flex_2",
+                model="ray-2",
+                prompt="as a watercolour",
+                first_frame={"url": png},
+            ),
+        ]
+        assert [g.state for g in accepted] == ["queued", "queued"]
+        assert {app.runtime.tasks.get(g.id).engine for g in accepted} == {"ltx"}

@@ -86,6 +86,11 @@ class Settings(BaseSettings):
         default="auto", description="auto (bf16 on GPU), bfloat16, float16, float32"
     )
     ltx_cpu_offload: bool = False
+    ltx_upsampler: str | None = Field(
+        default=None,
+        description="Local diffusers folder of LTX-Video's latent upsampler; enables upscales on "
+        "`ltx`",
+    )
     ltx_profiles: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description='Per model: {"ray-2": {"steps": 40, "guidance": 3.0}}'
     )

@@ -113,6 +113,14 @@ def _inputs(
     return frozenset(name for name, present in inputs.items() if present)
 
 
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _image_refs(req: GenerationRequest) -> list[tuple[str, str]]:
     """Every image a request refers to, with what it is, for the link checks
     and the storing of inline images."""
@@ -342,6 +350,8 @@ class TaskService:
         for ref, what in refs:
             if not ref or ref.startswith("data:"):
                 continue
+            if not ref.startswith(("http://", "https://")):
+                raise InvalidRequest(f"{what} must be an http(s) URL or a data URI")
             key = self.storage.key_in_path(ref)
             if key is None:
                 continue
@@ -353,6 +363,8 @@ class TaskService:
                         "token that made it, until it expires)"
                     )
                 continue
+            # a link of this form may also be another reelgate's (a chained
+            # one hands us its links): only a task of this token's is judged
             task = self.tasks.get_owned(owner_id, key.split("/")[0])
             if task is not None and task.expired_at is not None:
                 raise expired_error(task, f"{what}: task {task.id}", ", so it cannot be used")
@@ -361,9 +373,7 @@ class TaskService:
         """The error for a link to a file of an expired task (its key starts
         with the task's id), else None: links name no owner, so neither does this."""
         task_id = key.split("/")[0]
-        try:
-            uuid.UUID(task_id)
-        except ValueError:
+        if not _is_uuid(task_id):
             return None
         task = self.tasks.get(task_id)
         if task is None or task.expired_at is None:

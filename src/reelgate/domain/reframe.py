@@ -66,6 +66,12 @@ class Placement:
         for name in ("resized_width", "resized_height"):
             if getattr(self, name) == 0:
                 raise PlacementError(f"{name} must be at least 1")
+        for start, end, axis in (
+            (self.x_start, self.x_end, "x"),
+            (self.y_start, self.y_end, "y"),
+        ):
+            if (start is None) != (end is None):
+                raise PlacementError(f"give both {axis}_start and {axis}_end, or neither")
 
     def to_dict(self) -> dict[str, int]:
         return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}

@@ -124,14 +124,17 @@ class Capabilities:
         if unknown := [c for c in needs.concepts if c not in self.concepts]:
             missing.append(f"camera concepts ({', '.join(unknown)})")
         if self.own_sources_only:
+            extending = needs.generation_type == "video"
+            verb = "continuing" if extending else "working on"
             foreign = [
-                f"continuing a video rendered by the {source!r} engine"
+                f"{verb} a video rendered by the {source!r} engine"
                 for source, upstream_id in needs.source_engines
                 if source != engine or not upstream_id
             ]
             missing += foreign
             if foreign or (Input.VIDEO_URL in needs.inputs and Input.VIDEO_URL not in self.inputs):
-                missing[-1] += " (it can only extend videos it generated upstream itself)"
+                can = "extend" if extending else "work on"
+                missing[-1] += f" (it can only {can} videos it generated upstream itself)"
         return missing
 
 
@@ -215,6 +218,13 @@ class FrameEngine(Engine):
     def check_frames(self, width: int, height: int, num_frames: int) -> None:
         """Raise InvalidInput if this engine cannot render that exact size (the
         worker asks once the size is known, e.g. from an extended video)."""
+
+    def check_job(self, job: RenderJob) -> None:
+        """Raise InvalidInput if this engine cannot do this job; the worker
+        asks before rendering. By default, the job's exact size is checked;
+        an engine that renders some jobs at a size of its own choosing and
+        resizes (a modify, an upscale) may check those less strictly."""
+        self.check_frames(job.width, job.height, job.num_frames)
 
     def soundtrack(self, job: RenderJob, seconds: float, sample_rate: int) -> np.ndarray:
         """Float32 mono samples for a soundtrack job; only engines that declare

@@ -1,6 +1,6 @@
 """The `ltx` engine: LTX-Video through diffusers' `LTXConditionPipeline`.
 
-One code path serves every request shape, because every shape is a list of
+One code path serves every generation, because every shape is a list of
 conditions on the same pipeline:
 
 - text only: no condition;
@@ -10,7 +10,32 @@ conditions on the same pipeline:
   video condition at frame 0 (the worker puts the source itself, at that
   rate too, in front of what this engine yields);
 - loop: the first image again as the last condition, or, when extending,
-  the source's first frame as the last condition.
+  the source's first frame as the last condition;
+- image (an image generation): a one-frame generation (1 is an 8k+1 count)
+  whose `image_ref` and `modify_image_ref` references are image conditions
+  at frame 0, each as strong as its weight (a modify reference is the
+  picture to change, an image reference the composition); the strongest is
+  folded in last, so it weighs most;
+- modify: every frame of the source video (held at its end up to an 8k+1
+  count) as a video condition at frame 0, as strong as the mode says
+  (`MODIFY_STRENGTH`: from adhere_1, the source nearly kept, to reimagine_3,
+  little more than its layout), and a first frame, when given, as a
+  full-strength image condition at frame 0. It is made at the source's size
+  snapped to the 32-pixel grid and resized back, so the result has the
+  source's size and frame count.
+
+An upscale is no generation: the source's frames are encoded with the
+pipeline's VAE, their latents doubled in size by LTX-Video's latent
+upsampler (diffusers' `LTXLatentUpsamplePipeline` and
+`LTXLatentUpsamplerModel`, in diffusers 0.34 and later; the pinned 0.42.1
+has them), decoded, and resized to exactly the size asked for, a few
+seconds of frames at a time. The engine declares upscales only when
+`REELGATE_LTX_UPSAMPLER` names the upsampler's weights; with a diffusers
+that lacks the upsampler, loading it fails the task clearly.
+
+Not declared, so the service refuses them up front, naming this engine:
+style and character references (the model has nothing to read them with),
+soundtracks (add_audio) and reframes.
 
 The pipeline is loaded once per worker process, from a local directory or
 the offline Hugging Face cache (never downloaded at run time), and kept.
@@ -20,29 +45,50 @@ need them (`pip install 'reelgate[ltx]'`).
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 
 from reelgate.domain.concepts import CONCEPTS, guidance
 from reelgate.domain.errors import InvalidInput, Unavailable
+from reelgate.domain.models import RefRole
 from reelgate.engines.base import (
     Capabilities,
     EngineServices,
     FrameEngine,
+    Input,
     ProgressFn,
     RenderJob,
 )
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from reelgate.config import Settings
 
 SOURCE_CONDITION_FRAMES = 9  # 8k+1 frames of the source carried into an extension
+GRID = 32  # LTX-Video's sides are multiples of this
+UPSCALE_CHUNK_FRAMES = 49  # 8k+1 frames encoded, upsampled and decoded at a time
+
+MODIFY_STRENGTH = {
+    "adhere_1": 0.9, "adhere_2": 0.85, "adhere_3": 0.8,
+    "flex_1": 0.7, "flex_2": 0.6, "flex_3": 0.5,
+    "reimagine_1": 0.4, "reimagine_2": 0.3, "reimagine_3": 0.2,
+}  # fmt: skip
+"""How strongly a modify holds to its source video, by mode: the source's
+share of each latent at the start (its frames stay as they are until the
+noise falls below 1 - strength)."""
+
+REFERENCE_ROLES = (RefRole.IMAGE, RefRole.MODIFY)
+"""The reference images the model can read: as image conditions."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +112,9 @@ class LtxConfig:
     cpu_offload: bool = False
     profiles: dict[str, LtxProfile] = field(default_factory=dict)
     default_profile: LtxProfile = LtxProfile()
+    upsampler: str | None = None
+    """The latent upsampler's weights (a local diffusers folder: the model, or
+    a pipeline holding it); enables upscales."""
 
 
 def round_frames(n: int) -> int:
@@ -86,21 +135,34 @@ def from_settings(settings: Settings, services: EngineServices) -> LtxEngine | N
             profiles={
                 model: LtxProfile(**values) for model, values in settings.ltx_profiles.items()
             },
+            upsampler=settings.ltx_upsampler,
         )
     )
 
 
 class LtxEngine(FrameEngine):
-    """Every request shape and size the API accepts (sizes are snapped to the
-    32-pixel grid); a GPU that runs out of memory fails the task clearly."""
+    """Every video shape and size the API accepts, images, and modifies; upscales
+    when a latent upsampler is configured. A GPU that runs out of memory fails
+    the task clearly."""
 
     name = "ltx"
-    capabilities = Capabilities(concepts=frozenset(CONCEPTS))  # as prompt guidance
+    capabilities = Capabilities(
+        generation_types=frozenset({"video", "image", "modify_video"}),
+        inputs=frozenset(Input) - {Input.STYLE_REF, Input.CHARACTER_REF},
+        concepts=frozenset(CONCEPTS),  # as prompt guidance
+    )
+    """Without a latent upsampler; an engine that has one also upscales."""
 
     def __init__(self, config: LtxConfig) -> None:
         self.config = config
         self._pipeline: Any = None
+        self._upsampler: Any = None
         self._lock = threading.Lock()
+        if config.upsampler:
+            declared = type(self).capabilities
+            self.capabilities = replace(
+                declared, generation_types=declared.generation_types | {"upscale_video"}
+            )
 
     def model_label(self, requested: str | None) -> str:
         return "ltx-video"
@@ -113,6 +175,18 @@ class LtxEngine(FrameEngine):
         if (num_frames - 1) % 8:
             raise InvalidInput(f"LTX-Video needs 8k+1 frames, got {num_frames}")
 
+    def check_job(self, job: RenderJob) -> None:
+        """Modifies and upscales run on the 32-pixel grid and 8k+1 frames by
+        themselves, then come back to the source's exact size and length;
+        everything else must be asked for at a size LTX-Video renders."""
+        if job.modify or job.upscale:
+            if job.width < 1 or job.height < 1 or job.num_frames < 1:
+                raise InvalidInput(
+                    f"nothing to render: {job.width}x{job.height}, {job.num_frames} frames"
+                )
+            return
+        self.check_frames(job.width, job.height, job.num_frames)
+
     # Loading
 
     def pipeline(self) -> Any:
@@ -121,6 +195,15 @@ class LtxEngine(FrameEngine):
             if self._pipeline is None:
                 self._pipeline = self._load()
             return self._pipeline
+
+    def upsampler(self) -> Any:
+        """The loaded `LTXLatentUpsamplePipeline`, sharing the pipeline's VAE
+        (loaded on first use, then kept)."""
+        pipe = self.pipeline()
+        with self._lock:
+            if self._upsampler is None:
+                self._upsampler = self._load_upsampler(pipe)
+            return self._upsampler
 
     def _load(self) -> Any:
         import torch
@@ -155,6 +238,58 @@ class LtxEngine(FrameEngine):
             module.eval()
         return pipe
 
+    def _load_upsampler(self, pipe: Any) -> Any:
+        """A folder holding the model itself (`config.json`, or a
+        `latent_upsampler/` folder) or a whole upsample pipeline
+        (`model_index.json`); the VAE is always the pipeline's."""
+        import torch
+
+        source = self.config.upsampler
+        if not source:
+            raise Unavailable(
+                "the ltx engine has no latent upsampler: set REELGATE_LTX_UPSAMPLER to "
+                "a local diffusers folder of LTX-Video's latent upsampler"
+            )
+        try:
+            from diffusers import LTXLatentUpsamplePipeline
+            from diffusers.pipelines.ltx.modeling_latent_upsampler import (
+                LTXLatentUpsamplerModel,
+            )
+        except ImportError as exc:
+            raise Unavailable(
+                "the installed diffusers has no LTX-Video latent upsampler "
+                "(LTXLatentUpsamplePipeline, diffusers 0.34 or later)"
+            ) from exc
+        local = Path(source).expanduser()
+        device = self._device(torch)
+        dtype = self._dtype(torch, device)
+        pipeline_class: Any = LTXLatentUpsamplePipeline  # diffusers leaves it unannotated
+        upsampler: Any
+        try:
+            if local.is_dir() and not (local / "model_index.json").exists():
+                folder = local / "latent_upsampler"
+                model = LTXLatentUpsamplerModel.from_pretrained(
+                    str(folder if folder.is_dir() else local), dtype=dtype, local_files_only=True
+                )
+                upsampler = pipeline_class(vae=pipe.vae, latent_upsampler=model)
+            else:
+                upsampler = pipeline_class.from_pretrained(
+                    str(local) if local.exists() else source,
+                    vae=pipe.vae,
+                    dtype=dtype,
+                    local_files_only=True,
+                )
+        except (OSError, ValueError) as exc:
+            raise Unavailable(
+                f"the LTX-Video latent upsampler could not be loaded from {source!r} "
+                f"(offline; nothing is downloaded): {exc}"
+            ) from exc
+        # The VAE is the pipeline's and already placed (or offloaded with it).
+        upsampler.latent_upsampler.to(device)
+        upsampler.latent_upsampler.eval()
+        upsampler.set_progress_bar_config(disable=True)
+        return upsampler
+
     def _device(self, torch: Any) -> str:
         if self.config.device != "auto":
             return self.config.device
@@ -169,14 +304,86 @@ class LtxEngine(FrameEngine):
     # Rendering
 
     def render(self, job: RenderJob, progress: ProgressFn) -> Iterator[np.ndarray]:
+        if job.reframe is not None or job.soundtrack:
+            raise InvalidInput("the ltx engine makes neither reframes nor soundtracks")
+        if job.upscale:
+            yield from self._upscaled(job, progress)
+        elif job.modify:
+            yield from self._modified(job, progress)
+        else:
+            yield from self._generated(job, progress)
+        progress(1.0)
+
+    def _profile(self, job: RenderJob) -> LtxProfile:
+        return self.config.profiles.get(job.model, self.config.default_profile)
+
+    def _generated(self, job: RenderJob, progress: ProgressFn) -> Iterator[np.ndarray]:
+        """A video, a continuation, or (a still) an image."""
         self.check_frames(job.width, job.height, job.num_frames)
         pipe = self.pipeline()
-        profile = self.config.profiles.get(job.model, self.config.default_profile)
         conditions, skip, total = self.conditions(job)
-        frames = self._generate(pipe, job, profile, conditions, total, progress)
+        frames = self._generate(pipe, job, self._profile(job), conditions, total, progress)
         for frame in frames[skip : skip + job.num_frames]:
-            yield np.ascontiguousarray((np.clip(frame, 0.0, 1.0) * 255 + 0.5).astype(np.uint8))
-        progress(1.0)
+            yield _to_uint8(frame)
+
+    def _modified(self, job: RenderJob, progress: ProgressFn) -> Iterator[np.ndarray]:
+        """The source restyled, at its own size and length."""
+        pipe = self.pipeline()
+        conditions, total = self.modify_conditions(job)
+        size = _on_grid(job.width, job.height)
+        frames = self._generate(
+            pipe, job, self._profile(job), conditions, total, progress, size=size
+        )
+        last = len(frames) - 1
+        for index in range(job.num_frames):
+            yield _resized(_to_uint8(frames[min(index, last)]), job.width, job.height)
+
+    def _upscaled(self, job: RenderJob, progress: ProgressFn) -> Iterator[np.ndarray]:
+        """The source's frames, their latents upsampled, at exactly width x height.
+
+        The frames are encoded at the source's own size (on the grid), so
+        nothing the source holds is lost before the upsampler doubles it;
+        the decoded frames are then resized to the size asked for. There is
+        no denoising pass after the upsampler: the result is the source at
+        the new size, not re-imagined."""
+        import torch
+        from PIL import Image
+
+        from reelgate.media.probe import iter_frames_at
+
+        if job.source_video is None:
+            raise InvalidInput("an upscale needs the video to upscale")
+        upsampler = self.upsampler()
+        profile = self._profile(job)
+        generator = torch.Generator(device="cpu").manual_seed(job.seed)
+        made, last = 0, None
+        for chunk in _chunks(iter_frames_at(job.source_video, job.fps), UPSCALE_CHUNK_FRAMES):
+            if made >= job.num_frames:
+                break
+            width, height = _on_grid(chunk[0].shape[1], chunk[0].shape[0])
+            video = [Image.fromarray(_resized(frame, width, height)) for frame in chunk]
+            video += [video[-1]] * (round_frames(len(video)) - len(video))
+            with (
+                _gpu_memory(f"upscaling {width}x{height} x {len(video)} frames"),
+                torch.inference_mode(),
+            ):
+                result = upsampler(
+                    video=video,
+                    width=width,
+                    height=height,
+                    decode_timestep=profile.decode_timestep,
+                    generator=generator,
+                    output_type="np",
+                )
+            for frame in np.asarray(result.frames[0])[: min(len(chunk), job.num_frames - made)]:
+                last = _resized(_to_uint8(frame), job.width, job.height)
+                made += 1
+                yield last
+            progress(0.99 * made / job.num_frames)
+        if last is None:
+            raise InvalidInput("the source video has no frames")
+        for _ in range(job.num_frames - made):  # a source shorter than it said
+            yield last
 
     def conditions(self, job: RenderJob) -> tuple[list[Any], int, int]:
         """(conditions, frames to skip at the start, frames to generate)."""
@@ -188,6 +395,8 @@ class LtxEngine(FrameEngine):
         def image(array: np.ndarray) -> Image.Image:
             return Image.fromarray(cover_fit(array, job.width, job.height))
 
+        if job.still:
+            return self._reference_conditions(job, image), 0, 1
         conditions: list[Any] = []
         skip = 0
         total = job.num_frames
@@ -209,6 +418,57 @@ class LtxEngine(FrameEngine):
             )
         return conditions, skip, total
 
+    @staticmethod
+    def _reference_conditions(job: RenderJob, image: Any) -> list[Any]:
+        """An image's references as image conditions at its one frame, the
+        strongest last: each is blended into the latent in turn, so the last
+        weighs most."""
+        from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
+
+        unread = {ref.role.value for ref in job.references if ref.role not in REFERENCE_ROLES}
+        if unread:
+            raise InvalidInput(
+                f"the ltx engine cannot use {' or '.join(sorted(unread))} references"
+            )
+        return [
+            LTXVideoCondition(image=image(ref.image), frame_index=0, strength=float(ref.weight))
+            for ref in sorted(job.references, key=lambda ref: ref.weight)
+        ]
+
+    def modify_conditions(self, job: RenderJob) -> tuple[list[Any], int]:
+        """A modify's conditions, at the source's size snapped to the grid, and
+        the frames to generate (the source's, rounded up to 8k+1)."""
+        from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
+        from PIL import Image
+
+        from reelgate.media.images import cover_fit
+        from reelgate.media.probe import iter_frames_at
+
+        if job.source_video is None:
+            raise InvalidInput("a modify needs the video to modify")
+        if job.modify not in MODIFY_STRENGTH:
+            raise InvalidInput(f"unknown modify mode {job.modify!r}")
+        width, height = _on_grid(job.width, job.height)
+        # The source's frames, stretched (not cropped) onto the grid, so the
+        # result stretched back has the source's geometry.
+        video = [
+            Image.fromarray(_resized(frame, width, height))
+            for frame in iter_frames_at(job.source_video, job.fps)
+        ]
+        if not video:
+            raise InvalidInput("the source video has no frames")
+        total = round_frames(max(len(video), job.num_frames))
+        video += [video[-1]] * (total - len(video))
+        conditions = [
+            LTXVideoCondition(video=video, frame_index=0, strength=MODIFY_STRENGTH[job.modify])
+        ]
+        if job.start_image is not None:
+            first = cover_fit(job.start_image, job.width, job.height)
+            conditions.append(
+                LTXVideoCondition(image=Image.fromarray(_resized(first, width, height)))
+            )
+        return conditions, total
+
     def _generate(
         self,
         pipe: Any,
@@ -217,7 +477,9 @@ class LtxEngine(FrameEngine):
         conditions: list[Any],
         total: int,
         progress: ProgressFn,
+        size: tuple[int, int] | None = None,
     ) -> np.ndarray:
+        """`total` frames (float RGB in 0..1) at `size` (default: the job's)."""
         import torch
 
         def on_step(
@@ -226,33 +488,72 @@ class LtxEngine(FrameEngine):
             progress(0.95 * (step + 1) / profile.steps)
             return kwargs
 
+        width, height = size or (job.width, job.height)
         generator = torch.Generator(device="cpu").manual_seed(job.seed)
-        try:
-            with torch.inference_mode():
-                result = pipe(
-                    conditions=conditions or None,
-                    prompt=_guided(job.prompt or "a video", job.concepts),
-                    negative_prompt=profile.negative_prompt,
-                    width=job.width,
-                    height=job.height,
-                    num_frames=total,
-                    frame_rate=job.fps,
-                    num_inference_steps=profile.steps,
-                    guidance_scale=profile.guidance,
-                    decode_timestep=profile.decode_timestep,
-                    image_cond_noise_scale=profile.image_cond_noise_scale,
-                    generator=generator,
-                    output_type="np",
-                    callback_on_step_end=on_step,
-                )
-        except torch.cuda.OutOfMemoryError as exc:
-            torch.cuda.empty_cache()
-            raise Unavailable(
-                f"the GPU ran out of memory rendering {job.width}x{job.height} "
-                f"x {total} frames; try a lower resolution or enable CPU "
-                "offload (REELGATE_LTX_CPU_OFFLOAD)"
-            ) from exc
+        negative = ", ".join(p for p in (job.negative_prompt, profile.negative_prompt) if p)
+        with (
+            _gpu_memory(f"rendering {width}x{height} x {total} frames"),
+            torch.inference_mode(),
+        ):
+            result = pipe(
+                conditions=conditions or None,
+                prompt=_guided(
+                    job.prompt or ("an image" if job.still else "a video"), job.concepts
+                ),
+                negative_prompt=negative,
+                width=width,
+                height=height,
+                num_frames=total,
+                frame_rate=job.fps,
+                num_inference_steps=profile.steps,
+                guidance_scale=profile.guidance,
+                decode_timestep=profile.decode_timestep,
+                image_cond_noise_scale=profile.image_cond_noise_scale,
+                generator=generator,
+                output_type="np",
+                callback_on_step_end=on_step,
+            )
         return np.asarray(result.frames[0])
+
+
+@contextmanager
+def _gpu_memory(what: str) -> Iterator[None]:
+    """A GPU out of memory becomes a clear, final answer."""
+    import torch
+
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError as exc:
+        torch.cuda.empty_cache()
+        raise Unavailable(
+            f"the GPU ran out of memory {what}; try a lower resolution or enable CPU "
+            "offload (REELGATE_LTX_CPU_OFFLOAD)"
+        ) from exc
+
+
+def _on_grid(width: int, height: int) -> tuple[int, int]:
+    """The nearest size LTX-Video makes: both sides multiples of 32."""
+    return max(GRID, round(width / GRID) * GRID), max(GRID, round(height / GRID) * GRID)
+
+
+def _resized(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """`frame` at exactly width x height (stretched, not cropped)."""
+    if frame.shape[1] == width and frame.shape[0] == height:
+        return frame
+    shrinking = frame.shape[0] * frame.shape[1] > width * height
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+    return cv2.resize(frame, (width, height), interpolation=interpolation)
+
+
+def _to_uint8(frame: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray((np.clip(frame, 0.0, 1.0) * 255 + 0.5).astype(np.uint8))
+
+
+def _chunks(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    """Consecutive lists of `size` frames (the last may be shorter)."""
+    it = iter(frames)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
 
 
 def _source_ends(path: Path, count: int, fps: int) -> tuple[list[np.ndarray], np.ndarray]:

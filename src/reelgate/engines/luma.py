@@ -6,8 +6,13 @@ per-key limits that every process shares),
 records the upstream id on the task at once, so a crashed worker's successor
 follows the same generation rather than paying for a second one, follows the
 generation by callback nudges or polling with backoff, and downloads the
-finished video and thumbnail so reelgate can serve them from its own storage
-(upstream links expire).
+finished video and thumbnail (or image) so reelgate can serve them from its
+own storage (upstream links expire).
+
+Every official call is forwarded as the call of the same generation type:
+videos (text, keyframes, extends, loops, concepts), images, image and video
+reframes, modifies, and upscales and soundtracks of generations the upstream
+made (by their upstream ids).
 
 Error handling follows what each answer means for the key and the task:
 401 sets the key aside for good; 402/403 rest it; 429 rests it for
@@ -37,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import lumaai
+from lumaai.types import Generation
 
 from reelgate.domain.concepts import CONCEPTS
 from reelgate.domain.errors import (
@@ -49,7 +55,14 @@ from reelgate.domain.errors import (
     UpstreamFailed,
 )
 from reelgate.domain.keys import fingerprint, label
-from reelgate.domain.models import LUMA_MODEL_ALIASES, LUMA_VIDEO_MODELS
+from reelgate.domain.models import (
+    GENERATION_TYPES,
+    LUMA_IMAGE_MODELS,
+    LUMA_MODEL_ALIASES,
+    LUMA_VIDEO_MODELS,
+    RefRole,
+)
+from reelgate.domain.reframe import Placement
 from reelgate.domain.retry import Backoff
 from reelgate.engines.base import (
     UPSTREAM_THUMBNAIL,
@@ -60,6 +73,7 @@ from reelgate.engines.base import (
     Input,
     KeyPool,
     LeaseLost,
+    ProducedImage,
     ProducedVideo,
     UpstreamJob,
 )
@@ -82,6 +96,21 @@ INPUT_FETCH_FAILED = re.compile(
 its servers), a reelgate's "cannot fetch <url>: ..." and "<url> answered HTTP
 503", and the usual words of other services."""
 URL = re.compile(r"https?://", re.IGNORECASE)
+IMAGE_TYPES = frozenset({"image", "reframe_image"})
+"""Generation types whose result is an image (`assets.image`), not a video."""
+UPSTREAM_IMAGE = "upstream_image"
+"""File name, in a run's directory, of the image an upstream made."""
+PLACEMENT_FIELDS = {
+    "grid_x": "grid_position_x",
+    "grid_y": "grid_position_y",
+    "x_start": "x_start",
+    "x_end": "x_end",
+    "y_start": "y_start",
+    "y_end": "y_end",
+    "resized_width": "resized_width",
+    "resized_height": "resized_height",
+}
+"""A reframe's placement: neutral name -> the official field."""
 
 
 @dataclass
@@ -142,18 +171,40 @@ def _mentions(reason: str, url: str) -> bool:
 
 
 def _sent_images(generation: Any, fallback: list[str]) -> list[str]:
-    """The image links a generation was made from, as the upstream recorded
+    """The links a generation was made from (keyframe and reference images,
+    a reframe's or modify's media and first frame), as the upstream recorded
     its request (known after a restart too), else as this run sent them."""
-    keyframes = getattr(getattr(generation, "request", None), "keyframes", None)
-    if keyframes is None:
+    request = getattr(generation, "request", None)
+    if request is None:
         return fallback
-    urls = []
-    for name in ("frame0", "frame1"):
-        frame = getattr(keyframes, name, None)
-        url = getattr(frame, "url", None)
-        if getattr(frame, "type", None) == "image" and isinstance(url, str) and url:
-            urls.append(url)
+    if hasattr(request, "model_dump"):
+        request = request.model_dump()
+    return input_urls(request)
+
+
+def input_urls(request: Any) -> list[str]:
+    """Every input link in a request body (what the official API takes as
+    `url` fields and a character's `images`), in order and once each."""
+    urls: list[str] = []
+
+    def walk(value: Any, key: str | None = None) -> None:
+        if isinstance(value, dict):
+            for name, item in value.items():
+                walk(item, name)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item, key)
+        elif key in ("url", "images") and isinstance(value, str) and value not in ("", *urls):
+            urls.append(value)
+
+    walk(request)
     return urls
+
+
+def _placement(placement: Placement | None) -> dict[str, int]:
+    """A reframe's placement fields, as the official API names them."""
+    given = placement.to_dict() if placement else {}
+    return {PLACEMENT_FIELDS[name]: value for name, value in given.items()}
 
 
 def retry_after(exc: lumaai.APIStatusError) -> float | None:
@@ -197,7 +248,11 @@ def from_settings(settings: Settings, services: EngineServices) -> LumaEngine | 
 class LumaEngine(FileEngine):
     name = "luma"
     capabilities = Capabilities(
+        # Every official call, each forwarded as itself.
+        generation_types=frozenset(GENERATION_TYPES.values()),
         # Sizes are the upstream's to judge; it answers 400 with its reason.
+        # Keyframes, extends, loops, and an image's references (image_ref,
+        # style_ref, character_ref, modify_image_ref) are all forwarded.
         inputs=frozenset(Input) - {Input.VIDEO_URL},
         own_sources_only=True,
         concepts=frozenset(CONCEPTS),  # forwarded as they are
@@ -219,25 +274,24 @@ class LumaEngine(FileEngine):
 
     def model_label(self, requested: str | None) -> str:
         model = LUMA_MODEL_ALIASES.get(requested or "", requested or "")
-        return model if model in LUMA_VIDEO_MODELS else self.config.default_model
+        if model in LUMA_VIDEO_MODELS or model in LUMA_IMAGE_MODELS:
+            return model
+        return self.config.default_model
 
     # Running a task
 
-    def produce(self, job: UpstreamJob, ctx: FollowContext) -> ProducedVideo:
+    def produce(self, job: UpstreamJob, ctx: FollowContext) -> ProducedVideo | ProducedImage:
         return asyncio.run(self._produce(job, ctx))
 
-    async def _produce(self, job: UpstreamJob, ctx: FollowContext) -> ProducedVideo:
+    async def _produce(self, job: UpstreamJob, ctx: FollowContext) -> ProducedVideo | ProducedImage:
         if job.upstream_id and job.upstream_key:
             gen_id, key_id = job.upstream_id, job.upstream_key
             submitted = job.submitted_at or time.time()
             log.info("task %s: following upstream generation %s again", job.task_id, gen_id)
+            images: list[str] = []  # the upstream's record of the request says
         else:
             gen_id, key_id, submitted = await self._submit(job, ctx)
-        images = [
-            frame["url"]
-            for frame in self._params(job).get("keyframes", {}).values()
-            if frame["type"] == "image"
-        ]
+            images = input_urls(self._params(job))
         async with self._client(self._secret(key_id)) as client:
             try:
                 ctx.progress(0.02)
@@ -251,6 +305,8 @@ class LumaEngine(FileEngine):
                     images=images,
                 )
                 ctx.progress(0.9)
+                if job.generation_type in IMAGE_TYPES:
+                    return await self._download_image(generation, job.workdir, ctx)
                 return await self._download(generation, job.workdir, ctx)
             except LeaseLost:
                 if ctx.deleted():
@@ -275,7 +331,91 @@ class LumaEngine(FileEngine):
         )
 
     def _params(self, job: UpstreamJob) -> dict[str, Any]:
+        """The create's arguments, as the SDK call of the job's generation
+        type takes them (`_create` picks the call)."""
+        kind = job.generation_type
+        if kind == "video":
+            params = self._video_params(job)
+        elif kind == "image":
+            params = self._image_params(job)
+        elif kind in ("reframe_image", "reframe_video", "modify_video"):
+            params = self._media_params(job)
+        elif kind in ("upscale_video", "add_audio"):
+            if not job.source_generation_id:
+                raise InvalidInput(f"{kind} needs the upstream generation it works on")
+            params = {"id": job.source_generation_id, "generation_type": kind}
+            if kind == "upscale_video":
+                params["resolution"] = job.resolution
+            else:
+                if job.prompt:
+                    params["prompt"] = job.prompt
+                if job.negative_prompt:
+                    params["negative_prompt"] = job.negative_prompt
+        else:
+            raise InvalidInput(f"the {self.name} engine does not support {kind} generations")
+        if job.callback_url:
+            params["callback_url"] = job.callback_url
+        return params
+
+    def _video_model(self, job: UpstreamJob) -> str:
         model = self.model_label(job.model)
+        return model if model in LUMA_VIDEO_MODELS else self.config.default_model
+
+    def _image_model(self, job: UpstreamJob) -> str:
+        model = self.model_label(job.model)
+        return model if model in LUMA_IMAGE_MODELS else LUMA_IMAGE_MODELS[0]
+
+    def _image_params(self, job: UpstreamJob) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "generation_type": "image",
+            "model": self._image_model(job),
+            "aspect_ratio": job.aspect_ratio,
+        }
+        if job.prompt:
+            params["prompt"] = job.prompt
+        if job.image_format:
+            params["format"] = job.image_format
+        weighted = {RefRole.IMAGE: "image_ref", RefRole.STYLE: "style_ref"}
+        for role, url, weight in job.references:
+            if role in weighted:
+                params.setdefault(weighted[role], []).append({"url": url, "weight": weight})
+            elif role is RefRole.CHARACTER:
+                identity = params.setdefault("character_ref", {"identity0": {"images": []}})
+                identity["identity0"]["images"].append(url)
+            elif role is RefRole.MODIFY:
+                params["modify_image_ref"] = {"url": url, "weight": weight}
+        return params
+
+    def _media_params(self, job: UpstreamJob) -> dict[str, Any]:
+        """A reframe's or a modify's: the media it works on, its first frame
+        (videos), and a reframe's placement or a modify's mode."""
+        kind = job.generation_type
+        if not job.media_url:
+            raise InvalidInput(f"{kind} needs the media it works on (media.url)")
+        image = kind == "reframe_image"
+        params: dict[str, Any] = {
+            "generation_type": kind,
+            "model": self._image_model(job) if image else self._video_model(job),
+            "media": {"url": job.media_url},
+        }
+        if job.prompt:
+            params["prompt"] = job.prompt
+        if image:
+            if job.image_format:
+                params["format"] = job.image_format
+        elif job.start_image_url:
+            params["first_frame"] = {"url": job.start_image_url}
+        if kind == "modify_video":
+            if not job.mode:
+                raise InvalidInput("modify_video needs a mode")
+            params["mode"] = job.mode
+        else:
+            params["aspect_ratio"] = job.aspect_ratio
+            params.update(_placement(job.placement))
+        return params
+
+    def _video_params(self, job: UpstreamJob) -> dict[str, Any]:
+        model = self._video_model(job)
         params: dict[str, Any] = {
             "model": model,
             "aspect_ratio": job.aspect_ratio,
@@ -299,9 +439,24 @@ class LumaEngine(FileEngine):
             params["keyframes"] = keyframes
         if job.concepts:
             params["concepts"] = [{"key": key} for key in job.concepts]
-        if job.callback_url:
-            params["callback_url"] = job.callback_url
         return params
+
+    @staticmethod
+    async def _create(client: lumaai.AsyncLumaAI, kind: str, params: dict[str, Any]) -> Generation:
+        """The SDK call that makes a generation of `kind`."""
+        generations = client.generations
+        calls = {
+            "video": generations.create,
+            "image": generations.image.create,
+            "reframe_image": generations.image.reframe,
+            "reframe_video": generations.video.reframe,
+            "modify_video": generations.video.modify,
+            "upscale_video": generations.upscale,
+            "add_audio": generations.audio,
+        }
+        call: Any = calls[kind]
+        generation: Generation = await call(**params)
+        return generation
 
     async def _submit(self, job: UpstreamJob, ctx: FollowContext) -> tuple[str, str, float]:
         """Create the generation with the least busy usable key, moving past keys
@@ -316,7 +471,7 @@ class LumaEngine(FileEngine):
             async with self._client(self.secrets[key_id]) as client:
                 try:
                     with ctx.uninterruptible():
-                        generation = await client.generations.create(**params)
+                        generation = await self._create(client, job.generation_type, params)
                 except lumaai.APIStatusError as exc:
                     if exc.status_code < 500:
                         if self._key_refused(key_id, exc):
@@ -532,6 +687,23 @@ class LumaEngine(FileEngine):
                     log.warning("upstream thumbnail of %s: %s", generation.id, exc)
                     thumbnail = None
         return ProducedVideo(video, thumbnail)
+
+    async def _download_image(
+        self, generation: Any, workdir: Path, ctx: FollowContext
+    ) -> ProducedImage:
+        """An image generation's picture (`assets.image`); the worker decodes
+        it and stores it in the task's format."""
+        assets = generation.assets
+        if assets is None or not assets.image:
+            raise UpstreamFailed(
+                f"the upstream generation {generation.id} completed without an image"
+            )
+        image = workdir / UPSTREAM_IMAGE
+        async with httpx.AsyncClient(
+            follow_redirects=True, timeout=self.config.request_timeout
+        ) as http:
+            await self._fetch(http, assets.image, image, ctx)
+        return ProducedImage(image)
 
     async def _fetch(
         self, http: httpx.AsyncClient, url: str, path: Path, ctx: FollowContext, attempts: int = 3

@@ -153,8 +153,10 @@ def _reflected(content: np.ndarray, top: int, bottom: int, left: int, right: int
     """The content mirrored outward to fill the borders (mirrored again where
     a border is wider than the content)."""
     out = content
+    if min(content.shape[:2]) < 2:  # nothing to mirror: repeat the edge
+        return cv2.copyMakeBorder(out, top, bottom, left, right, cv2.BORDER_REPLICATE)
     while top or bottom or left or right:
-        h, w = out.shape[:2]
+        h, w = out.shape[:2]  # grows every pass: each pass mirrors at least a pixel
         t, b = min(top, h - 1), min(bottom, h - 1)
         lft, r = min(left, w - 1), min(right, w - 1)
         out = cv2.copyMakeBorder(out, t, b, lft, r, cv2.BORDER_REFLECT_101)

@@ -221,11 +221,20 @@ def _open_video(path: Path) -> Iterator[tuple[av.container.InputContainer, av.Vi
     try:
         if not container.streams.video:
             raise MediaError(f"{path.name} has no video stream")
+        if _is_picture(container):
+            raise MediaError(f"{path.name} is a still image, not a video")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         yield container, stream
     finally:
         container.close()
+
+
+def _is_picture(container: av.container.InputContainer) -> bool:
+    """Whether FFmpeg read the file with a still-image demuxer (PNG, JPEG,
+    WebP...), which presents a picture as a one-frame video."""
+    names = set(container.format.name.split(","))
+    return "image2" in names or any(name.endswith("_pipe") for name in names)
 
 
 def _decode(

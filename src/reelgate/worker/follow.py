@@ -21,7 +21,7 @@ from pathlib import Path
 
 from reelgate.config import Settings
 from reelgate.domain.errors import InputUnreachable, InvalidInput, UpstreamFailed
-from reelgate.domain.models import Task, TaskResult
+from reelgate.domain.models import GENERATION_TYPES, Kind, Task, TaskResult
 from reelgate.engines.base import (
     FileEngine,
     LeaseLost,
@@ -151,16 +151,15 @@ class Follower:
             submitted_at=task.upstream_submitted_at,
             callback_url=self.callback_url(task.id),
             concepts=task.concepts,
+            # a follow needs it too: it says whether to download an image or a video
+            generation_type=GENERATION_TYPES[task.kind],
+            mode=task.mode,
+            negative_prompt=task.negative_prompt,
+            image_format=task.image_format,
+            placement=task.placement,
         )
         if not task.upstream_id:  # inputs matter only to a create, not to a follow
-            # Kept per task, not per run: a queued upstream generation may fetch
-            # them after this run has been handed back or replaced.
-            job.start_image_url = self.inputs.shareable_image(
-                task.start_image, task.id, "start image"
-            )
-            job.end_image_url = self.inputs.shareable_image(task.end_image, task.id, "end image")
-            job.extend_generation_id = self._upstream_id(task, engine, task.source_task_id)
-            job.leads_into_generation_id = self._upstream_id(task, engine, task.end_source_task_id)
+            self._resolve_inputs(task, engine, job)
         run = FollowRun(
             self.tasks,
             self.follows,
@@ -184,6 +183,34 @@ class Follower:
             return self._publish_image(run_key, workdir, produced, task.image_format or "jpg")
         return self._publish(run_key, workdir, produced)
 
+    def _resolve_inputs(self, task: Task, engine: FileEngine, job: UpstreamJob) -> None:
+        """What a create sends: links the upstream can fetch, kept per task,
+        not per run (a queued upstream generation may fetch them after this
+        run has been handed back or replaced), and the upstream ids of the
+        generations it works on."""
+        if task.kind is Kind.REFRAME_IMAGE:  # its image is what it works on
+            job.media_url = self.inputs.shareable_image(
+                task.start_image, task.id, "image (media.url)"
+            )
+        else:  # a modify's or video reframe's first frame, too
+            job.start_image_url = self.inputs.shareable_image(
+                task.start_image, task.id, "start image"
+            )
+        job.end_image_url = self.inputs.shareable_image(task.end_image, task.id, "end image")
+        if task.kind in (Kind.MODIFY, Kind.REFRAME_VIDEO):
+            job.media_url = self.inputs.shareable_video(task.source_video_url, task.id)
+        source_id = self._upstream_id(task, engine, task.source_task_id)
+        if task.kind in (Kind.UPSCALE, Kind.ADD_AUDIO):
+            job.source_generation_id = source_id
+        else:
+            job.extend_generation_id = source_id
+        job.leads_into_generation_id = self._upstream_id(task, engine, task.end_source_task_id)
+        job.references = tuple(
+            (ref.role, url, ref.weight)
+            for ref in task.references
+            if (url := self.inputs.shareable_image(ref.url, task.id, f"{ref.role.value} reference"))
+        )
+
     def _ours_was_away(self, exc: InputUnreachable) -> bool:
         """Whether the upstream failed to fetch links of ours that do serve a
         file, in a way a moment's absence explains (not a 4xx, which would
@@ -204,7 +231,7 @@ class Follower:
             raise InvalidInput(f"source task {source_task_id} no longer exists")
         engine.refuse(
             Needs(
-                generation_type="video",
+                generation_type=GENERATION_TYPES[task.kind],
                 inputs=frozenset(),
                 resolution=task.resolution,
                 duration=task.duration,

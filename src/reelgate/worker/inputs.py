@@ -102,7 +102,8 @@ class InputResolver:
 
     def _reference_image(self, ref: Reference, task_id: str, size: tuple[int, int]) -> np.ndarray:
         image = self.image(ref.url, f"{ref.role.value} reference", task_id, size)
-        assert image is not None  # references always have a URL
+        if image is None:
+            raise InputError(f"a {ref.role.value} reference has no URL")
         return image
 
     def shareable_image(self, ref: str | None, task_id: str, what: str) -> str | None:
@@ -129,6 +130,20 @@ class InputResolver:
         stored = f"{task_id}/{INPUTS_DIR}/{uuid.uuid4().hex}.jpg"
         self.storage.write(stored, jpeg_bytes(image))
         return self.storage.url(stored, ttl=ttl)
+
+    def shareable_video(self, ref: str | None, task_id: str) -> str | None:
+        """A URL an upstream service can fetch the video from: a fresh link to
+        our own asset (one that expires once the upstream no longer needs
+        it), or the client's own http(s) URL as given, after the guarded
+        client's address check (the upstream must not become a way to reach
+        private addresses)."""
+        if not ref:
+            return None
+        key = self._key(ref, task_id)
+        if key:
+            return self.storage.url(key, ttl=self.settings.input_link_ttl_seconds)
+        self.client.target(ref)
+        return ref
 
     def source_video(self, task: Task, workdir: Path) -> SourceVideo | None:
         """The video an extend continues (its last frame starts the new clip)."""

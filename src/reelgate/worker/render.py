@@ -107,7 +107,7 @@ class FrameRunner:
             negative_prompt=task.negative_prompt or "",
             reframe=layout,
         )
-        engine.check_frames(width, height, job.num_frames)
+        engine.check_job(job)
         # Extend: source + new clip. Reverse extend: new clip + the video it
         # leads into. Both (interpolation): only the bridge between them.
         before = source if source and not leads_into and not whole else None
@@ -174,7 +174,7 @@ class FrameRunner:
             reframe=layout,
             source_image=source_image,
         )
-        engine.check_frames(width, height, 1)
+        engine.check_job(job)
 
         def report(progress: float) -> None:
             if self.stopping().is_set():

@@ -141,6 +141,7 @@ def reframe_to_neutral(
     body: ReframeImage | ReframeVideo, known_models: set[str]
 ) -> GenerationRequest:
     check_model(body.model, known_models)
+    check_prompt(body.prompt)
     image = isinstance(body, ReframeImage)
     placement = Placement(
         grid_x=body.grid_position_x,

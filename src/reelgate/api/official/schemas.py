@@ -10,7 +10,7 @@ from reelgate.api.wire import WireModel
 
 AspectRatio = Literal["1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21"]
 ImageFormat = Literal["jpg", "png"]
-Url = Annotated[str, Field(max_length=20_000_000)]
+Url = Annotated[str, Field(min_length=1, max_length=20_000_000)]
 Pixels = Annotated[int, Field(ge=0, le=8192)]
 
 
@@ -69,7 +69,7 @@ class AddAudio(WireModel):
 
 
 class Media(WireModel):
-    url: str = Field(max_length=20_000_000)
+    url: str = Field(min_length=1, max_length=20_000_000)
 
 
 class ModifyVideo(WireModel):
