@@ -76,22 +76,35 @@ def test_an_image_in_the_format_and_size_asked_for(app: InProcess, luma: lumaai.
         luma.generations.get(done.id)
 
 
-def test_the_async_client_makes_a_jpeg_by_default(app: InProcess) -> None:
-    async def run() -> tuple[str, str]:
-        client = luma_async_sdk(app, app.create_token("images-async"))
-        created = await client.generations.image.create(model="photon-flash-1", prompt="a koi pond")
-        assert created.state in ("queued", "dreaming", "completed")
+def test_the_async_client_makes_and_reframes_a_jpeg(app: InProcess) -> None:
+    client = luma_async_sdk(app, app.create_token("images-async"))
+
+    async def finished(generation_id: str) -> tuple[str, str]:
         for _ in range(600):
-            got = await client.generations.get(created.id)
+            got = await client.generations.get(generation_id)
             if got.state in ("completed", "failed"):
                 return got.state, got.assets.image
             await asyncio.sleep(0.1)
         raise AssertionError("the image did not finish")
 
-    state, url = asyncio.run(run())
-    assert state == "completed"
+    async def run() -> tuple[tuple[str, str], tuple[str, str]]:
+        created = await client.generations.image.create(model="photon-flash-1", prompt="a koi pond")
+        assert created.state in ("queued", "dreaming", "completed")
+        made = await finished(created.id)
+        reframe = await client.generations.image.reframe(
+            generation_type="reframe_image",
+            model="photon-flash-1",
+            aspect_ratio="1:1",
+            media={"url": made[1]},
+        )
+        return made, await finished(reframe.id)
+
+    (state, url), (reframed_state, reframed_url) = asyncio.run(run())
+    assert state == reframed_state == "completed"
     pixels, fmt = fetch_image(app, url)
     assert fmt == "JPEG" and pixels.shape[:2] == frame_size("16:9", IMAGE_RESOLUTION)[::-1]
+    square, _ = fetch_image(app, reframed_url)
+    assert square.shape[:2] == (1080, 1080), "16:9 at 1088 tall, on a square canvas, at 1080p"
 
 
 def test_image_callbacks_carry_the_image(app: InProcess, luma: lumaai.LumaAI, peer: Peer) -> None:
