@@ -2,14 +2,14 @@
 
 It exists so the whole API works offline (laptops, CI) and produces videos a
 person can look at and tell apart: a text prompt becomes an animated scene
-whose palette, composition and motion come from the prompt's words; images
+drawn from the prompt's words (`preview_scene.py`: time of day, weather,
+setting, colours, mood, moving subjects, camera moves); images
 get camera motion; two keyframes are joined by optical-flow morphing. It is
 not a generative model and does not pretend to be one.
 """
 
 from __future__ import annotations
 
-import colorsys
 import hashlib
 import math
 import re
@@ -24,7 +24,7 @@ import numpy as np
 from reelgate.domain.concepts import CONCEPTS
 from reelgate.domain.errors import InvalidInput
 from reelgate.domain.reframe import Layout
-from reelgate.engines import concept_camera, preview_stills
+from reelgate.engines import concept_camera, preview_stills, scene_words
 from reelgate.engines.base import (
     Capabilities,
     EngineServices,
@@ -32,6 +32,7 @@ from reelgate.engines.base import (
     ProgressFn,
     RenderJob,
 )
+from reelgate.engines.preview_scene import PromptScene
 from reelgate.media.images import cover_fit
 from reelgate.media.probe import iter_frames_at
 from reelgate.media.soundscape import soundscape
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
 MAX_SHORT_SIDE = 1088  # 1080p snapped to the 32-pixel grid
 FLOW_LONG_SIDE = 384  # optical flow resolution: fast, and smooth motion needs no more
-SCENE_DOWNSCALE = 4  # text scenes are smooth fields: render small, upscale
 
 
 class PreviewEngine(FrameEngine):
@@ -92,8 +92,9 @@ class PreviewEngine(FrameEngine):
         self.check_frames(job.width, job.height, job.num_frames)
         progress(0.0)
         frames = _frames_for(job)
-        if job.concepts:
-            frames = concept_camera.steer(frames, job.concepts, job.num_frames, job.seed)
+        concepts = job.concepts or _worded_concepts(job)
+        if concepts:
+            frames = concept_camera.steer(frames, concepts, job.num_frames, job.seed)
         for produced, frame in enumerate(frames, start=1):
             yield np.ascontiguousarray(frame, dtype=np.uint8)
             progress(produced / job.num_frames)
@@ -113,7 +114,7 @@ def _frames_for(job: RenderJob) -> Iterator[np.ndarray]:
     if job.reframe is not None:
         return _reframed(job, job.reframe)
     if job.still:
-        scene = _TextScene(job.prompt, job.seed, job.width, job.height, job.fps).frame(0.0)
+        scene = PromptScene(job.prompt, job.seed, job.width, job.height, job.fps).frame(0.0)
         return iter([preview_stills.still(job.references, scene, _prompt_style(job.prompt))])
     if job.upscale and job.source_video is not None:
         return _upscaled(job.source_video, job.width, job.height, job.fps)
@@ -138,7 +139,17 @@ def _frames_for(job: RenderJob) -> Iterator[np.ndarray]:
     if end is not None:
         # Arrive at the end image: the same camera path played backwards.
         return _camera(end, list(reversed(_camera_path(n, rng, loop=job.loop))))
-    return _TextScene(job.prompt, job.seed, job.width, job.height, job.fps).frames(n, job.loop)
+    return PromptScene(job.prompt, job.seed, job.width, job.height, job.fps).frames(n, job.loop)
+
+
+def _worded_concepts(job: RenderJob) -> tuple[str, ...]:
+    """Camera moves the prompt's words name ("pan left", "aerial view"), for a
+    text-only clip whose request names no concepts. A loop keeps none: a move
+    that goes one way would not close it."""
+    inputs = (job.reframe, job.source_video, job.source_last_frame, job.start_image, job.end_image)
+    if job.loop or job.still or any(given is not None for given in inputs):
+        return ()
+    return scene_words.parse(job.prompt).camera
 
 
 def _extend(
@@ -164,7 +175,7 @@ def _reframed(job: RenderJob, layout: Layout) -> Iterator[np.ndarray]:
     """The source on its new canvas, the new area tinted by the prompt's scene."""
     scene = None
     if job.prompt:
-        scene = _TextScene(job.prompt, job.seed, job.width, job.height, job.fps).frame
+        scene = PromptScene(job.prompt, job.seed, job.width, job.height, job.fps).frame
     if job.source_image is not None:
         reframer = preview_stills.Reframer(layout)
         return iter([reframer(job.source_image, scene(0.0) if scene else None)])
@@ -502,260 +513,3 @@ class _FlowMorph:
         xs = np.clip(np.rint(flat_idx % w + moves[:, 0]), 0, w - 1).astype(np.intp)
         ys = np.clip(np.rint(flat_idx // w + moves[:, 1]), 0, h - 1).astype(np.intp)
         return image[ys, xs, :3].astype(np.float32)
-
-
-# --------------------------------------------------------------------------- text scenes
-
-_THEMES: dict[str, tuple[float, float, float]] = {
-    # word -> (hue 0..1, saturation, sky brightness); first matching word wins
-    **dict.fromkeys(
-        ("night", "space", "star", "stars", "galaxy", "moon", "cosmic", "dark"), (0.68, 0.6, 0.18)
-    ),
-    **dict.fromkeys(
-        ("sunset", "sunrise", "dusk", "dawn", "fire", "autumn", "warm", "lava"), (0.05, 0.75, 0.85)
-    ),
-    **dict.fromkeys(("desert", "sand", "dune", "dunes", "gold", "golden"), (0.10, 0.6, 0.9)),
-    **dict.fromkeys(
-        ("ocean", "sea", "water", "beach", "lake", "river", "rain", "wave", "waves"),
-        (0.55, 0.65, 0.8),
-    ),
-    **dict.fromkeys(
-        ("ice", "snow", "winter", "frozen", "arctic", "cloud", "clouds"), (0.55, 0.25, 0.95)
-    ),
-    **dict.fromkeys(
-        ("forest", "jungle", "grass", "garden", "spring", "tree", "trees", "meadow"),
-        (0.30, 0.55, 0.75),
-    ),
-    **dict.fromkeys(
-        ("city", "neon", "cyberpunk", "club", "synthwave", "future"), (0.85, 0.8, 0.35)
-    ),
-    **dict.fromkeys(("mountain", "mountains", "valley", "hills", "canyon"), (0.60, 0.35, 0.85)),
-}
-
-
-@dataclass(frozen=True)
-class _Wave:
-    """One sine term of a ridge line, travelling sideways."""
-
-    amp: float
-    freq: float
-    phase: float
-    omega: float
-
-
-@dataclass(frozen=True)
-class _Blob:
-    """A soft light drifting on a Lissajous path."""
-
-    colour: np.ndarray
-    cx: float
-    cy: float
-    ax: float
-    ay: float
-    wx: float
-    wy: float
-    px: float
-    py: float
-    radius: float
-    intensity: float
-
-
-class _TextScene:
-    """A layered animated landscape derived from the prompt.
-
-    The prompt's words choose the palette (known words like "ocean" or
-    "sunset" map to fitting hues, any other word shifts the hue by its hash),
-    and the hash of (words, seed) chooses composition and motion: horizon
-    height, ridge shapes and parallax speeds, drifting lights, particles.
-    Everything smooth is rendered at 1/SCENE_DOWNSCALE size and upscaled;
-    particles are drawn at full size so they stay crisp.
-    """
-
-    def __init__(self, prompt: str, seed: int, width: int, height: int, fps: int) -> None:
-        self.width, self.height, self.fps = width, height, max(1, fps)
-        words = _words(prompt)
-        look = np.random.default_rng(_digest_int("look", *words))  # palette: prompt only
-        self.rng = np.random.default_rng(_digest_int("scene", *words, str(seed)))
-        self.sw = max(32, round(width / SCENE_DOWNSCALE))
-        self.sh = max(32, round(height / SCENE_DOWNSCALE))
-        self.period: float | None = None
-        self._palette(words, look)
-        self._composition()
-        self.twinkle_omega = self.particles["w"].copy()
-        ys = np.linspace(0.0, 1.0, self.sh, dtype=np.float32)[:, None]
-        xs = np.linspace(0.0, 1.0, self.sw, dtype=np.float32)[None, :]
-        self.ys, self.xs = ys, xs
-        self.aspect = width / height
-        vignette = 1.0 - 0.35 * ((xs - 0.5) ** 2 * 2.0 + (ys - 0.5) ** 2 * 2.0)
-        self.vignette = vignette[..., None].astype(np.float32)
-
-    # ---- look
-
-    def _palette(self, words: list[str], look: np.random.Generator) -> None:
-        theme = next((_THEMES[w] for w in words if w in _THEMES), None)
-        if theme is None:
-            hue, sat, light = (
-                float(look.uniform()),
-                float(look.uniform(0.35, 0.8)),
-                float(look.uniform(0.3, 0.9)),
-            )
-        else:
-            hue, sat, light = theme
-            others = [w for w in words if w not in _THEMES]
-            # Every other word nudges the hue, so "sunset over sea" != "sunset in city".
-            hue += (_digest_int(*others) % 1000 / 1000.0 - 0.5) * 0.12 if others else 0.0
-        self.hue, self.sat, self.light = hue % 1.0, sat, light
-        self.night = light < 0.3
-        # A known theme keeps its mood (a sunset stays warm); unknown prompts may
-        # take a contrasting accent for variety.
-        shifts = [0.08, -0.08, 0.05] if theme is not None else [0.08, 0.5, -0.08, 0.33]
-        self.accent_hue = (hue + float(look.choice(shifts))) % 1.0
-
-        def rgb(h: float, s: float, v: float) -> np.ndarray:
-            return np.array(
-                colorsys.hsv_to_rgb(h % 1.0, min(1.0, max(0.0, s)), min(1.0, max(0.0, v))),
-                np.float32,
-            )
-
-        self.sky_top = rgb(hue + 0.03, sat * 0.9, light * 0.55)
-        self.sky_low = rgb(self.accent_hue, sat * 0.7, min(1.0, light * 1.1 + 0.1))
-        self.ridge_colours = [
-            rgb(hue - 0.02 * k, sat * (0.5 + 0.2 * k), light * (0.65 - 0.17 * k) + 0.05)
-            for k in range(3)
-        ]
-        self.light_colours = [
-            rgb(self.accent_hue + d, sat * 0.6, 1.0) for d in (0.0, 0.05, -0.05, 0.5)
-        ]
-        self.particle_rgb = tuple(
-            int(c * 255) for c in rgb(self.accent_hue, 0.2 if self.night else 0.35, 1.0)
-        )
-
-    def _composition(self) -> None:
-        r = self.rng
-        self.horizon = float(r.uniform(0.45, 0.75))
-        self.layers: list[tuple[float, list[_Wave]]] = []
-        for k in range(int(r.integers(1, 4))):
-            base = self.horizon + 0.08 * k + float(r.uniform(-0.03, 0.03))
-            speed = float(r.choice([-1.0, 1.0])) * float(r.uniform(0.01, 0.03)) * (1.0 + k)
-            waves = []
-            for _ in range(3):
-                freq = float(r.uniform(0.8, 4.0)) * (1.0 + 0.5 * k)
-                waves.append(
-                    _Wave(
-                        float(r.uniform(0.01, 0.06)) / (1 + 0.4 * k),
-                        freq,
-                        float(r.uniform(0, 6.283)),
-                        2.0 * math.pi * freq * speed,
-                    )
-                )
-            self.layers.append((base, waves))
-        self.blobs = [self._blob(i) for i in range(int(r.integers(3, 7)))]
-        count = int(r.integers(60, 140) if self.night else r.integers(15, 60))
-        self.particles = {
-            "x": r.uniform(0, 1, count),
-            "y": r.uniform(0, self.horizon + 0.1, count),
-            "vx": r.uniform(-0.03, 0.03, count),
-            "vy": r.uniform(-0.015, 0.005, count),
-            "w": r.uniform(0.5, 2.5, count),
-            "p": r.uniform(0, 6.283, count),
-            "size": r.uniform(0.6, 1.8, count) * max(1.0, min(self.width, self.height) / 360.0),
-        }
-        self.breath = (float(r.uniform(0.3, 0.9)), float(r.uniform(0, 6.283)))
-
-    def _blob(self, i: int) -> _Blob:
-        r = self.rng
-        return _Blob(
-            colour=self.light_colours[i % len(self.light_colours)],
-            cx=float(r.uniform(0.1, 0.9)),
-            cy=float(r.uniform(0.1, self.horizon)),
-            ax=float(r.uniform(0.05, 0.2)),
-            ay=float(r.uniform(0.02, 0.08)),
-            wx=float(r.uniform(0.3, 1.2)),
-            wy=float(r.uniform(0.3, 1.2)),
-            px=float(r.uniform(0, 6.283)),
-            py=float(r.uniform(0, 6.283)),
-            radius=float(r.uniform(0.06, 0.2)),
-            intensity=float(r.uniform(0.25, 0.6)),
-        )
-
-    # ---- motion
-
-    def _omega(self, omega: float) -> float:
-        """Angular speed; in a loop, snapped to a whole number of turns per clip
-        (never zero) so the last frame equals the first and nothing stands still."""
-        if self.period is None:
-            return omega
-        turns = max(1, round(abs(omega) * self.period / (2.0 * math.pi)))
-        return math.copysign(2.0 * math.pi * turns / self.period, omega)
-
-    def _drift(self, velocity: np.ndarray) -> np.ndarray:
-        """Screen-widths per second; in a loop, a whole number of wraps per clip."""
-        if self.period is None:
-            return velocity
-        return np.round(velocity * self.period) / self.period
-
-    def frames(self, n: int, loop: bool) -> Iterator[np.ndarray]:
-        self.period = (n - 1) / self.fps if loop and n > 1 else None
-        self.twinkle_omega = np.array([self._omega(w) for w in self.particles["w"]])
-        for i in range(n):
-            yield self.frame(i / self.fps)
-
-    def frame(self, t: float) -> np.ndarray:
-        small = self._sky(t)
-        for blob in self.blobs:
-            small = self._add_blob(small, blob, t)
-        for k, (base, waves) in enumerate(self.layers):
-            small = self._add_ridge(small, k, base, waves, t)
-        small *= self.vignette
-        img = np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        big = cv2.resize(img, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
-        self._draw_particles(big, t)
-        return big
-
-    def _sky(self, t: float) -> np.ndarray:
-        amp, phase = self.breath
-        glow = 0.5 + 0.5 * math.sin(self._omega(amp) * t + phase)
-        mix = np.clip(self.ys / max(self.horizon, 1e-3), 0.0, 1.0) ** (1.2 - 0.4 * glow)
-        column = self.sky_top * (1.0 - mix[..., None]) + self.sky_low * mix[..., None]
-        return np.ascontiguousarray(
-            np.broadcast_to(column, (self.sh, self.sw, 3)), dtype=np.float32
-        )
-
-    def _add_blob(self, img: np.ndarray, b: _Blob, t: float) -> np.ndarray:
-        x = b.cx + b.ax * math.sin(self._omega(b.wx) * t + b.px)
-        y = b.cy + b.ay * math.sin(self._omega(b.wy) * t + b.py)
-        radius = b.radius * (1.0 + 0.15 * math.sin(self._omega(b.wy * 0.7) * t + b.px))
-        d2 = ((self.xs - x) * self.aspect) ** 2 + (self.ys - y) ** 2
-        light = np.exp(-d2 / (2.0 * radius * radius)) * b.intensity
-        # screen blend: lights never clip harshly
-        lit: np.ndarray = img + (1.0 - img) * (light[..., None] * b.colour)
-        return lit
-
-    def _add_ridge(
-        self, img: np.ndarray, k: int, base: float, waves: list[_Wave], t: float
-    ) -> np.ndarray:
-        height = np.full(self.xs.shape, base, dtype=np.float32)
-        for wv in waves:
-            height += wv.amp * np.sin(
-                2.0 * math.pi * wv.freq * self.xs + wv.phase + self._omega(wv.omega) * t
-            )
-        edge = np.clip((self.ys - height) * self.sh * 0.8 + 0.5, 0.0, 1.0)[..., None]
-        depth = np.clip((self.ys - height) * 2.5, 0.0, 1.0)[..., None]
-        colour = self.ridge_colours[k] * (1.0 - 0.45 * depth)
-        ridged: np.ndarray = img * (1.0 - edge) + colour * edge
-        return ridged
-
-    def _draw_particles(self, img: np.ndarray, t: float) -> None:
-        p = self.particles
-        x = (p["x"] + self._drift(p["vx"]) * t) % 1.0
-        y = (p["y"] + self._drift(p["vy"]) * t) % 1.0
-        # Twinkle changes the size, not the colour: a dimmed dot would read as a
-        # dark speck on a bright sky.
-        twinkle = 0.6 + 0.4 * np.sin(self.twinkle_omega * t + p["p"])
-        shift = 4  # sub-pixel positions: smooth motion instead of 1-pixel jumps
-        xs = np.round(x * self.width * (1 << shift)).astype(int)
-        ys = np.round(y * self.height * (1 << shift)).astype(int)
-        radii = np.round(p["size"] * twinkle * (1 << shift)).astype(int)
-        colour = self.particle_rgb
-        for xi, yi, ri in zip(xs.tolist(), ys.tolist(), radii.tolist(), strict=True):
-            cv2.circle(img, (xi, yi), ri, colour, -1, cv2.LINE_AA, shift)
