@@ -64,9 +64,7 @@ def test_models_route_to_engines_by_configuration(tmp_path: Path) -> None:
     settings = load_settings(
         data_dir=tmp_path, model_engines={"ray-2": "preview", "ray-flash-2": "ltx"}
     )
-    service = TaskService(
-        settings, tasks=None, engines={"preview": PreviewEngine()}, enhancer=NoEnhancer()
-    )
+    service = TaskService(settings, tasks=None, engines={"preview": PreviewEngine()})
     assert service.route("ray-2").name == "preview"
     assert service.route(None).name == "preview"  # unmapped: the default engine
     with pytest.raises(InvalidRequest, match="ltx"):

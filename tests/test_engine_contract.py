@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from reelgate.config import Settings
-from reelgate.core.enhance import load_enhancer
 from reelgate.core.service import TaskService
 from reelgate.domain.errors import (
     InvalidInput,
@@ -158,7 +157,7 @@ def test_one_backoff_policy() -> None:
 )
 def test_the_service_refuses_what_the_engine_does_not_declare(world, request_, lacks) -> None:
     settings, _, owner, tasks, _, _ = world
-    service = TaskService(settings, tasks, {"scripted": Scripted([])}, load_enhancer("none"))
+    service = TaskService(settings, tasks, {"scripted": Scripted([])})
     with pytest.raises(InvalidRequest, match="the scripted engine does not support") as refused:
         service.create(owner, request_, origin="official", origin_request={})
     assert lacks in refused.value.message
