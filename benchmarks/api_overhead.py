@@ -1,12 +1,19 @@
 """API overhead, measured side by side in one run (prints figures; not a test).
 
-1. Requests per second for create-task (`POST /luma/videos`, async) and for
-   retrieve (`POST /luma/tasks`), next to a bare endpoint (`GET /healthz`) of
-   the same app on the same server, with the ratio of each to the bare one.
+1. Requests per second for create-task (`POST /luma/videos`, async), for
+   retrieve (`POST /luma/tasks`) and for get (the official
+   `GET /dream-machine/v1/generations/{id}`), next to a bare endpoint
+   (`GET /healthz`) of the same app on the same server, with the ratio of
+   each to the bare one.
 2. Memory and threads of the server while 1,000 sync `POST /luma/videos`
    calls wait at once (no workers run, so every call waits to its timeout).
 
+On SQLite by default; `--postgres [URL]` runs the server on a database of its
+own on that PostgreSQL server (default `$REELGATE_TEST_POSTGRES_URL`, else the
+local one), dropped afterwards. `--waiters 0` skips part 2.
+
 Usage: python benchmarks/api_overhead.py [--seconds 3] [--concurrency 32] [--waiters 1000]
+       [--postgres [URL]]
 """
 
 from __future__ import annotations
@@ -18,12 +25,15 @@ import resource
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import psutil
 
-from reelgate.testing import Server
+from reelgate.testing import Server, postgres_database
+
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 async def rate(
@@ -58,6 +68,9 @@ async def throughput(server: Server, token: str, seconds: float, concurrency: in
         task_id = (await client.post("/luma/videos", json={"prompt": "x", "async": True})).json()[
             "task_id"
         ]
+        generation = (
+            await client.post("/dream-machine/v1/generations", json={"prompt": "a generation"})
+        ).json()["id"]
         await rate(client, "GET", "/healthz", None, 1.0, concurrency)  # warm-up
         rows = []
         bare = await rate(client, "GET", "/healthz", None, seconds, concurrency)
@@ -88,9 +101,22 @@ async def throughput(server: Server, token: str, seconds: float, concurrency: in
                 ),
             )
         )
+        rows.append(
+            (
+                "get (GET /dream-machine/v1/generations/{id})",
+                await rate(
+                    client,
+                    "GET",
+                    f"/dream-machine/v1/generations/{generation}",
+                    None,
+                    seconds,
+                    concurrency,
+                ),
+            )
+        )
     print(f"\nThroughput, {concurrency} requests in flight, {seconds:g} s each:")
     for name, value in rows:
-        print(f"  {name:<42} {value:8.0f} req/s   {value / bare:5.2f}x of bare")
+        print(f"  {name:<46} {value:8.0f} req/s   {value / bare:5.2f}x of bare")
 
 
 async def waiters(server: Server, token: str, count: int, wait_seconds: float) -> None:
@@ -136,22 +162,33 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--waiters", type=int, default=1000)
     parser.add_argument("--wait-seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const=os.environ.get("REELGATE_TEST_POSTGRES_URL") or LOCAL_POSTGRES,
+        metavar="URL",
+        help="run on a database of its own on this PostgreSQL server",
+    )
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
 
-    with tempfile.TemporaryDirectory() as tmp:
-        server = Server(Path(tmp) / "data", workers=0, env={"REELGATE_POLL_INTERVAL": "0.5"})
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        env = {"REELGATE_POLL_INTERVAL": "0.5"}
+        if args.postgres:
+            env["REELGATE_DATABASE_URL"] = stack.enter_context(postgres_database(args.postgres))
+        server = Server(Path(tmp) / "data", workers=0, env=env)
         token = server.create_token("bench")
         server.start()
         try:
             asyncio.run(throughput(server, token, args.seconds, args.concurrency))
-            asyncio.run(waiters(server, token, args.waiters, args.wait_seconds))
+            if args.waiters:
+                asyncio.run(waiters(server, token, args.waiters, args.wait_seconds))
         finally:
             server.stop()
     print(
-        f"\n(python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
-        f"client and server share the machine)"
+        f"\n(python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"{'PostgreSQL' if args.postgres else 'SQLite'}; client and server share the machine)"
     )
 
 

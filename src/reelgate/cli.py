@@ -7,7 +7,6 @@ all read by the one settings object.
 from __future__ import annotations
 
 import base64
-import logging
 import mimetypes
 import signal
 import threading
@@ -17,12 +16,15 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from reelgate.config import Settings, load_settings
+from reelgate import logs
+from reelgate.cli_admin import describe_limits, tasks_app, tokens_limits
+from reelgate.cli_common import DatabaseUrl, DataDir, err
+from reelgate.cli_common import settings_or_exit as _settings
+from reelgate.cli_common import when as _when
 
 app = typer.Typer(
     help="reelgate: a self-hosted video-generation API server.",
@@ -31,27 +33,8 @@ app = typer.Typer(
 )
 tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
-err = Console(stderr=True)
-
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Data directory [REELGATE_DATA_DIR]")
-]
-DatabaseUrl = Annotated[
-    str | None, typer.Option("--database-url", help="SQLAlchemy URL [REELGATE_DATABASE_URL]")
-]
-
-
-def _settings(**overrides: Any) -> Settings:
-    try:
-        return load_settings(**overrides)
-    except ValidationError as exc:  # name the setting, never echo its value (keys)
-        for error in exc.errors(include_input=False):
-            where = ".".join(str(part) for part in error["loc"]) or "settings"
-            err.print(f"[red]invalid configuration:[/red] {where}: {error['msg']}")
-        raise typer.Exit(2) from None
-    except Exception as exc:
-        err.print(f"[red]invalid configuration:[/red] {exc}")
-        raise typer.Exit(2) from exc
+app.add_typer(tasks_app, name="tasks")
+tokens_app.command("limits")(tokens_limits)
 
 
 def _shown_url(url: str) -> str:
@@ -68,10 +51,9 @@ def _shown_url(url: str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _logging(level: str, fmt: logs.LogFormat = "text") -> None:
+    """Text lines, or JSON lines with request and task ids (`logs.py`)."""
+    logs.configure(level, fmt)
 
 
 @app.command()
@@ -94,6 +76,7 @@ def serve(
     """Start the API with in-process workers (none with --workers 0: the
     API alone, beside `reelgate worker` processes)."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from reelgate.api.app import create_app
     from reelgate.runtime import Runtime
@@ -107,7 +90,7 @@ def serve(
         public_base_url=public_base_url,
         log_level=log_level,
     )
-    _logging(settings.log_level)
+    _logging(settings.log_level, settings.log_format)
     runtime = Runtime(settings)
     if runtime.tokens.count_active() == 0:
         _, secret = runtime.tokens.create("default")
@@ -125,6 +108,9 @@ def serve(
             port=settings.port,
             log_level=settings.log_level,
             timeout_graceful_shutdown=10,
+            access_log=False,  # ours (api/observe.py) names routes, not paths and queries
+            # JSON: uvicorn's own lines go through the root logger's JSON handler
+            log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
         )
     finally:
         runtime.close()
@@ -146,7 +132,7 @@ def worker(
     settings = _settings(
         workers=workers, data_dir=data_dir, database_url=database_url, log_level=log_level
     )
-    _logging(settings.log_level)
+    _logging(settings.log_level, settings.log_format)
     runtime = Runtime(settings)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -161,7 +147,10 @@ def worker(
         )
     count = max(1, settings.workers)
     runtime.start_workers(
-        count, callback_renderer(runtime.asset_url), deliver_callbacks=links_right
+        count,
+        callback_renderer(runtime.asset_url),
+        deliver_callbacks=links_right,
+        metrics_port=settings.metrics_port,  # no API here to serve /metrics
     )
     database = _shown_url(settings.resolved_database_url)
     err.print(f"reelgate worker: {count} worker(s) on {database}")
@@ -181,11 +170,12 @@ def tokens_create(name: str, data_dir: DataDir = None, database_url: DatabaseUrl
 
 @tokens_app.command("list")
 def tokens_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
-    """List tokens (their secrets are never shown again)."""
+    """List tokens (their secrets are never shown again) and their own limits
+    (`reelgate tokens limits`; none: the server's settings)."""
     from reelgate.runtime import Runtime
 
     runtime = Runtime(_settings(data_dir=data_dir, database_url=database_url))
-    table = Table("id", "name", "prefix", "created", "revoked")
+    table = Table("id", "name", "prefix", "created", "revoked", "limits")
     for info in runtime.tokens.list():
         table.add_row(
             info.id,
@@ -193,6 +183,7 @@ def tokens_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> N
             info.prefix + "…",
             _when(info.created_at),
             _when(info.revoked_at) if info.revoked_at else "",
+            describe_limits(info.limits),
         )
     Console().print(table)
 
@@ -300,10 +291,6 @@ def _configured_keys(runtime: Any) -> list[str]:
     from reelgate.domain.keys import fingerprint
 
     return [fingerprint(k.get_secret_value()) for k in runtime.settings.luma_api_keys]
-
-
-def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
 def _image_ref(value: str | None) -> str | None:

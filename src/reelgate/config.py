@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -57,6 +58,34 @@ class Settings(BaseSettings):
     )
     workers: int = Field(default=1, ge=0, description="In-process workers started by `serve`")
     log_level: str = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="json: one JSON object per line, with the request id, task id and "
+        "token name when known (docs/operations.md)",
+    )
+
+    # Operations: metrics and readiness (docs/operations.md)
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Turns /metrics on; a scrape sends it as a bearer token (API tokens "
+        "do not open it)",
+    )
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="prometheus-client's multiprocess directory, shared by this host's "
+        "processes (default: <data_dir>/metrics/<host name>)",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="`reelgate worker` serves /metrics on this port (at REELGATE_HOST)",
+    )
+    ready_heartbeat_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="/readyz wants, for each engine, a worker whose heartbeat is this recent",
+    )
 
     # Queue
     lease_seconds: float = Field(
@@ -137,6 +166,15 @@ class Settings(BaseSettings):
     # Per-token limits (0 turns a limit off)
     rate_limit_per_minute: int = Field(default=60, ge=0, description="Creates per token per minute")
     max_active_tasks: int = Field(default=16, ge=0, description="Queued + running tasks per token")
+    tasks_per_day: int = Field(
+        default=0, ge=0, description="Tasks a token may create in any 24 hours (0: no limit)"
+    )
+    priority_aging_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A waiting task gains one priority level per this many seconds waited, "
+        "so a low-priority token's task is never passed over forever",
+    )
     upload_quota_bytes: int = Field(
         default=1024**3, ge=0, description="Bytes of unexpired uploads a token may keep"
     )
@@ -152,7 +190,18 @@ class Settings(BaseSettings):
     default_aspect_ratio: str = "16:9"
     default_resolution: str = "720p"
     default_duration: str = "5s"
-    enhancer: str = Field(default="detail", description="detail | none | module:attribute")
+    enhancer: str = Field(default="detail", description="detail | none | openai | module:attribute")
+    enhancer_base_url: str | None = Field(
+        default=None,
+        description="openai enhancer: the chat-completions API up to and including /v1",
+    )
+    enhancer_model: str | None = Field(default=None, description="openai enhancer: the model")
+    enhancer_api_key: SecretStr | None = Field(
+        default=None, description="openai enhancer: bearer key (none for a local server)"
+    )
+    enhancer_timeout: float = Field(
+        default=20.0, gt=0, le=600, description="openai enhancer: seconds for one answer"
+    )
     encoder_preset: str = "veryfast"
     encoder_crf: int = Field(default=20, ge=0, le=51)
 
@@ -337,6 +386,16 @@ class Settings(BaseSettings):
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
+
+    @property
+    def resolved_metrics_dir(self) -> Path | None:
+        """Where this host's processes keep their metrics; None while metrics are off."""
+        if self.metrics_token is None or not self.metrics_token.get_secret_value():
+            return None
+        if self.metrics_dir is not None:
+            return self.metrics_dir
+        host = "".join(c if c.isalnum() or c in "._-" else "_" for c in socket.gethostname())
+        return self.data_dir / "metrics" / (host or "localhost")
 
     @property
     def fetch_limits(self) -> FetchLimits:

@@ -11,8 +11,10 @@ import hmac
 import logging
 import os
 import secrets
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from reelgate.config import Settings
 from reelgate.core.enhance import load_enhancer
 from reelgate.core.inputs import InlineInputs, UploadService
 from reelgate.core.limits import Limits
+from reelgate.core.readiness import Readiness
 from reelgate.core.retention import Retention
 from reelgate.core.service import TaskService
 from reelgate.core.upstream_links import UpstreamCallbackLinks
@@ -30,6 +33,7 @@ from reelgate.domain.models import Task
 from reelgate.engines.base import EngineServices, FileEngine
 from reelgate.engines.registry import build_engines
 from reelgate.media.fetch import GuardedClient
+from reelgate.metrics import PrometheusMetrics, open_metrics, serve_metrics
 from reelgate.storage import open_storage
 from reelgate.storage.base import UrlSigner
 from reelgate.store.callbacks import CallbackStore
@@ -37,10 +41,12 @@ from reelgate.store.db import Database
 from reelgate.store.follow import FollowStore
 from reelgate.store.notify import DONE_CHANNEL, WORK_CHANNEL, Listener
 from reelgate.store.queue import QueueStats
+from reelgate.store.stats import OpsStats
 from reelgate.store.tasks import TaskStore
 from reelgate.store.tokens import TokenStore
 from reelgate.store.uploads import UploadStore
 from reelgate.store.upstream_keys import UpstreamKeyStore
+from reelgate.store.workers import WorkerRegistry
 from reelgate.worker.callbacks import CallbackDispatcher
 from reelgate.worker.inputs import InputResolver
 from reelgate.worker.runner import Worker
@@ -48,6 +54,10 @@ from reelgate.worker.runner import Worker
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 60.0
+HEARTBEAT_SECONDS = 5.0
+"""How often a process with workers says so in the database (at most)."""
+POOLS = {"worker": "render", "upstream": "upstream"}
+"""Thread name prefix -> the pool's name in metrics."""
 
 
 def _stored_secret(data_dir: Path) -> str:
@@ -75,7 +85,7 @@ class Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.resolved_database_url)
         self.db.migrate()
-        self.tasks = TaskStore(self.db)
+        self.tasks = TaskStore(self.db, settings.priority_aging_seconds)
         self.tokens = TokenStore(self.db)
         self.callbacks = CallbackStore(self.db)
         self.upstream_keys = UpstreamKeyStore(self.db)
@@ -87,7 +97,15 @@ class Runtime:
         )
         self.storage = open_storage(settings, signer)
         self.client = GuardedClient(settings.fetch_limits)
-        self.engines = build_engines(settings, EngineServices(key_pool=self.upstream_keys))
+        self.metrics = open_metrics(settings.resolved_metrics_dir)  # NO_METRICS while off
+        self.engines = build_engines(
+            settings, EngineServices(key_pool=self.upstream_keys, metrics=self.metrics)
+        )
+        self.stats = OpsStats(self.db)
+        self.workers = WorkerRegistry(self.db)
+        self.readiness = Readiness(
+            self.stats, self.storage, self.workers, self.engines, settings.ready_heartbeat_seconds
+        )
         self.work_available = threading.Event()
         limits = Limits(settings)
         self.upload_store = UploadStore(self.db)
@@ -99,11 +117,11 @@ class Runtime:
             settings.image_max_pixels,
             settings.upload_lifetime_seconds,
         )
+        self.enhancer = load_enhancer(settings.enhancer, settings)
         self.service = TaskService(
             settings,
             self.tasks,
             self.engines,
-            load_enhancer(settings.enhancer),
             wake_workers=self.work_available.set,
             delete_assets=self.storage.delete_prefix,
             callbacks=self.callbacks,
@@ -113,7 +131,7 @@ class Runtime:
                 self.storage, settings.fetch_max_bytes, settings.image_max_pixels
             ),
             check_address=self.client.target,
-            queue=QueueStats(self.db),
+            queue=QueueStats(self.db, priority_aging_seconds=settings.priority_aging_seconds),
             storage=self.storage,
             uploads=self.upload_store,
         )
@@ -123,6 +141,8 @@ class Runtime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._uninterruptible: dict[threading.Thread, threading.Event] = {}
+        self._slots: dict[str, int] = {}
+        self._stop_metrics: Callable[[], None] = lambda: None
         self.callbacks_due = threading.Event()
         self.listener = self._listener()
 
@@ -175,13 +195,17 @@ class Runtime:
         render_callback: Callable[[str, Task, str], Any],
         on_finished: Callable[[str], None] = lambda task_id: None,
         deliver_callbacks: bool = True,
+        metrics_port: int | None = None,
     ) -> None:
         """Start `count` render workers, the followers (when a file engine is
         enabled), one callback dispatcher (unless `deliver_callbacks` is
         false: a worker that cannot make right links leaves callbacks to the
         API processes) and the janitor, as threads; with `count` 0 (an
-        API-only process) only the last two. And the listener."""
+        API-only process) only the last two. And the listener, and with
+        `metrics_port` (a process without the API) a `/metrics` listener."""
         self.listen()
+        if metrics_port is not None:
+            self._stop_metrics = self._serve_metrics(metrics_port)
         inputs = InputResolver(
             self.tasks, self.storage, self.client, self.settings, self.upload_store
         )
@@ -211,9 +235,18 @@ class Runtime:
                     upstream_callback_url=self.upstream_links.url,
                     only=engines,
                     poll_interval=self.poll_interval,
+                    metrics=self.metrics,
+                    pool=POOLS[prefix],
+                    enhancer=self.enhancer,
                 )
                 thread = self._spawn(f"{prefix}-{i}", worker.run, self.work_available)
                 self._uninterruptible[thread] = worker.uninterruptible
+            self._slots[POOLS[prefix]] = size
+            self.metrics.slots(POOLS[prefix], size)
+        if count:
+            served = [engine for _, _, engines in pools for engine in engines]
+            slots = sum(size for _, size, _ in pools)
+            self._spawn("heartbeat", self._heartbeat(served, slots), threading.Event())
         dispatcher = CallbackDispatcher(
             self.settings,
             self.callbacks,
@@ -221,10 +254,50 @@ class Runtime:
             self.client,
             render_callback,
             Webhook(self.webhook_secret),
+            metrics=self.metrics,
         )
         if deliver_callbacks:
             self._spawn("callbacks", dispatcher.run, self.callbacks_due)
         self._spawn("janitor", self._sweep, threading.Event())
+
+    def _heartbeat(
+        self, engines: list[str], slots: int
+    ) -> Callable[[threading.Event, threading.Event], None]:
+        """The thread that tells the database this process's workers are alive
+        (`store/workers.py`, read by `/readyz` in every process), often enough
+        that a missed beat or two still leaves it well within the limit."""
+        worker_id = uuid.uuid4().hex
+        started = time.time()
+        interval = min(HEARTBEAT_SECONDS, self.settings.ready_heartbeat_seconds / 3)
+
+        host = socket.gethostname()
+
+        def once() -> None:
+            try:
+                self.workers.beat(worker_id, host, os.getpid(), engines, slots, started)
+            except Exception as exc:
+                log.warning("worker heartbeat failed: %s", exc.__class__.__name__)
+
+        def beat(stop: threading.Event, wake: threading.Event) -> None:
+            while not stop.wait(interval):
+                once()
+            try:
+                self.workers.gone(worker_id)
+            except Exception as exc:
+                log.warning("could not remove the worker heartbeat: %s", exc.__class__.__name__)
+
+        once()  # before the call returns: ready as soon as the workers run
+        return beat
+
+    def _serve_metrics(self, port: int) -> Callable[[], None]:
+        """Serve this host's metrics on `port` when metrics are on; returns what stops it."""
+        token = self.settings.metrics_token
+        if not isinstance(self.metrics, PrometheusMetrics) or token is None:
+            return lambda: None
+        scrape = self.metrics.scrape
+        stop = serve_metrics(self.settings.host, port, token.get_secret_value(), scrape)
+        log.info("metrics on http://%s:%d/metrics", self.settings.host, port)
+        return stop
 
     def _sweep(self, stop: threading.Event, wake: threading.Event) -> None:
         """Housekeeping that no request waits for: expired uploads (every
@@ -280,6 +353,11 @@ class Runtime:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
         self._uninterruptible.clear()
+        for pool, size in self._slots.items():
+            self.metrics.slots(pool, -size)
+        self._slots.clear()
+        self._stop_metrics()
+        self._stop_metrics = lambda: None
 
     def close(self) -> None:
         self.stop_workers()

@@ -11,6 +11,8 @@
   (callbacks); `FaultProxy`: a recording reverse proxy in front of an
   upstream reelgate that can answer with injected errors.
 - `SeaweedFS`: an S3-compatible object store on loopback ports.
+- `TcpProxy`: a TCP forwarder (to the shared PostgreSQL) that can go down
+  and come back, an outage the tests can cause.
 - Pictures: `textured_image`, `detailed_image`, `png_bytes`, `psnr`, `decode_mp4`.
 
 Nothing here imports pytest: benchmarks run without it.
@@ -28,7 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -79,12 +81,18 @@ class Server:
     """`reelgate serve` in a subprocess on a loopback port."""
 
     def __init__(
-        self, data_dir: Path, env: Mapping[str, str | None] | None = None, workers: int = 1
+        self,
+        data_dir: Path,
+        env: Mapping[str, str | None] | None = None,
+        workers: int = 1,
+        log_level: str = "warning",
     ) -> None:
-        """`env` adds variables; a None value removes one (e.g. the public URL)."""
+        """`env` adds variables; a None value removes one (e.g. the public URL).
+        `log_level` "info" also logs every request (the access log)."""
         self.data_dir = data_dir
         self.port = free_port()
         self.workers = workers
+        self.log_level = log_level
         merged: dict[str, str | None] = {
             **os.environ,
             "REELGATE_DATA_DIR": str(data_dir),
@@ -134,7 +142,7 @@ class Server:
                 "--workers",
                 str(self.workers),
                 "--log-level",
-                "warning",
+                self.log_level,
             ],
             env=self.env,
             stdout=log,
@@ -752,6 +760,96 @@ class FaultProxy:
     def close(self) -> None:
         self.go_down()
         self.client.close()
+
+
+# A TCP forwarder in front of a server the tests cannot stop (the shared
+# PostgreSQL): taking it down is an outage for whoever connects through it.
+
+
+class TcpProxy:
+    """Forwards a loopback port to `host:port`. `go_down` refuses new
+    connections and cuts every open one (as a server that stops would);
+    `come_up` listens again on the same port."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = free_port()
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._listener: socket.socket | None = None
+        self.come_up()
+
+    def url_for(self, database_url: str) -> str:
+        """`database_url` with its host and port replaced by this proxy's."""
+        from sqlalchemy.engine import make_url
+
+        proxied = make_url(database_url).set(host="127.0.0.1", port=self.port)
+        return proxied.render_as_string(hide_password=False)
+
+    def come_up(self) -> None:
+        with self._lock:
+            if self._listener is not None:
+                return
+            listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", self.port))
+            listener.listen(64)
+            listener.settimeout(0.05)
+            self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def go_down(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            carried, self._open = self._open, set()
+        if listener is not None:
+            listener.close()
+        for conn in carried:
+            _cut(conn)
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            with self._lock:
+                if self._listener is not listener:
+                    return
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                _cut(client)
+                continue
+            client.settimeout(None)
+            upstream.settimeout(None)
+            with self._lock:
+                self._open.update((client, upstream))
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for conn in (src, dst):
+                _cut(conn)
+                with self._lock:
+                    self._open.discard(conn)
+
+    def close(self) -> None:
+        self.go_down()
+
+
+def _cut(conn: socket.socket) -> None:
+    with suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
+    conn.close()
 
 
 # Pictures: test images, PSNR, decoding MP4s

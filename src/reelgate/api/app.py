@@ -12,12 +12,14 @@ from starlette.responses import MalformedRangeHeader
 from starlette.responses import RangeNotSatisfiable as StarletteRangeNotSatisfiable
 
 from reelgate import __version__
-from reelgate.api import luma_tasks
+from reelgate.api import luma_tasks, models, operations, studio
 from reelgate.api.auth import Authenticator
 from reelgate.api.callbacks import callback_renderer
 from reelgate.api.context import ApiContext
 from reelgate.api.dialects import DIALECTS
 from reelgate.api.errors import BodyLimit, ErrorRouting
+from reelgate.api.observe import Observe
+from reelgate.api.operations import DatabaseCollector
 from reelgate.api.waiting import CompletionHub
 from reelgate.api.wire import PathGuard
 from reelgate.core.upstream_links import CALLBACK_ROUTE
@@ -28,6 +30,7 @@ from reelgate.domain.errors import (
     RangeNotSatisfiable,
     ReelgateError,
 )
+from reelgate.metrics import PrometheusMetrics
 from reelgate.runtime import Runtime
 from reelgate.storage.base import (
     ASSET_ROUTE,
@@ -145,14 +148,28 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, errors=errors)
     app.add_middleware(PathGuard, errors=errors)
+    app.add_middleware(Observe, metrics=runtime.metrics)  # outermost: sees every answer
     for dialect in DIALECTS:
         app.include_router(dialect.build_router(ctx))
     # `POST /luma/tasks` is shared by two dialects: it reads which one it got.
     app.include_router(luma_tasks.build_router(ctx))
+    app.include_router(models.build_router(ctx))
+    studio.install(app, ctx)  # the web page at / and /studio
 
     @app.get("/healthz", tags=["server"], summary="Liveness")
     async def healthz() -> dict[str, str]:
+        """The process is up (it touches nothing else); `/readyz` says whether it can serve."""
         return {"status": "ok", "version": __version__}
+
+    operations.install(
+        app,
+        runtime.readiness,
+        runtime.metrics if isinstance(runtime.metrics, PrometheusMetrics) else None,
+        settings.metrics_token.get_secret_value() if settings.metrics_token else None,
+        DatabaseCollector(
+            runtime.stats, runtime.workers, runtime.engines, settings.ready_heartbeat_seconds
+        ),
+    )
 
     @app.post(
         CALLBACK_ROUTE + "/{task_id}/{token}",

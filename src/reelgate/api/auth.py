@@ -10,6 +10,7 @@ import time
 
 from fastapi import Request
 
+from reelgate import logs
 from reelgate.domain.errors import Unauthorized
 from reelgate.domain.types import TokenInfo
 from reelgate.store.tokens import TokenStore, hash_token
@@ -33,6 +34,7 @@ class Authenticator:
         cached = self._cache.get(key)
         now = time.monotonic()
         if cached and cached[0] > now:
+            logs.note(token=cached[1].name)  # the name, for the request's log lines
             return cached[1]
         info = self.tokens.authenticate(secret)
         if info is None:
@@ -40,4 +42,5 @@ class Authenticator:
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[key] = (now + CACHE_SECONDS, info)
+        logs.note(token=info.name)
         return info

@@ -5,7 +5,6 @@ never a bare traceback."""
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from reelgate import logs
+from reelgate.api.observe import request_id_of
 from reelgate.domain.errors import (
     InvalidRequest,
     MethodNotAllowed,
@@ -39,6 +40,7 @@ STATUS_FOR_CODE = {
     "forbidden": 403,
     "not_found": 404,
     "method_not_allowed": 405,
+    "conflict": 409,
     "expired": 410,
     "payload_too_large": 413,
     "range_not_satisfiable": 416,
@@ -83,9 +85,10 @@ class ErrorRouting:
         return plain_error
 
     def render(self, request: Request, error: ReelgateError) -> Response:
-        trace_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+        trace_id = request_id_of(request)  # the X-Request-ID answered (api/observe.py)
         response = self.renderer_for(request.url.path)(error, trace_id)
         response.headers["x-trace-id"] = trace_id
+        response.headers["x-request-id"] = trace_id
         if isinstance(error, RateLimited):
             response.headers["retry-after"] = str(error.retry_after)
         if isinstance(error, RangeNotSatisfiable):
@@ -131,7 +134,9 @@ class ErrorRouting:
 
         @app.exception_handler(Exception)
         async def _unexpected(request: Request, exc: Exception) -> Response:
-            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            # runs outside the middleware that bound the request's log context
+            with logs.bound(request_id=request_id_of(request)):
+                log.exception("unhandled error on %s %s", request.method, request.url.path)
             return self.render(request, ReelgateError("internal server error"))
 
 

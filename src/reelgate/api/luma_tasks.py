@@ -1,6 +1,7 @@
 """`POST /luma/tasks` is shared: AceData clients send an `action` (or one
-`id`), generations-gateway clients send only `ids`. This route reads which
-one it got and hands the body to that dialect."""
+`id`: retrieve, retrieve_batch, cancel), generations-gateway clients send
+only `ids`. This route reads which one it got and hands the body to that
+dialect."""
 
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ from reelgate.domain.types import TokenInfo
 def build_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(tags=["AceData dialect", "generations dialect"])
 
-    @router.post("/luma/tasks", summary="Retrieve tasks (AceData actions, or {ids})")
+    @router.post("/luma/tasks", summary="Retrieve or cancel tasks (AceData actions, or {ids})")
     async def luma_tasks(
         body: acedata.TasksRequest, owner: TokenInfo = Depends(ctx.auth)
     ) -> dict[str, Any]:
         if body.action is None and body.id is None and body.ids is not None:
             return await run_sync(generations.tasks_by_ids, ctx, owner, body.ids)
-        return await run_sync(acedata.retrieve, ctx, owner, body)
+        return await run_sync(acedata.task_action, ctx, owner, body)
 
     return router

@@ -49,6 +49,8 @@ class Retention:
         self.uploads = uploads
         self.retention_days = retention_days
         self.batch = batch
+        self.last_run: float | None = None
+        """When `expire_tasks` last finished (None: not yet in this process)."""
 
     def collect(self, now: float | None = None) -> Collected:
         """Remove expired tasks' files and expired uploads, once."""
@@ -58,6 +60,7 @@ class Retention:
         """Delete the files of tasks that finished `retention_days` before
         `now` and mark them expired; returns how many this run marked."""
         if self.retention_days <= 0:
+            self.last_run = time.time()
             return 0
         cutoff = (time.time() if now is None else now) - self.retention_days * DAY
         marked = 0
@@ -69,4 +72,5 @@ class Retention:
                 break
         if marked:
             log.info("retention: deleted the files of %d expired task(s)", marked)
+        self.last_run = time.time()
         return marked

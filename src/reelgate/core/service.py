@@ -14,10 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from reelgate.config import Settings
-from reelgate.core.enhance import Enhancer
 from reelgate.core.inputs import InlineInputs, echoed
 from reelgate.core.limits import Limits
-from reelgate.domain.errors import Expired, InvalidInput, InvalidRequest, NotFound
+from reelgate.domain.errors import Conflict, Expired, InvalidInput, InvalidRequest, NotFound
 from reelgate.domain.models import (
     ASPECT_RATIOS,
     DURATIONS,
@@ -40,8 +39,13 @@ from reelgate.engines.base import Engine, FileEngine, Input, Needs
 from reelgate.storage.base import Storage, is_upload_key
 from reelgate.store.callbacks import CallbackStore
 from reelgate.store.queue import QueueStats
-from reelgate.store.tasks import TaskStore
+from reelgate.store.tasks import Admit, TaskStore
 from reelgate.store.uploads import UploadStore
+
+CANCELLED_BY_CLIENT = "cancelled by the client"
+DELETED_BY_CLIENT = "cancelled by the client (deleted before it finished)"
+CANCELLED_BY_OPERATOR = "cancelled by an operator"
+"""The failure reasons a cancelled task reports, by who cancelled it."""
 
 
 def _check_choice(name: str, value: str, allowed: Mapping[str, Any]) -> str:
@@ -137,7 +141,6 @@ class TaskService:
         settings: Settings,
         tasks: TaskStore,
         engines: Mapping[str, Engine],
-        enhancer: Enhancer,
         wake_workers: Callable[[], None] = lambda: None,
         delete_assets: Callable[[str], None] = lambda task_id: None,
         callbacks: CallbackStore | None = None,
@@ -159,7 +162,6 @@ class TaskService:
         self.settings = settings
         self.tasks = tasks
         self.engines = engines
-        self.enhancer = enhancer
         self.wake_workers = wake_workers
         self.delete_assets = delete_assets
         self.callbacks = callbacks
@@ -277,8 +279,10 @@ class TaskService:
             raise InvalidRequest(exc.message) from exc
 
         # A first look at the limits (checked again, locked, on insert) so that
-        # a token past them costs no image decoding or storing.
-        self.limits.admit_task(self.tasks.usage(owner_id))
+        # a token past them costs no image decoding or storing. The model a
+        # token may be limited to is the one asked for, else the one reported.
+        model = req.model or engine.model_label(None)
+        self.limits.admit_task(self.tasks.usage(owner_id), engine.name, model)
         task_id = str(uuid.uuid4())
         links: dict[str, str] = {}
         try:
@@ -305,6 +309,7 @@ class TaskService:
                 resolution=resolution,
                 duration=duration,
                 engine=engine,
+                admit=lambda usage: self.limits.admit_task(usage, engine.name, model),
             )
         except BaseException:
             self.delete_assets(task_id)  # whatever inputs were stored before the failure
@@ -400,18 +405,19 @@ class TaskService:
         engine: Engine,
         callback_dialect: str | None,
         origin: str,
+        admit: Admit,
         **fields: Any,
     ) -> Task:
-        """The row, inserted only if the token's limits allow it (checked in
-        the same transaction)."""
+        """The row, inserted only if the token's limits allow it (`admit`,
+        checked in the same transaction, also gives its queue priority)."""
         return self.tasks.create(
-            admit=self.limits.admit_task,
+            admit=admit,
             id=task_id,
             owner_id=owner_id,
             origin=origin,
             kind=req.kind.value,
             prompt=prompt,
-            enhanced_prompt=self.enhancer.enhance(prompt) if req.enhance and prompt else None,
+            enhance=bool(req.enhance and prompt),  # a worker enhances it, once
             loop=req.loop,
             concepts=list(req.concepts) or None,
             negative_prompt=req.negative_prompt or None,
@@ -544,11 +550,63 @@ class TaskService:
         return self.tasks.list_owned(owner_id, limit, offset, expired=False)
 
     def delete(self, owner_id: str, task_id: str) -> None:
-        """Delete a task and its assets, and its generation upstream if it has one
-        (a worker following it also notices and stops). An expired task can
-        be deleted too (its row goes)."""
-        self._owned(owner_id, task_id)
+        """Delete a finished task and its assets, and its generation upstream
+        if it has one. An expired task can be deleted too (its row goes).
+
+        A queued or running task is cancelled instead (`cancel`: its render
+        stops, its callback says so) and its files are deleted; its row stays,
+        cancelled, so the callback can be rendered and a later read tells
+        what happened. Deleting it again removes it."""
+        task = self._owned(owner_id, task_id)
+        if not task.state.terminal:
+            try:
+                self.cancel(owner_id, task_id, reason=DELETED_BY_CLIENT)
+            except Conflict:
+                pass  # it finished meanwhile: deleted below like any finished task
+            else:
+                self.delete_assets(task_id)
+                return
         deleted = self.tasks.delete(task_id)
         self.delete_assets(task_id)
         if deleted is not None and deleted.upstream_id:
             self.cancel_upstream(deleted)
+
+    def cancel(self, owner_id: str, task_id: str, reason: str = CANCELLED_BY_CLIENT) -> Task:
+        """Stop one of the token's queued or running tasks: it ends cancelled
+        with `reason` (the dialects show it), its callback (if it has one)
+        reports it, the worker running it stops within about a second and
+        publishes nothing, and its generation upstream, if one was made, is
+        cancelled there (a follower that made one a moment later deletes it
+        itself when it finds the task cancelled). A finished task answers
+        `Conflict` (409), naming its state."""
+        task = self._owned(owner_id, task_id)
+        cancelled = self.tasks.cancel(task_id, reason) if not task.state.terminal else None
+        if cancelled is None:
+            task = self._owned(owner_id, task_id)  # it may have finished meanwhile
+            raise Conflict(
+                f"task {task_id} is {task.state.value} already; only a queued or running "
+                "task can be cancelled",
+                task_id=task_id,
+            )
+        if cancelled.upstream_id:
+            self.cancel_upstream(cancelled)
+        return cancelled
+
+    def retry(self, task_id: str) -> Task:
+        """An operator's retry: a failed or cancelled task (of any token) goes
+        back to the queue with its attempts reset. Anything else answers
+        `Conflict`; a task whose files expired, `Expired`."""
+        task = self.tasks.get(task_id)
+        if task is None:
+            raise NotFound(f"task {task_id} was not found")
+        if task.expired_at is not None:
+            raise expired_error(task, f"task {task_id}", ", so it cannot be retried")
+        queued = self.tasks.requeue(task_id)
+        if queued is None:
+            raise Conflict(
+                f"task {task_id} is {task.state.value}; only a failed or cancelled task "
+                "can be retried",
+                task_id=task_id,
+            )
+        self.wake_workers()
+        return queued

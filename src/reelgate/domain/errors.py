@@ -37,6 +37,13 @@ class NotFound(ReelgateError):
     code = "not_found"
 
 
+class Conflict(ReelgateError):
+    """The task is not in a state that allows this (cancelling a finished
+    task, retrying one that has not failed): 409."""
+
+    code = "conflict"
+
+
 class Expired(ReelgateError):
     """The task named has expired: retention deleted its files (410 Gone)."""
 

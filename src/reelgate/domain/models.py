@@ -341,6 +341,11 @@ class Task:
     references: tuple[Reference, ...] = ()
     image_format: str | None = None
     placement: Placement | None = None
+    priority: int = 0
+    """Its token's queue priority when it was created (higher goes first)."""
+    enhance: bool = False
+    """Enhance the prompt before rendering (the worker does it once and keeps
+    the result in `enhanced_prompt`)."""
 
     @property
     def effective_prompt(self) -> str:

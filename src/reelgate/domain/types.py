@@ -3,7 +3,46 @@ which upstream key a create may use."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TokenLimits:
+    """One token's own limits, kept with the token. A None field falls back
+    to the server's setting (`core/limits.py` decides with both); 0 turns a
+    count off. `engines` and `models` name what the token may use (None:
+    every one). `priority` orders its tasks in the queue (higher first)."""
+
+    creates_per_minute: int | None = None
+    max_active: int | None = None
+    tasks_per_day: int | None = None
+    engines: tuple[str, ...] | None = None
+    models: tuple[str, ...] | None = None
+    priority: int | None = None
+
+    def to_dict(self) -> dict[str, Any] | None:
+        """The fields that are set, as stored (JSON); None when none is."""
+        data = {
+            f.name: list(value) if isinstance(value, tuple) else value
+            for f in fields(self)
+            if (value := getattr(self, f.name)) is not None
+        }
+        return data or None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> TokenLimits:
+        """From the stored JSON; keys this version does not know are ignored."""
+        if not data:
+            return cls()
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in data.items()
+            if key in known
+        }
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -15,6 +54,7 @@ class TokenInfo:
     prefix: str
     created_at: float
     revoked_at: float | None
+    limits: TokenLimits = TokenLimits()
 
 
 @dataclass(frozen=True)
@@ -47,11 +87,17 @@ class Reservation:
 class TokenUsage:
     """What one token has in use, read under its lock so limits hold under
     concurrent requests: creation times of its tasks and uploads in the last
-    minute (oldest first), its queued and running tasks, its stored uploads."""
+    minute (oldest first), its queued and running tasks, its stored uploads,
+    the tasks it created in the last 24 hours (and when the oldest of them
+    was), and its own limits (read under the same lock, so a change applies
+    to the next create)."""
 
     recent: list[float]
     active: int
     upload_bytes: int
+    day: int = 0
+    day_oldest: float | None = None
+    limits: TokenLimits = TokenLimits()
 
 
 @dataclass(frozen=True)

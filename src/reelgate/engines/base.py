@@ -34,6 +34,7 @@ from reelgate.domain.models import ASPECT_RATIOS, DURATIONS, RESOLUTIONS, RefRol
 from reelgate.domain.reframe import Layout, Placement
 from reelgate.domain.retry import Backoff
 from reelgate.domain.types import Reservation
+from reelgate.metrics import NO_METRICS, Metrics
 
 if TYPE_CHECKING:
     from reelgate.config import Settings
@@ -46,7 +47,7 @@ ProgressFn = Callable[[float], None]
 
 
 class LeaseLost(Exception):
-    """The task is no longer this run's (deleted, or handed to another worker)."""
+    """The task is no longer this run's (deleted, cancelled, or handed to another worker)."""
 
 
 class WorkerStopping(Exception):
@@ -326,7 +327,8 @@ class FollowContext(Protocol):
         ...
 
     def deleted(self) -> bool:
-        """Whether the task was deleted (not merely handed to another worker)."""
+        """Whether the task was deleted or cancelled (not merely handed to
+        another worker): its generation upstream is not wanted any more."""
         ...
 
 
@@ -377,6 +379,8 @@ class EngineServices:
     """What the composition root lends engines when it builds them."""
 
     key_pool: KeyPool | None = None
+    metrics: Metrics = NO_METRICS
+    """Where an engine counts what only it sees (the luma engine: upstream requests)."""
 
 
 EngineFactory = Callable[["Settings", EngineServices], Engine | None]

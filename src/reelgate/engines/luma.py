@@ -77,6 +77,7 @@ from reelgate.engines.base import (
     ProducedVideo,
     UpstreamJob,
 )
+from reelgate.metrics import NO_METRICS, Metrics, outcome_of_status
 
 if TYPE_CHECKING:
     from reelgate.config import Settings
@@ -242,7 +243,29 @@ def from_settings(settings: Settings, services: EngineServices) -> LumaEngine | 
             max_download_bytes=settings.fetch_max_bytes,
         ),
         services.key_pool,
+        services.metrics,
     )
+
+
+class _Counted(lumaai.DefaultAsyncHttpxClient):
+    """The SDK's HTTP client (its defaults, proxies from the environment),
+    counting each request to the upstream by its outcome, for one key (by
+    its fingerprint), wherever in the engine the SDK sends it."""
+
+    def __init__(self, metrics: Metrics, key_id: str) -> None:
+        super().__init__()
+        self.metrics = metrics
+        self.key_id = key_id
+
+    async def send(self, request: httpx.Request, **options: Any) -> httpx.Response:
+        try:
+            response = await super().send(request, **options)
+        except Exception:
+            self.metrics.upstream_request(LumaEngine.name, self.key_id, outcome_of_status(None))
+            raise
+        outcome = outcome_of_status(response.status_code)
+        self.metrics.upstream_request(LumaEngine.name, self.key_id, outcome)
+        return response
 
 
 class LumaEngine(FileEngine):
@@ -258,12 +281,13 @@ class LumaEngine(FileEngine):
         concepts=frozenset(CONCEPTS),  # forwarded as they are
     )
 
-    def __init__(self, config: LumaConfig, keys: KeyPool) -> None:
+    def __init__(self, config: LumaConfig, keys: KeyPool, metrics: Metrics = NO_METRICS) -> None:
         if not config.keys:
             raise ValueError("the luma engine needs at least one API key")
         self.config = config
         self.keys = keys
         self.secrets = {fingerprint(k): k for k in config.keys}
+        self.metrics = metrics
         self.shutdown_grace = config.request_timeout
         self.submit_backoff = Backoff(config.poll, 2.0, config.poll_max)
         self.poll_backoff = Backoff(config.poll, 1.5, config.poll_max)
@@ -322,13 +346,21 @@ class LumaEngine(FileEngine):
             )
         return secret
 
-    def _client(self, secret: str) -> lumaai.AsyncLumaAI:
+    def _client(self, secret: str, timeout: float | None = None) -> lumaai.AsyncLumaAI:
         return lumaai.AsyncLumaAI(
             auth_token=secret,
             base_url=self.config.base_url,
             max_retries=0,
-            timeout=self.config.request_timeout,
+            timeout=timeout or self.config.request_timeout,
+            http_client=self._http(secret),
         )
+
+    def _http(self, secret: str) -> httpx.AsyncClient | None:
+        """The SDK's own HTTP client, unless metrics are on: then one that
+        counts every request (`reelgate_upstream_requests_total`)."""
+        if not self.metrics.enabled:
+            return None
+        return _Counted(self.metrics, fingerprint(secret))
 
     def _params(self, job: UpstreamJob) -> dict[str, Any]:
         """The create's arguments, as the SDK call of the job's generation
@@ -768,12 +800,7 @@ class LumaEngine(FileEngine):
 
         async def run() -> None:
             # a client is waiting on its DELETE: a short timeout, one attempt
-            async with lumaai.AsyncLumaAI(
-                auth_token=secret,
-                base_url=self.config.base_url,
-                max_retries=0,
-                timeout=min(self.config.request_timeout, 10.0),
-            ) as c:
+            async with self._client(secret, min(self.config.request_timeout, 10.0)) as c:
                 await self._delete(c, upstream_id)
 
         asyncio.run(run())

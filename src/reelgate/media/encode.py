@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,6 +25,8 @@ class EncodeSummary:
     frames: int
     first_frame: np.ndarray
     last_frame: np.ndarray
+    encode_seconds: float = 0.0
+    """Time spent in the encoder and muxer, not waiting for frames (metrics)."""
 
 
 def encode_mp4(
@@ -66,8 +69,10 @@ def encode_mp4(
                 on_frame(count)
 
         summary = _encode_all(container, stream, prefetch(frames), width, height, played)
+        flushing = time.perf_counter()
         for packet in stream.encode(None):  # flush delayed (B-)frames
             container.mux(packet)
+        summary.encode_seconds += time.perf_counter() - flushing
         if track is not None:
             track.finish()
         container.close()
@@ -150,12 +155,15 @@ def _encode_all(
     count = 0
     first: np.ndarray | None = None
     last: np.ndarray | None = None
+    busy = 0.0
     for frame in frames:
+        began = time.perf_counter()
         arr = _checked_frame(frame, width, height, count)
         video_frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
         video_frame.pts = count
         for packet in stream.encode(video_frame):
             container.mux(packet)
+        busy += time.perf_counter() - began
         if first is None:
             first = arr.copy()
         last = arr
@@ -164,7 +172,9 @@ def _encode_all(
             on_frame(count)
     if first is None or last is None:
         raise ValueError("no frames to encode: the clip would be empty")
-    return EncodeSummary(frames=count, first_frame=first, last_frame=last.copy())
+    return EncodeSummary(
+        frames=count, first_frame=first, last_frame=last.copy(), encode_seconds=busy
+    )
 
 
 def _checked_frame(frame: np.ndarray, width: int, height: int, index: int) -> np.ndarray:

@@ -27,6 +27,7 @@ from obstore.exceptions import BaseError as ObjectStoreError
 from obstore.store import S3Store
 
 from reelgate.domain.errors import StorageUnavailable
+from reelgate.domain.processes import pid_alive
 from reelgate.storage.base import (
     Storage,
     UrlSigner,
@@ -277,21 +278,11 @@ def _process_scratch(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for entry in root.iterdir():
         match = _PROCESS_DIR.fullmatch(entry.name)
-        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+        if match and int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1))):
             shutil.rmtree(entry, ignore_errors=True)
     mine = root / f"p{os.getpid()}"
     mine.mkdir(exist_ok=True)
     return mine
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _store_accepts(url: str) -> bool:

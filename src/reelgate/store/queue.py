@@ -1,10 +1,11 @@
 """How the queue stands: where waiting tasks are in line, how many tasks are
 running, and how long recent tasks took, per worker pool.
 
-Workers claim the oldest waiting task of the engines their pool serves
-(`TaskStore.claim`), so a task's place in line is its rank by creation time
+Workers claim the waiting tasks of the engines their pool serves in
+`claim_order` (by priority, aged by waiting, then the oldest;
+`TaskStore.claim`), so a task's place in line is its rank in that order
 among the waiting tasks of its pool. A task waits while it is queued (also
-while it waits out a retry's backoff: it is claimed in creation order once
+while it waits out a retry's backoff: it is claimed in that order once
 due) or while it is running under an expired lease (its worker died; another
 worker takes it over).
 """
@@ -21,6 +22,7 @@ from sqlalchemy import and_, case, func, or_, select
 from reelgate.domain.models import State
 from reelgate.store.db import Database
 from reelgate.store.schema import TaskRow
+from reelgate.store.tasks import claim_order
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,19 @@ class QueueSnapshot:
 
 
 class QueueStats:
-    def __init__(self, db: Database, window: float = 900.0, cache_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        window: float = 900.0,
+        cache_seconds: float = 5.0,
+        priority_aging_seconds: float = 60.0,
+    ) -> None:
         """`window`: how far back finished tasks count; `cache_seconds`: how
         long this process reuses their totals (the only query here that reads
-        beyond the waiting and running tasks)."""
+        beyond the waiting and running tasks); `priority_aging_seconds`: as
+        the workers' `TaskStore` has it."""
         self.db = db
+        self.order = claim_order(priority_aging_seconds)
         self.window = window
         self.cache_seconds = cache_seconds
         self._lock = threading.Lock()
@@ -63,9 +73,7 @@ class QueueStats:
             select(
                 TaskRow.id,
                 pool.label("pool"),
-                func.row_number()
-                .over(partition_by=pool, order_by=(TaskRow.created_at, TaskRow.id))
-                .label("position"),
+                func.row_number().over(partition_by=pool, order_by=self.order).label("position"),
             )
             .where(waiting)
             .subquery()

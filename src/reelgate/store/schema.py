@@ -22,6 +22,8 @@ class TokenRow(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """The token's own limits (`TokenLimits`); null: the server's settings."""
 
 
 class TaskRow(Base):
@@ -34,6 +36,8 @@ class TaskRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     prompt: Mapped[str] = mapped_column(Text)
     enhanced_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    enhance: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The client asked for enhancement: a worker writes `enhanced_prompt` once."""
     start_image: Mapped[str | None] = mapped_column(Text, nullable=True)
     end_image: Mapped[str | None] = mapped_column(Text, nullable=True)
     source_task_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
@@ -80,6 +84,9 @@ class TaskRow(Base):
     upstream_nudged_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     upstream_unclear_creates: Mapped[int] = mapped_column(Integer, default=0)
     """Creates that failed in a way the upstream may still have acted on."""
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Its token's queue priority when it was created (higher is claimed
+    sooner; `store/tasks.py` `claim_order` ages it)."""
 
     __table_args__ = (
         Index("ix_tasks_upstream_key", "upstream_key", "state"),
@@ -162,3 +169,18 @@ class UpstreamSubmitRow(Base):
     at: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (Index("ix_upstream_submits_key_at", "key_id", "at"),)
+
+
+class WorkerRow(Base):
+    """A process running workers, as its heartbeat last said (`store/workers.py`):
+    what `/readyz` reads to know each engine has a worker alive somewhere."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    engines: Mapped[list[str]] = mapped_column(JSON)
+    slots: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float] = mapped_column(Float, index=True)

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Float, and_, case, delete, func, literal, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, aliased
 
@@ -41,8 +41,26 @@ from reelgate.store.notify import task_done, work_queued
 from reelgate.store.schema import CallbackRow, TaskRow
 from reelgate.store.usage import locked_usage
 
-Admit = Callable[[TokenUsage], None]
-"""Checks a token's usage before a task is added; raises to refuse it."""
+Admit = Callable[[TokenUsage], int]
+"""Checks a token's usage before a task is added: raises to refuse it, else
+returns the queue priority the task gets."""
+
+CANCELLABLE = (State.QUEUED.value, State.RUNNING.value)
+RETRYABLE = (State.FAILED.value, State.CANCELLED.value)
+
+
+def claim_order(aging_seconds: float) -> tuple[ColumnElement[Any], ...]:
+    """The order workers claim waiting tasks in, and so their place in line:
+    the highest effective priority first, where a task's effective priority
+    is its priority plus one level for every `aging_seconds` it has waited
+    (`priority + (now - created_at) / aging_seconds`), then the oldest. The
+    clock is the same for every task, so that is the order of `created_at -
+    priority * aging_seconds`: a task of priority 1 goes as if created one
+    aging period earlier. A low-priority task is never passed over forever:
+    every task created more than (difference in priority) x `aging_seconds`
+    after it waits behind it."""
+    head_start = TaskRow.priority * literal(float(aging_seconds), Float())
+    return ((TaskRow.created_at - head_start).asc(), TaskRow.created_at.asc(), TaskRow.id.asc())
 
 
 def _to_task(row: TaskRow) -> Task:
@@ -54,6 +72,7 @@ def _to_task(row: TaskRow) -> Task:
         kind=Kind(row.kind),
         prompt=row.prompt,
         enhanced_prompt=row.enhanced_prompt,
+        enhance=bool(row.enhance),
         start_image=row.start_image,
         end_image=row.end_image,
         source_task_id=row.source_task_id,
@@ -92,6 +111,7 @@ def _to_task(row: TaskRow) -> Task:
         upstream_key=row.upstream_key,
         upstream_submitted_at=row.upstream_submitted_at,
         expired_at=row.expired_at,
+        priority=row.priority or 0,
     )
 
 
@@ -129,18 +149,22 @@ def _queue_callback(session: Session, row: TaskRow, event: str, now: float) -> N
 
 
 class TaskStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, priority_aging_seconds: float = 60.0) -> None:
+        """`priority_aging_seconds`: how fast a waiting task's priority grows
+        (`claim_order`)."""
         self.db = db
+        self.order = claim_order(priority_aging_seconds)
 
     # Creating and reading
 
     def create(self, admit: Admit | None = None, **fields: Any) -> Task:
         """Insert a queued task. `admit` sees the owner's usage, read under
-        the owner's lock in the same transaction, and raises to refuse."""
+        the owner's lock in the same transaction, and raises to refuse or
+        answers the task's queue priority."""
         with self.db.write() as s:
             now = time.time()
             if admit is not None:
-                admit(locked_usage(s, fields["owner_id"], now))
+                fields["priority"] = admit(locked_usage(s, fields["owner_id"], now))
             row = TaskRow(
                 id=fields.pop("id", None) or str(uuid.uuid4()),
                 video_id=fields.pop("video_id", None) or str(uuid.uuid4()),
@@ -223,6 +247,94 @@ class TaskStore:
             task_done(s, task_id)  # a client waiting on it stops waiting
             return task
 
+    def search(
+        self,
+        *,
+        states: Sequence[str] = (),
+        engines: Sequence[str] = (),
+        owners: Sequence[str] | None = None,
+        created_before: float | None = None,
+        limit: int = 50,
+    ) -> list[Task]:
+        """Every token's tasks, newest first, for operators: in these states,
+        of these engines, of these tokens (None: any), created before a time."""
+        query = select(TaskRow)
+        if states:
+            query = query.where(TaskRow.state.in_(list(states)))
+        if engines:
+            query = query.where(TaskRow.engine.in_(list(engines)))
+        if owners is not None:
+            query = query.where(TaskRow.owner_id.in_(list(owners)))
+        if created_before is not None:
+            query = query.where(TaskRow.created_at < created_before)
+        with self.db.read() as s:
+            rows = s.scalars(query.order_by(TaskRow.created_at.desc(), TaskRow.id).limit(limit))
+            return [_to_task(r) for r in rows]
+
+    def cancel(self, task_id: str, reason: str) -> Task | None:
+        """End a queued or running task as cancelled, its callback queued in
+        the same transaction. Its lease goes with it: the worker running it
+        finds that out at its next heartbeat (within a second) and stops at
+        its next progress report, publishing nothing; whatever it would write
+        afterwards is fenced out (every worker write needs its lease on a
+        running task). The task as cancelled, or None when it is missing or
+        already finished."""
+        now = time.time()
+        with self.db.write() as s:
+            row = s.scalar(
+                select(TaskRow)
+                .where(TaskRow.id == task_id, TaskRow.state.in_(CANCELLABLE))
+                .with_for_update()
+            )
+            if row is None:
+                return None
+            row.lease_owner = None
+            self._finish(s, row, State.CANCELLED, now, failure_reason=reason, failure_code=None)
+            s.flush()
+            return _to_task(row)
+
+    def requeue(self, task_id: str) -> Task | None:
+        """Put a failed or cancelled task back in the queue as if new: its
+        attempts, progress, failure and upstream generation (which ended with
+        it) cleared, in its old place in line (by when it was created). None
+        when it is missing, not failed or cancelled, or its files expired."""
+        now = time.time()
+        with self.db.write() as s:
+            row = s.scalar(
+                select(TaskRow)
+                .where(
+                    TaskRow.id == task_id,
+                    TaskRow.state.in_(RETRYABLE),
+                    TaskRow.expired_at.is_(None),
+                )
+                .with_for_update()
+            )
+            if row is None:
+                return None
+            for column in (
+                "failure_reason",
+                "failure_code",
+                "lease_owner",
+                "lease_expires_at",
+                "started_at",
+                "finished_at",
+                "result",
+                "upstream_id",
+                "upstream_key",
+                "upstream_submitted_at",
+                "upstream_nudged_at",
+            ):
+                setattr(row, column, None)
+            row.state = State.QUEUED.value
+            row.progress = 0.0
+            row.attempts = 0
+            row.upstream_unclear_creates = 0
+            row.not_before = now
+            row.updated_at = now
+            work_queued(s, row.engine)
+            s.flush()
+            return _to_task(row)
+
     def terminal_among(self, task_ids: Iterable[str]) -> list[str]:
         """Which of these tasks are finished: one query for every waiting client."""
         ids = list(task_ids)
@@ -289,7 +401,8 @@ class TaskStore:
         only: Sequence[str] | None = None,
         exclude: Sequence[str] = (),
     ) -> Task | None:
-        """Take the oldest runnable task: queued and due, or running with an
+        """Take the first runnable task in `claim_order` (by priority, aged by
+        waiting, then the oldest): queued and due, or running with an
         expired lease (its worker died). Tasks that have used up their attempts
         fail with a reason instead of running again. `only`/`exclude` pick
         engines, so render workers and upstream followers keep separate pools."""
@@ -307,7 +420,7 @@ class TaskStore:
             row = s.scalar(
                 select(TaskRow)
                 .where(runnable)
-                .order_by(TaskRow.created_at)
+                .order_by(*self.order)
                 .limit(1)
                 .with_for_update(skip_locked=True)
             )
@@ -387,6 +500,22 @@ class TaskStore:
                 .values(**values)
             )
             return cast("CursorResult[Any]", result).rowcount == 1  # an UPDATE's result
+
+    def set_enhanced_prompt(self, task_id: str, lease_owner: str, prompt: str) -> bool:
+        """Keep the enhanced prompt a run made, once: only while the run holds
+        the task, and only if no run kept one before (retries reuse it)."""
+        with self.db.write() as s:
+            result = s.execute(
+                update(TaskRow)
+                .where(
+                    TaskRow.id == task_id,
+                    TaskRow.lease_owner == lease_owner,
+                    TaskRow.state == State.RUNNING.value,
+                    TaskRow.enhanced_prompt.is_(None),
+                )
+                .values(enhanced_prompt=prompt, updated_at=time.time())
+            )
+            return cast("CursorResult[Any]", result).rowcount == 1
 
     def complete(self, task_id: str, lease_owner: str, result: TaskResult) -> bool:
         """Finish with a result. The task's aspect ratio and resolution become

@@ -3,6 +3,7 @@ random strings, so a fast hash is enough and lookups stay an index probe."""
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import secrets
@@ -10,10 +11,10 @@ import time
 import uuid
 from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.engine import CursorResult
 
-from reelgate.domain.types import TokenInfo
+from reelgate.domain.types import TokenInfo, TokenLimits
 from reelgate.store.db import Database
 from reelgate.store.schema import TokenRow
 
@@ -25,7 +26,23 @@ def hash_token(token: str) -> str:
 
 
 def _info(row: TokenRow) -> TokenInfo:
-    return TokenInfo(row.id, row.name, row.prefix, row.created_at, row.revoked_at)
+    return TokenInfo(
+        row.id,
+        row.name,
+        row.prefix,
+        row.created_at,
+        row.revoked_at,
+        TokenLimits.from_dict(row.limits),
+    )
+
+
+def _named(id_or_name: str) -> ColumnElement[bool]:
+    """A token by id, name or printed prefix (a name may match several)."""
+    return (
+        (TokenRow.id == id_or_name)
+        | (TokenRow.name == id_or_name)
+        | (TokenRow.prefix == id_or_name)
+    )
 
 
 class TokenStore:
@@ -70,16 +87,29 @@ class TokenStore:
                 or 0
             )
 
+    def find(self, id_or_name: str) -> builtins.list[TokenInfo]:
+        """The tokens an id, name or printed prefix names, oldest first."""
+        query = select(TokenRow).where(_named(id_or_name)).order_by(TokenRow.created_at)
+        with self.db.read() as s:
+            return [_info(r) for r in s.scalars(query)]
+
+    def set_limits(self, token_id: str, limits: TokenLimits) -> TokenInfo | None:
+        """Replace a token's own limits (all unset: the server's settings
+        again); they apply to its next create. None: no such token."""
+        with self.db.write() as s:
+            row = s.get(TokenRow, token_id, with_for_update=True)
+            if row is None:
+                return None
+            row.limits = limits.to_dict()
+            s.flush()
+            return _info(row)
+
     def revoke(self, id_or_name: str) -> int:
         """Revoke by id, name or printed prefix; returns how many were revoked."""
         with self.db.write() as s:
             result = s.execute(
                 update(TokenRow)
-                .where(
-                    (TokenRow.id == id_or_name)
-                    | (TokenRow.name == id_or_name)
-                    | (TokenRow.prefix == id_or_name)
-                )
+                .where(_named(id_or_name))
                 .where(TokenRow.revoked_at.is_(None))
                 .values(revoked_at=time.time())
             )

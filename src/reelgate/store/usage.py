@@ -13,18 +13,21 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from reelgate.domain.models import State
-from reelgate.domain.types import TokenUsage
+from reelgate.domain.types import TokenLimits, TokenUsage
 from reelgate.store.schema import TaskRow, TokenRow, UploadRow
 
 WINDOW_SECONDS = 60.0
 """The rate limit's window: creates and uploads in the last minute."""
+DAY_SECONDS = 86_400.0
+"""The daily limit's window: tasks created in the last 24 hours."""
 
 
 def locked_usage(s: Session, owner_id: str, now: float, *, lock: bool = True) -> TokenUsage:
-    """The usage, with the token's row locked for the rest of the transaction
-    (`lock=False`: a quick look before expensive work, checked again locked)."""
-    if lock:
-        s.execute(select(TokenRow.id).where(TokenRow.id == owner_id).with_for_update())
+    """The usage and the token's own limits, with the token's row locked for
+    the rest of the transaction (`lock=False`: a quick look before expensive
+    work, checked again locked)."""
+    token = select(TokenRow.limits).where(TokenRow.id == owner_id)
+    limits = s.scalar(token.with_for_update() if lock else token)
     since = now - WINDOW_SECONDS
     task_times = s.scalars(
         select(TaskRow.created_at).where(TaskRow.owner_id == owner_id, TaskRow.created_at >= since)
@@ -47,4 +50,16 @@ def locked_usage(s: Session, owner_id: str, now: float, *, lock: bool = True) ->
             UploadRow.owner_id == owner_id, UploadRow.expires_at > now
         )
     )
-    return TokenUsage(sorted([*task_times, *upload_times]), int(active or 0), int(stored or 0))
+    day, day_oldest = s.execute(
+        select(func.count(), func.min(TaskRow.created_at)).where(  # ix_tasks_owner_created
+            TaskRow.owner_id == owner_id, TaskRow.created_at >= now - DAY_SECONDS
+        )
+    ).one()
+    return TokenUsage(
+        sorted([*task_times, *upload_times]),
+        int(active or 0),
+        int(stored or 0),
+        day=int(day or 0),
+        day_oldest=day_oldest,
+        limits=TokenLimits.from_dict(limits),
+    )

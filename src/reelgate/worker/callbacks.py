@@ -41,6 +41,7 @@ from reelgate.domain.models import Task
 from reelgate.domain.retry import Backoff
 from reelgate.domain.types import Delivery
 from reelgate.media.fetch import FetchError, GuardedClient
+from reelgate.metrics import NO_METRICS, Metrics
 from reelgate.store.callbacks import Busy, CallbackStore, host_of
 from reelgate.store.tasks import TaskStore
 
@@ -117,8 +118,10 @@ class CallbackDispatcher:
         client: GuardedClient,
         render: RenderCallback,
         signer: Webhook,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.callbacks = callbacks
         self.tasks = tasks
         self.client = client
@@ -221,6 +224,7 @@ class CallbackDispatcher:
         try:
             task = await asyncio.to_thread(self.tasks.get, delivery.task_id)
             if task is None:
+                self.metrics.callback_delivered("task_gone", 0.0)
                 await asyncio.to_thread(
                     self.callbacks.record_attempt,
                     delivery.id,
@@ -230,19 +234,23 @@ class CallbackDispatcher:
                     retry_at=None,
                 )
                 return
+            began = time.perf_counter()
             status, error = await self._send(http, delivery, task)
             ok = status is not None and 200 <= status < 300
             if not ok and error is None:
                 error = f"receiver answered HTTP {status}"
             if not ok:
                 log.info("callback %s for task %s: %s", delivery.id, delivery.task_id, error)
+            retry_at = None if ok else self._retry_at(delivery)
+            outcome = "delivered" if ok else "retry" if retry_at is not None else "gave_up"
+            self.metrics.callback_delivered(outcome, time.perf_counter() - began)
             await asyncio.to_thread(
                 self.callbacks.record_attempt,
                 delivery.id,
                 ok=ok,
                 status=status,
                 error=error,
-                retry_at=None if ok else self._retry_at(delivery),
+                retry_at=retry_at,
             )
         except Exception:  # its lease runs out and it is tried again
             log.exception("callback %s for task %s", delivery.id, delivery.task_id)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from reelgate.config import Settings
 from reelgate.domain.errors import InputUnreachable, InvalidInput, UpstreamFailed
-from reelgate.domain.models import GENERATION_TYPES, Kind, Task, TaskResult
+from reelgate.domain.models import GENERATION_TYPES, Kind, State, Task, TaskResult
 from reelgate.engines.base import (
     FileEngine,
     LeaseLost,
@@ -110,7 +110,8 @@ class FollowRun:
             self._uninterruptible.clear()
 
     def deleted(self) -> bool:
-        return self.tasks.get(self.task_id) is None
+        task = self.tasks.get(self.task_id)
+        return task is None or task.state is State.CANCELLED
 
 
 class Follower:

@@ -1,7 +1,8 @@
 """Holding a claimed task: a heartbeat thread renews the lease and records
-progress while a run works; once the lease is lost (the task was deleted, or
-this worker was presumed dead and the task handed to another) every progress
-report raises `LeaseLost`, so the run stops and publishes nothing."""
+progress while a run works; once the lease is lost (the task was deleted or
+cancelled, or this worker was presumed dead and the task handed to another)
+every progress report raises `LeaseLost`, so the run stops and publishes
+nothing: at most about a second after, the heartbeat being that often."""
 
 from __future__ import annotations
 

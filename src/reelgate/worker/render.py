@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -31,9 +33,12 @@ from reelgate.engines.base import FrameEngine, RenderJob, WorkerStopping
 from reelgate.media.encode import SAMPLE_RATE, encode_mp4
 from reelgate.media.images import cover_fit
 from reelgate.media.probe import frame_count_at, iter_frames_at, read_first_frame
+from reelgate.metrics import NO_METRICS, Metrics
 from reelgate.worker.inputs import InputError, InputResolver, SourceVideo
 from reelgate.worker.lease import Lease
 from reelgate.worker.publish import publish, publish_image
+
+T = TypeVar("T")
 
 
 class FrameRunner:
@@ -42,11 +47,13 @@ class FrameRunner:
         settings: Settings,
         inputs: InputResolver,
         stopping: Callable[[], threading.Event] = threading.Event,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         """`stopping`: the worker's stop event, read when a run reports progress."""
         self.settings = settings
         self.inputs = inputs
         self.stopping = stopping
+        self.metrics = metrics
 
     def run(
         self, task: Task, engine: FrameEngine, run_key: str, workdir: Path, lease: Lease
@@ -128,9 +135,10 @@ class FrameRunner:
             # Engines that work before the first frame (denoising) report here.
             report(0.9 * value * job.num_frames / total)
 
+        rendering = Stopwatch()
         frames = itertools.chain(
             self._played(before, width, height),
-            engine.render(job, on_engine_progress),
+            rendering.timed(engine.render(job, on_engine_progress)),
             self._played(after, width, height),
         )
         video_path = workdir / "video.mp4"
@@ -145,6 +153,8 @@ class FrameRunner:
             on_frame=on_frame,
             audio=engine.soundtrack(job, job.num_frames / FPS, SAMPLE_RATE) if sound else None,
         )
+        self.metrics.rendered(engine.name, rendering.seconds)
+        self.metrics.encoded(engine.name, summary.encode_seconds)
         return publish(run_key, workdir, video_path, summary.first_frame, summary.last_frame)
 
     def _still(
@@ -181,7 +191,9 @@ class FrameRunner:
                 raise WorkerStopping()
             lease.report(0.95 * progress)
 
-        picture = next(iter(engine.render(job, report)), None)
+        rendering = Stopwatch()
+        picture = next(rendering.timed(engine.render(job, report)), None)
+        self.metrics.rendered(engine.name, rendering.seconds)
         if picture is None or picture.shape[:2] != (height, width):
             raise RuntimeError(f"the {engine.name} engine did not make a {width}x{height} image")
         return publish_image(run_key, workdir, picture, task.image_format or "jpg")
@@ -194,6 +206,26 @@ class FrameRunner:
         return iter_frames_at(
             video.path, FPS, (width, height), max_seconds=self.settings.source_max_seconds
         )
+
+
+class Stopwatch:
+    """Seconds spent inside an iterator's `next` (an engine making frames,
+    in the encoder's prefetch thread), not waiting for whoever consumes it."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def timed(self, items: Iterable[T]) -> Iterator[T]:
+        iterator = iter(items)
+        while True:
+            began = time.perf_counter()
+            try:
+                item = next(iterator)
+            except StopIteration:
+                self.seconds += time.perf_counter() - began
+                return
+            self.seconds += time.perf_counter() - began
+            yield item
 
 
 def _layout(task: Task, width: int, height: int) -> Layout:

@@ -16,11 +16,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
+from reelgate import logs
 from reelgate.config import Settings
+from reelgate.core.enhance import DetailEnhancer, Enhancer
 from reelgate.domain.errors import TaskError, Unavailable
-from reelgate.domain.models import FailureCode, Task, TaskResult
+from reelgate.domain.models import FailureCode, State, Task, TaskResult
 from reelgate.domain.retry import Backoff
 from reelgate.engines.base import (
     UPSTREAM_THUMBNAIL,
@@ -30,6 +33,7 @@ from reelgate.engines.base import (
     LeaseLost,
     WorkerStopping,
 )
+from reelgate.metrics import NO_METRICS, Metrics
 from reelgate.storage.base import Storage
 from reelgate.store.follow import FollowStore
 from reelgate.store.tasks import TaskStore
@@ -57,11 +61,19 @@ class Worker:
         only: Sequence[str] | None = None,
         exclude: Sequence[str] = (),
         poll_interval: Callable[[], float] | None = None,
+        metrics: Metrics = NO_METRICS,
+        pool: str = "render",
+        enhancer: Enhancer | None = None,
     ) -> None:
         """`only`/`exclude`: which engines' tasks this worker claims.
         `poll_interval`: how long an idle worker sleeps before looking again
-        unless woken (the runtime makes it longer while notifications arrive)."""
+        unless woken (the runtime makes it longer while notifications arrive).
+        `pool`: the name its busy slot counts under in `metrics`.
+        `enhancer`: writes the prompts of tasks that ask for enhancement."""
         self.settings = settings
+        self.enhancer = enhancer or DetailEnhancer()
+        self.metrics = metrics
+        self.pool = pool
         self.tasks = tasks
         self.storage = storage
         self.engines = engines
@@ -75,7 +87,7 @@ class Worker:
         followed nor deleted)."""
         self.poll_interval = poll_interval or (lambda: settings.poll_interval)
         self.backoff = Backoff(settings.retry_backoff_seconds)
-        self.frames = FrameRunner(settings, inputs, lambda: self.stopping)
+        self.frames = FrameRunner(settings, inputs, lambda: self.stopping, metrics)
         self.follower = Follower(
             settings,
             tasks,
@@ -126,45 +138,58 @@ class Worker:
         if self.stopping.is_set():
             self.tasks.release(task.id, task.lease_owner or "")
             return True
-        log.info("task %s: attempt %d", task.id, task.attempts)
-        self.process(task)
+        with logs.bound(task_id=task.id), self.metrics.busy(self.pool):
+            waited = time.time() - task.created_at if task.attempts == 1 else None
+            self.metrics.task_claimed(task.engine, waited)
+            log.info("task %s: attempt %d", task.id, task.attempts)
+            self.process(task)
         return True
 
     def process(self, task: Task) -> None:
         run_key = f"{task.id}/{uuid.uuid4().hex[:12]}"
         workdir = self.storage.workdir(run_key)
         owner = task.lease_owner or ""
+        started = time.monotonic()
+        ended = "superseded"  # how the attempt ended (metrics.FINISHED and the rest)
         try:
             with Lease(self.tasks, task, self.settings.lease_seconds) as lease:
+                task = self._enhanced(task, owner)
                 result = self._run_engine(task, run_key, workdir, lease)
                 # uploaded while the lease is held: a run that lost its task
                 # stops here, before its files could be read by anyone
                 self.storage.publish(run_key, workdir, result.keys())
                 lease.check()
-            if not self.tasks.complete(task.id, owner, result):
+            if self.tasks.complete(task.id, owner, result):
+                ended = "completed"
+            else:
                 log.warning("task %s: superseded by another run, discarding this one", task.id)
         except LeaseLost:
+            ended = "lease_lost"
             log.warning("task %s: lease lost, discarding this run", task.id)
         except WorkerStopping:
+            ended = "handed_back"
             log.info("task %s: shutting down, handing the task back", task.id)
             self.tasks.release(task.id, owner)
         except TaskError as exc:
             if exc.retryable:
                 log.warning("task %s: attempt %d failed: %s", task.id, task.attempts, exc)
-                self._retry(task, exc.message, exc.code)
-            else:
-                self.tasks.fail(task.id, owner, exc.message, exc.code)
+                ended = "retry" if self._retry(task, exc.message, exc.code) else ended
+            elif self.tasks.fail(task.id, owner, exc.message, exc.code):
+                ended = "failed"
         except Exception as exc:
             log.exception("task %s: attempt %d failed", task.id, task.attempts)
-            self._retry(
-                task, f"internal error: {exc.__class__.__name__}: {exc}", FailureCode.INTERNAL
-            )
+            reason = f"internal error: {exc.__class__.__name__}: {exc}"
+            ended = "retry" if self._retry(task, reason, FailureCode.INTERNAL) else ended
         finally:
             (workdir / SOURCE_FILE).unlink(missing_ok=True)
             (workdir / UPSTREAM_THUMBNAIL).unlink(missing_ok=True)
             shutil.rmtree(workdir / SCRATCH, ignore_errors=True)
             self.storage.drop_workdir(run_key, workdir)
         latest = self.tasks.get(task.id)
+        if ended == "retry" and latest is not None and latest.state is State.FAILED:
+            ended = "failed"  # that was its last attempt
+        code = latest.failure_code if latest is not None and ended == "failed" else None
+        self.metrics.attempt_ended(task.engine, ended, time.monotonic() - started, code)
         if latest is not None and latest.state.terminal:
             self.on_finished(task.id)  # waiters first: cleaning up can wait or fail
         try:
@@ -175,10 +200,24 @@ class Worker:
         except Exception:  # left for retention or a later run's prune
             log.warning("task %s: could not remove the files of other runs", task.id)
 
-    def _retry(self, task: Task, reason: str, code: FailureCode) -> None:
+    def _enhanced(self, task: Task, owner: str) -> Task:
+        """The task with its enhanced prompt: the one an earlier attempt kept,
+        else one written now (in the worker, so a create never waits for a
+        language model) and kept for the attempts after this one."""
+        if not task.enhance or task.enhanced_prompt is not None or not task.prompt:
+            return task
+        enhanced = self.enhancer.enhance(task.prompt)
+        if not self.tasks.set_enhanced_prompt(task.id, owner, enhanced):
+            latest = self.tasks.get(task.id)
+            if latest is None or latest.lease_owner != owner:
+                raise LeaseLost()
+            enhanced = latest.enhanced_prompt or enhanced
+        return replace(task, enhanced_prompt=enhanced)
+
+    def _retry(self, task: Task, reason: str, code: FailureCode) -> bool:
         """Queue the next attempt after the backoff, or fail with `code` once
-        the attempts are used up."""
-        self.tasks.retry_later(
+        the attempts are used up (false: the task is no longer this run's)."""
+        return self.tasks.retry_later(
             task.id,
             task.lease_owner or "",
             reason,

@@ -25,6 +25,10 @@ def failure_error(code: FailureCode | None) -> tuple[str, int]:
 
 
 def error_code_for_failure(task: Task) -> str:
+    """The `error.code` of a task that ended without a video: `cancelled`
+    for one that was cancelled, else by whose fault it failed."""
+    if task.state is State.CANCELLED:
+        return "cancelled"
     return failure_error(task.failure_code)[0]
 
 
@@ -73,6 +77,7 @@ def retrieve_item(task: Task, url_for: UrlFor) -> dict[str, Any]:
         "created_at": task.created_at,
         "finished_at": task.finished_at,
         "request": task.origin_request,
+        "enhanced_prompt": task.enhanced_prompt,
         "response": response,
         "data": response,
     }

@@ -13,7 +13,13 @@ from reelgate.api.acedata.present import failure_error, flat_result, retrieve_it
 from reelgate.api.acedata.schemas import TasksRequest, VideoRequest
 from reelgate.api.context import ApiContext
 from reelgate.api.deliveries import delivery_dict
-from reelgate.domain.errors import InvalidRequest, ReelgateError, TaskFailed, WaitTimeout
+from reelgate.domain.errors import (
+    Conflict,
+    InvalidRequest,
+    ReelgateError,
+    TaskFailed,
+    WaitTimeout,
+)
 from reelgate.domain.models import FailureCode, GenerationRequest, Kind, State, Task
 from reelgate.domain.types import TokenInfo
 
@@ -26,6 +32,7 @@ _ERRORS: dict[str, tuple[str, int]] = {
     "forbidden": ("forbidden", 403),
     "not_found": ("not_found", 404),
     "method_not_allowed": ("method_not_allowed", 405),
+    "conflict": ("conflict", 409),
     "expired": ("expired", 410),
     "rate_limited": ("too_many_requests", 429),
     "payload_too_large": ("payload_too_large", 413),
@@ -72,8 +79,9 @@ def to_neutral(body: VideoRequest) -> GenerationRequest:
     )
 
 
-def retrieve(ctx: ApiContext, owner: TokenInfo, body: TasksRequest) -> dict[str, Any]:
-    """`POST /luma/tasks` with an action: `retrieve` one task or `retrieve_batch`."""
+def task_action(ctx: ApiContext, owner: TokenInfo, body: TasksRequest) -> dict[str, Any]:
+    """`POST /luma/tasks` with an action: `retrieve` one task, `retrieve_batch`,
+    or `cancel` one (answered with the task as cancelled, as `retrieve` shows it)."""
     action = body.action or ("retrieve_batch" if body.ids is not None else "retrieve")
     if action == "retrieve_batch":
         if body.ids is None:
@@ -81,7 +89,9 @@ def retrieve(ctx: ApiContext, owner: TokenInfo, body: TasksRequest) -> dict[str,
         items = _items(ctx, ctx.service.get_many(owner.id, body.ids))
         return {"items": items, "count": len(items)}
     if not body.id:
-        raise InvalidRequest("retrieve needs 'id'")
+        raise InvalidRequest(f"{action} needs 'id'")
+    if action == "cancel":
+        return _items(ctx, [ctx.service.cancel(owner.id, body.id)])[0]
     return _items(ctx, [ctx.service.get(owner.id, body.id)])[0]
 
 
@@ -118,6 +128,8 @@ def build_router(ctx: ApiContext) -> APIRouter:
         task = await run_sync(ctx.service.get, owner.id, task.id)
         if task.state is State.COMPLETED:
             return flat_result(task, ctx.url_for)
+        if task.state is State.CANCELLED:
+            raise Conflict(task.failure_reason or "the task was cancelled", task_id=task.id)
         if task.state.terminal:
             raise TaskFailed(
                 task.failure_reason or "the task failed",

@@ -41,6 +41,6 @@ class VideoRequest(WireModel):
 class TasksRequest(WireModel):
     model_config = ConfigDict(extra="ignore")
 
-    action: Literal["retrieve", "retrieve_batch"] | None = None
+    action: Literal["retrieve", "retrieve_batch", "cancel"] | None = None
     id: str | None = None
     ids: list[str] | None = Field(None, max_length=500)

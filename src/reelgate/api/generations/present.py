@@ -59,9 +59,17 @@ def task_object(
         "last_frame": _image(result.last_frame, url_for) if result and result.last_frame else None,
         "image": _image(result.image, url_for) if result and result.image else None,
         "request": {"prompt": task.prompt, "aspect_ratio": task.aspect_ratio},
+        "enhanced_prompt": task.enhanced_prompt,
         "failure_reason": task.failure_reason,
-        "failure_code": task.failure_code.value if task.failure_code else None,
+        "failure_code": failure_code(task),
     }
+
+
+def failure_code(task: Task) -> str | None:
+    """Why a generation ended without a video: `cancelled`, or whose fault it was."""
+    if task.state is State.CANCELLED:
+        return "cancelled"
+    return task.failure_code.value if task.failure_code else None
 
 
 def wrapped(task: Task, request_id: str) -> dict[str, Any]:

@@ -141,6 +141,23 @@ def build_router(ctx: ApiContext) -> APIRouter:
         )
         return await answer(task, format)
 
+    @router.post(
+        "/{generation_id}/cancel",
+        summary="Cancel a pending or processing generation (a reelgate route)",
+    )
+    async def cancel(
+        generation_id: str,
+        format: Literal["plain", "wrapped"] | None = Format,
+        owner: TokenInfo = Depends(ctx.auth),
+    ) -> dict[str, Any]:
+        """The generation as cancelled: `failed`, with `failure_code`
+        "cancelled"; its `notify_hook` is called with the same. A finished
+        generation answers 409."""
+        task = await run_sync(ctx.service.cancel, owner.id, generation_id)
+        if (format or ctx.settings.generations_response) == "wrapped":
+            return wrapped(task, str(uuid.uuid4()))
+        return task_object(task, ctx.url_for)
+
     @router.get("/{generation_id}", summary="Get a generation")
     async def get(generation_id: str, owner: TokenInfo = Depends(ctx.auth)) -> dict[str, Any]:
         task = await run_sync(ctx.service.get, owner.id, generation_id)

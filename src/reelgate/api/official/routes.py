@@ -328,11 +328,14 @@ def build_router(ctx: ApiContext) -> APIRouter:
     @router.delete(
         "/generations/{generation_id}",
         status_code=204,
-        summary="Delete a generation and its assets",
+        summary="Delete a generation and its assets (a queued or dreaming one is cancelled)",
     )
     async def delete_generation(
         generation_id: str, owner: TokenInfo = Depends(ctx.auth)
     ) -> Response:
+        """A queued or dreaming generation stops and stays, `failed` with its
+        failure_reason saying it was cancelled (its callback says the same);
+        a finished one goes, with its assets."""
         await run_sync(ctx.service.delete, owner.id, generation_id)
         return Response(status_code=204)
 
