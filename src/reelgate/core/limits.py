@@ -19,7 +19,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from reelgate.config import Settings
-from reelgate.domain.errors import Forbidden, PayloadTooLarge, RateLimited
+from reelgate.domain.errors import (
+    INVALID_TOKEN,
+    Forbidden,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
+)
 from reelgate.domain.types import TokenLimits, TokenUsage
 
 DAY_SECONDS = 86_400.0
@@ -54,6 +60,13 @@ class Limits:
             priority=own(limits.priority, 0),
         )
 
+    @staticmethod
+    def _live(usage: TokenUsage) -> None:
+        """A token revoked since its request was authenticated is refused
+        here, read with its usage (`api/auth.py`)."""
+        if not usage.live:
+            raise Unauthorized(INVALID_TOKEN)
+
     def _rate(self, usage: TokenUsage) -> None:
         """Creates and uploads together, per token per minute."""
         per_minute = self.effective(usage.limits).creates_per_minute
@@ -78,6 +91,7 @@ class Limits:
         """Raise to refuse the token's next task; else the queue priority it
         gets (the token's, 0 by default). `engine` and `model` are checked
         against the token's allowed ones when given."""
+        self._live(usage)
         limits = self.effective(usage.limits)
         if engine is not None and model is not None:
             self.allow(limits, engine, model)
@@ -98,6 +112,7 @@ class Limits:
         return limits.priority or 0
 
     def admit_upload(self, usage: TokenUsage, size: int) -> None:
+        self._live(usage)
         self._rate(usage)
         if self.upload_quota and usage.upload_bytes + size > self.upload_quota:
             raise PayloadTooLarge(

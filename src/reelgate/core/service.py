@@ -16,7 +16,15 @@ from urllib.parse import urlsplit
 from reelgate.config import Settings
 from reelgate.core.inputs import InlineInputs, echoed
 from reelgate.core.limits import Limits
-from reelgate.domain.errors import Conflict, Expired, InvalidInput, InvalidRequest, NotFound
+from reelgate.domain.errors import (
+    INVALID_TOKEN,
+    Conflict,
+    Expired,
+    InvalidInput,
+    InvalidRequest,
+    NotFound,
+    Unauthorized,
+)
 from reelgate.domain.models import (
     ASPECT_RATIOS,
     DURATIONS,
@@ -490,11 +498,26 @@ class TaskService:
 
     def get(self, owner_id: str, task_id: str) -> Task:
         """One of the token's tasks; an expired one (its files deleted by
-        retention) answers `Expired` rather than links to files that are gone."""
-        task = self._owned(owner_id, task_id)
+        retention) answers `Expired` rather than links to files that are gone.
+        A revoked token is refused (`Unauthorized`), checked in the same query
+        (so routes may authenticate with `Authenticator.caller`)."""
+        return self.get_with_deliveries(owner_id, task_id, deliveries=False)[0]
+
+    def get_with_deliveries(
+        self, owner_id: str, task_id: str, *, deliveries: bool = True
+    ) -> tuple[Task, list[Delivery]]:
+        """`get`, and the task's callback deliveries (as `deliveries` has
+        them), all in one query."""
+        live, task, found = self.tasks.get_live(
+            owner_id, task_id, deliveries=deliveries and self.callbacks is not None
+        )
+        if not live:
+            raise Unauthorized(INVALID_TOKEN)
+        if task is None:
+            raise NotFound(f"task {task_id} was not found")
         if task.expired_at is not None:
             raise expired_error(task, f"task {task_id}")
-        return task
+        return task, found
 
     def _owned(self, owner_id: str, task_id: str) -> Task:
         task = self.tasks.get_owned(owner_id, task_id)

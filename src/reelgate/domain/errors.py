@@ -29,6 +29,10 @@ class Unauthorized(ReelgateError):
     code = "unauthorized"
 
 
+INVALID_TOKEN = "invalid or revoked token"
+"""What a request with an unknown or revoked token is told (`Unauthorized`)."""
+
+
 class Forbidden(ReelgateError):
     code = "forbidden"
 

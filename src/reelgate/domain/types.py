@@ -98,6 +98,8 @@ class TokenUsage:
     day: int = 0
     day_oldest: float | None = None
     limits: TokenLimits = TokenLimits()
+    live: bool = True
+    """False: the token is revoked (or gone), read in the same transaction."""
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,11 @@ from reelgate.domain.models import (
 )
 from reelgate.domain.reframe import Placement
 from reelgate.domain.text import repaired
-from reelgate.domain.types import TokenUsage
-from reelgate.store.callbacks import host_of
+from reelgate.domain.types import Delivery, TokenUsage
+from reelgate.store.callbacks import _delivery, host_of
 from reelgate.store.db import Database
 from reelgate.store.notify import task_done, work_queued
-from reelgate.store.schema import CallbackRow, TaskRow
+from reelgate.store.schema import CallbackRow, TaskRow, TokenRow
 from reelgate.store.usage import locked_usage
 
 Admit = Callable[[TokenUsage], int]
@@ -195,6 +195,32 @@ class TaskStore:
         """A task only if this token owns it: another token's task reads as absent."""
         task = self.get(task_id)
         return task if task and task.owner_id == owner_id else None
+
+    def get_live(
+        self, owner_id: str, task_id: str, *, deliveries: bool = False
+    ) -> tuple[bool, Task | None, list[Delivery]]:
+        """In one statement: whether the owner's token is live (exists and is
+        not revoked), the task if that token owns it (another token's task
+        reads as absent), and with `deliveries` its callback deliveries,
+        oldest first."""
+        columns: list[Any] = [TokenRow.revoked_at, TaskRow]
+        query = select(*columns).select_from(TokenRow)
+        query = query.outerjoin(
+            TaskRow, and_(TaskRow.id == task_id, TaskRow.owner_id == TokenRow.id)
+        ).where(TokenRow.id == owner_id)
+        if deliveries:
+            query = (
+                query.add_columns(CallbackRow)
+                .outerjoin(CallbackRow, CallbackRow.task_id == TaskRow.id)
+                .order_by(CallbackRow.created_at)
+            )
+        with self.db.read() as s:
+            rows = s.execute(query).all()
+            if not rows:
+                return False, None, []
+            row = rows[0][1]
+            found = [_delivery(r[2]) for r in rows if deliveries and r[2] is not None]
+            return rows[0][0] is None, _to_task(row) if row is not None else None, found
 
     def get_many_owned(self, owner_id: str, task_ids: Sequence[str]) -> list[Task]:
         if not task_ids:

@@ -74,6 +74,12 @@ class TokenStore:
             return None
         return None if row.revoked_at is not None else _info(row)
 
+    def is_live(self, token_id: str) -> bool:
+        """Whether the token exists and is not revoked (an index probe)."""
+        with self.db.read() as s:
+            found = s.execute(select(TokenRow.revoked_at).where(TokenRow.id == token_id)).first()
+        return found is not None and found[0] is None
+
     def list(self) -> list[TokenInfo]:
         with self.db.read() as s:
             return [_info(r) for r in s.scalars(select(TokenRow).order_by(TokenRow.created_at))]

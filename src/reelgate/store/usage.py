@@ -26,8 +26,9 @@ def locked_usage(s: Session, owner_id: str, now: float, *, lock: bool = True) ->
     """The usage and the token's own limits, with the token's row locked for
     the rest of the transaction (`lock=False`: a quick look before expensive
     work, checked again locked)."""
-    token = select(TokenRow.limits).where(TokenRow.id == owner_id)
-    limits = s.scalar(token.with_for_update() if lock else token)
+    token = select(TokenRow.limits, TokenRow.revoked_at).where(TokenRow.id == owner_id)
+    found = s.execute(token.with_for_update() if lock else token).first()
+    limits, live = (found[0], found[1] is None) if found else (None, False)
     since = now - WINDOW_SECONDS
     task_times = s.scalars(
         select(TaskRow.created_at).where(TaskRow.owner_id == owner_id, TaskRow.created_at >= since)
@@ -62,4 +63,5 @@ def locked_usage(s: Session, owner_id: str, now: float, *, lock: bool = True) ->
         day=int(day or 0),
         day_oldest=day_oldest,
         limits=TokenLimits.from_dict(limits),
+        live=live,
     )

@@ -1,7 +1,14 @@
 """The AceData dialect: `POST /luma/videos` and `POST /luma/tasks`."""
 
 from reelgate.api.acedata.present import callback_payload
-from reelgate.api.acedata.routes import DIALECT, PREFIXES, build_router, render_error, task_action
+from reelgate.api.acedata.routes import (
+    DIALECT,
+    PREFIXES,
+    build_router,
+    render_error,
+    retrieves_one,
+    task_action,
+)
 from reelgate.api.acedata.schemas import TasksRequest
 
 __all__ = [
@@ -11,5 +18,6 @@ __all__ = [
     "build_router",
     "callback_payload",
     "render_error",
+    "retrieves_one",
     "task_action",
 ]

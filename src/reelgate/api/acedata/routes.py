@@ -21,7 +21,7 @@ from reelgate.domain.errors import (
     WaitTimeout,
 )
 from reelgate.domain.models import FailureCode, GenerationRequest, Kind, State, Task
-from reelgate.domain.types import TokenInfo
+from reelgate.domain.types import Delivery, TokenInfo
 
 DIALECT = "acedata"
 PREFIXES = ("/luma/videos", "/luma/tasks")
@@ -79,10 +79,20 @@ def to_neutral(body: VideoRequest) -> GenerationRequest:
     )
 
 
+def _action(body: TasksRequest) -> str:
+    return body.action or ("retrieve_batch" if body.ids is not None else "retrieve")
+
+
+def retrieves_one(body: TasksRequest) -> bool:
+    """Whether `task_action` answers this body by retrieving one task, in the
+    one query that also checks the token is live (`TaskService.get`)."""
+    return _action(body) == "retrieve" and bool(body.id)
+
+
 def task_action(ctx: ApiContext, owner: TokenInfo, body: TasksRequest) -> dict[str, Any]:
     """`POST /luma/tasks` with an action: `retrieve` one task, `retrieve_batch`,
     or `cancel` one (answered with the task as cancelled, as `retrieve` shows it)."""
-    action = body.action or ("retrieve_batch" if body.ids is not None else "retrieve")
+    action = _action(body)
     if action == "retrieve_batch":
         if body.ids is None:
             raise InvalidRequest("retrieve_batch needs 'ids'")
@@ -92,16 +102,21 @@ def task_action(ctx: ApiContext, owner: TokenInfo, body: TasksRequest) -> dict[s
         raise InvalidRequest(f"{action} needs 'id'")
     if action == "cancel":
         return _items(ctx, [ctx.service.cancel(owner.id, body.id)])[0]
-    return _items(ctx, [ctx.service.get(owner.id, body.id)])[0]
+    task, deliveries = ctx.service.get_with_deliveries(owner.id, body.id)
+    return _item(ctx, task, deliveries)
 
 
 def _items(ctx: ApiContext, tasks: list[Task]) -> list[dict[str, Any]]:
     """Retrieve items with each task's callback deliveries (one query for all)."""
     deliveries = ctx.service.deliveries(tasks)
-    return [
-        {**retrieve_item(t, ctx.url_for), "callbacks": [delivery_dict(d) for d in deliveries[t.id]]}
-        for t in tasks
-    ]
+    return [_item(ctx, t, deliveries[t.id]) for t in tasks]
+
+
+def _item(ctx: ApiContext, task: Task, deliveries: list[Delivery]) -> dict[str, Any]:
+    return {
+        **retrieve_item(task, ctx.url_for),
+        "callbacks": [delivery_dict(d) for d in deliveries],
+    }
 
 
 def build_router(ctx: ApiContext) -> APIRouter:
@@ -109,7 +124,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
 
     @router.post("/luma/videos", summary="Generate or extend a video")
     async def create_video(
-        body: VideoRequest, owner: TokenInfo = Depends(ctx.auth)
+        body: VideoRequest, owner: TokenInfo = Depends(ctx.auth.caller)
     ) -> dict[str, Any]:
         task = await run_sync(
             lambda: ctx.service.create(

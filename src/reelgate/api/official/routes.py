@@ -305,7 +305,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
 
     @router.get("/generations/{generation_id}", summary="Get a generation")
     async def get_generation(
-        generation_id: str, owner: TokenInfo = Depends(ctx.auth)
+        generation_id: str, owner: TokenInfo = Depends(ctx.auth.caller)
     ) -> dict[str, Any]:
         task = await run_sync(ctx.service.get, owner.id, generation_id)
         return generation(task, ctx.url_for)

@@ -1,0 +1,104 @@
+"""What the API's request path costs in database work, and that its shortcut
+for tokens never lets a revoked one through (timings: benchmarks/api_overhead.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from reelgate.testing import InProcess, in_process
+
+
+@pytest.fixture
+def idle(database_url: str, tmp_path: Path) -> Iterator[InProcess]:
+    """The app without workers, on SQLite and on PostgreSQL."""
+    with in_process(tmp_path / "data", workers=0, database_url=database_url) as app:
+        yield app
+
+
+class Statements:
+    """The SQL statements the app's database runs while counting."""
+
+    def __init__(self, app: InProcess) -> None:
+        db = app.runtime.db
+        self.engines = {db.read_engine, db.write_engine}
+        self.seen: list[str] = []
+
+    def _record(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.seen.append(statement)
+
+    def __enter__(self) -> Statements:
+        for engine in self.engines:
+            event.listen(engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for engine in self.engines:
+            event.remove(engine, "before_cursor_execute", self._record)
+
+    def queries(self) -> list[str]:
+        """The statements that read or write rows (not BEGIN, ROLLBACK and the like)."""
+        return [
+            s
+            for s in self.seen
+            if s.lstrip().split()[0].upper() in {"SELECT", "INSERT", "UPDATE", "DELETE", "WITH"}
+        ]
+
+
+def test_a_revoked_token_is_refused_at_once_even_right_after_it_was_used(
+    idle: InProcess,
+) -> None:
+    token = idle.create_token("leaving-soon")
+    client = idle.http(token)
+    task_id = client.post("/luma/videos", json={"prompt": "x", "async": True}).json()["task_id"]
+    generation = client.post("/dream-machine/v1/generations", json={"prompt": "a lake"}).json()[
+        "id"
+    ]
+    for _ in range(2):  # a second use is the one a cache of verified tokens would answer
+        assert client.post("/luma/tasks", json={"id": task_id}).status_code == 200
+        assert client.get(f"/dream-machine/v1/generations/{generation}").status_code == 200
+        assert client.post("/luma/videos", json={"prompt": "y", "async": True}).status_code == 200
+        assert client.post("/luma/tasks", json={"ids": [task_id]}).status_code == 200
+    idle.cli("tokens", "revoke", "leaving-soon")
+
+    retrieve = client.post("/luma/tasks", json={"id": task_id})
+    assert retrieve.status_code == 401 and retrieve.json()["error"]["code"] == "invalid_token"
+    get = client.get(f"/dream-machine/v1/generations/{generation}")
+    assert get.status_code == 401
+    create = client.post("/luma/videos", json={"prompt": "z", "async": True})
+    assert create.status_code == 401 and create.json()["error"]["code"] == "invalid_token"
+    for body in (
+        {"ids": [task_id]},
+        {"action": "cancel", "id": task_id},
+        {"action": "retrieve_batch", "ids": [task_id]},
+    ):
+        assert client.post("/luma/tasks", json=body).status_code == 401, body
+    assert client.get("/dream-machine/v1/generations").status_code == 401
+    assert idle.runtime.tasks.get(task_id).state.value == "queued"  # not cancelled
+
+
+def test_a_retrieve_and_a_get_are_one_database_query(idle: InProcess) -> None:
+    token = idle.create_token("counted")
+    client = idle.http(token)
+    task_id = client.post(
+        "/luma/videos",
+        json={"prompt": "x", "async": True, "callback_url": "http://127.0.0.1:9/hook"},
+    ).json()["task_id"]
+    generation = client.post("/dream-machine/v1/generations", json={"prompt": "a lake"}).json()[
+        "id"
+    ]
+    client.post("/luma/tasks", json={"id": task_id})  # the token is verified once
+
+    with Statements(idle) as retrieve:
+        answer = client.post("/luma/tasks", json={"id": task_id})
+    assert answer.status_code == 200 and answer.json()["id"] == task_id
+    assert len(retrieve.queries()) == 1, retrieve.queries()
+
+    with Statements(idle) as get:
+        answer = client.get(f"/dream-machine/v1/generations/{generation}")
+    assert answer.status_code == 200 and answer.json()["id"] == generation
+    assert len(get.queries()) == 1, get.queries()
