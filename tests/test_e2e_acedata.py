@@ -33,6 +33,7 @@ def fetch(http: httpx.Client, url: str) -> bytes:
     return response.content
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_sync_text_request_returns_a_playable_mp4_of_the_promised_size(
     api: Api, http: httpx.Client
 ) -> None:
@@ -101,6 +102,7 @@ def test_start_and_end_images_as_data_uri_and_legacy_image_urls(
     assert psnr(video.frames[-1], cover_fit(end, W540, H540)) >= 30
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_async_callback_reaches_a_receiver_on_loopback(
     api: Api, http: httpx.Client, peer: Peer
 ) -> None:

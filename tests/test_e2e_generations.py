@@ -124,6 +124,7 @@ def test_settings_take_effect(api: Api, app: InProcess, http: httpx.Client) -> N
         db.dispose()
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_images_as_url_data_uri_and_bare_base64(api: Api, http: httpx.Client, peer: Peer) -> None:
     start, end = textured_image(500, 500, seed=31), textured_image(500, 500, seed=32)
     bare = base64.b64encode(png_bytes(end)).decode()

@@ -205,6 +205,7 @@ def test_one_core_every_dialect_reads_the_same_task(luma: LumaAI, app: InProcess
         other.generations.delete(g.id)
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_raw_contract_and_failure_callbacks(http: httpx.Client, luma: LumaAI, peer: Peer) -> None:
     base = "/dream-machine/v1"
     headers = {"authorization": f"Bearer {luma.auth_token}"}

@@ -169,6 +169,7 @@ def test_nonsense_twice_falls_back_to_the_built_in_enhancer(
     assert out == DetailEnhancer().enhance("a fox in the snow") and len(script.seen) == 2
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_a_slow_endpoint_falls_back_within_its_timeouts(chat: tuple[ChatServer, str]) -> None:
     script, url = chat
     script.replies = [Reply(delay=3.0), Reply(delay=3.0)]

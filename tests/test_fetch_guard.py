@@ -179,6 +179,7 @@ def dripping() -> Iterator[Dripping]:
     server.close()
 
 
+@pytest.mark.slow  # over a second: the slow tier
 @pytest.mark.parametrize("path", ["/slow-headers", "/slow-body", "/hop/3"])
 def test_a_fetch_ends_at_its_deadline_however_slowly_the_bytes_come(
     dripping: Dripping, path: str
@@ -192,6 +193,7 @@ def test_a_fetch_ends_at_its_deadline_however_slowly_the_bytes_come(
     assert 1.4 < time.monotonic() - started < 4
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_a_fetch_within_its_deadline_follows_redirects(dripping: Dripping) -> None:
     assert client(True, fetch_timeout=5).fetch(dripping.url("/hop/1")) == b"arrived"
 

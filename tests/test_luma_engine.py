@@ -125,6 +125,7 @@ def test_no_create_starts_once_the_worker_is_stopping(setup) -> None:
     assert ctx.creates == 0 and time.monotonic() - started < 1
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_a_key_resting_after_an_outage_is_tried_again_within_seconds(setup) -> None:
     """Two refused creates rest the only key for 300 s; the task keeps probing
     it on a growing backoff instead, so it would see the upstream come back."""

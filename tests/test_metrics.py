@@ -94,6 +94,7 @@ def test_only_the_metrics_token_opens_metrics(metered: InProcess) -> None:
         assert anonymous.get("/metrics", headers=SCRAPE).status_code == 200
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_metrics_after_real_work(metered: InProcess, peer: Peer) -> None:
     api = Api(metered, metered.create_token("metered"))
     with metered.http() as client:

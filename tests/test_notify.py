@@ -211,6 +211,7 @@ def test_work_that_comes_due_by_time_alone_is_taken_on_time(
         runtime.close()
 
 
+@pytest.mark.slow  # over a second: the slow tier
 @pytest.mark.parametrize("database_url", [POSTGRES], indirect=True)
 def test_a_waiting_client_hears_of_a_task_finished_elsewhere(
     tmp_path: Path, database_url: str

@@ -214,6 +214,7 @@ def rest_after_failures(keys: UpstreamKeyStore, key: str) -> None:
     assert keys.failed(key, "ConnectError: connection refused", limit=2, cooldown=300)
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_a_key_resting_after_failures_is_probed_long_before_its_cooldown(
     keys, running_task
 ) -> None:
