@@ -161,13 +161,14 @@ def test_cancel_a_queued_task_in_each_dialect(
     (callback,) = peer.wait_posts("/hook", timeout=30)
     is_cancelled(callback["json"])
     generation = api.client.get(f"{OFFICIAL}/{task_id}")
-    assert generation.status_code == 200, "a cancelled task stays readable"
-    official_is_cancelled(generation.json())
-
-    if dialect == "official":  # DELETE of a finished generation removes it, as before
-        assert cancel(api, task_id).status_code == 204
-        assert api.client.get(f"{OFFICIAL}/{task_id}").status_code == 404
+    if dialect == "official":  # deleted: gone at once, as the official API's delete is
+        assert generation.status_code == 404
+        assert cancel(api, task_id).status_code == 404
+        listed = api.client.get(OFFICIAL, params={"limit": 100}).json()["generations"]
+        assert task_id not in [g["id"] for g in listed]
     else:
+        assert generation.status_code == 200, "a cancelled task stays readable"
+        official_is_cancelled(generation.json())
         refused_as_finished(dialect, cancel(api, task_id), "cancelled")
     assert cancel(api, "00000000-0000-0000-0000-000000000000").status_code == 404
 
@@ -232,19 +233,27 @@ def test_cancel_a_running_render_in_each_dialect(
     asked = time.monotonic()
     answer = cancel(api, task_id)
     cancel_answer_says_cancelled(dialect, answer)
-    official_is_cancelled(api.client.get(f"{OFFICIAL}/{task_id}").json())
+    if dialect == "official":  # deleted: gone at once; the row stays, hidden, for the callback
+        assert api.client.get(f"{OFFICIAL}/{task_id}").status_code == 404
+        hidden = one_worker.runtime.tasks.get(task_id)
+        assert hidden is not None and hidden.state is State.CANCELLED
+    else:
+        official_is_cancelled(api.client.get(f"{OFFICIAL}/{task_id}").json())
     # The one worker took the next task: the render stopped within 2 s.
     started = wait_state(api, following, {"dreaming", "completed"}, timeout=10)
     assert started - asked < 2.0, f"the render went on for {started - asked:.2f} s"
     wait_state(api, following, {"completed"})
 
     assert published_videos(one_worker, task_id) == []
-    assert read_state(api, task_id) == "failed", "the stopped run did not bring it back"
+    after = one_worker.runtime.tasks.get(task_id)
+    assert after is not None and after.state is State.CANCELLED, (
+        "the stopped run did not bring it back"
+    )
     posts = peer.wait_posts("/hook", count=2 if dialect == "official" else 1, timeout=30)
     is_cancelled(posts[-1]["json"])  # official: `dreaming` first, then this
     if dialect == "official":
         assert posts[0]["json"]["state"] == "dreaming"
-        assert api.client.get(f"{OFFICIAL}/{task_id}").status_code == 200, "the row stays"
+        assert api.client.get(f"{OFFICIAL}/{task_id}").status_code == 404, "deleted"
         # DELETE of a completed generation deletes it, as before
         assert cancel(api, following).status_code == 204
         assert api.client.get(f"{OFFICIAL}/{following}").status_code == 404
@@ -324,3 +333,20 @@ def test_cancelling_a_luma_task_cancels_its_generation_upstream(tmp_path: Path, 
             (callback,) = peer.wait_posts("/hook", timeout=30)
             generations_is_cancelled(callback["json"])
             assert published_videos(down, task_id) == []
+
+
+def test_a_deleted_unfinished_task_is_removed_once_its_callback_had_its_time(
+    idle_app: InProcess, peer: Peer
+) -> None:
+    """Hidden at once; its row (and outbox) stays for the callback window,
+    then the janitor's pass removes it."""
+    api = Api(idle_app, idle_app.create_token("purge"))
+    task_id = official_create(api, peer.url("/purged"))
+    assert official_cancel(api, task_id).status_code == 204
+    peer.wait_posts("/purged", timeout=30)
+    rt = idle_app.runtime
+    hidden = rt.tasks.get(task_id)
+    assert hidden is not None and hidden.deleted_at is not None
+    assert rt.retention.purge_deleted() == 0, "kept within the callback window"
+    assert rt.retention.purge_deleted(now=hidden.deleted_at + rt.retention.deleted_grace + 1) >= 1
+    assert rt.tasks.get(task_id) is None

@@ -38,6 +38,9 @@ if CHROMIUM is None:
     )
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 expect = sync_api.expect
+# Assertions wait this long for the page to catch up: the machine is shared,
+# and a render or a poll can take a few seconds longer under load.
+expect.set_options(timeout=15_000)
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 812}
@@ -102,6 +105,7 @@ class Studio:
             is_mobile=phone,
         )
         self.page = self.context.new_page()
+        self.page.set_default_timeout(30_000)
         self.urls: list[str] = []
         self.dialogs: list[str] = []
         self.errors: list[str] = []

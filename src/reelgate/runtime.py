@@ -136,7 +136,11 @@ class Runtime:
             uploads=self.upload_store,
         )
         self.retention = Retention(
-            self.tasks, self.storage, self.uploads, settings.asset_retention_days
+            self.tasks,
+            self.storage,
+            self.uploads,
+            settings.asset_retention_days,
+            deleted_grace=settings.callback_window_seconds,
         )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -312,6 +316,7 @@ class Runtime:
                 next_gc = time.monotonic() + self.settings.gc_interval_seconds
                 try:
                     self.retention.expire_tasks()
+                    self.retention.purge_deleted()
                 except Exception:
                     log.exception("deleting expired tasks' files failed")
             stop.wait(min(SWEEP_SECONDS, self.settings.gc_interval_seconds))

@@ -42,19 +42,37 @@ class Retention:
         uploads: UploadService,
         retention_days: float,
         batch: int = 200,
+        deleted_grace: float = DAY,
     ) -> None:
-        """`retention_days` 0 keeps tasks' files for ever (uploads still expire)."""
+        """`retention_days` 0 keeps tasks' files for ever (uploads still expire).
+        `deleted_grace`: how long the row of a task its client deleted
+        unfinished stays (hidden) for its cancel callback to be delivered."""
         self.tasks = tasks
         self.storage = storage
         self.uploads = uploads
         self.retention_days = retention_days
         self.batch = batch
+        self.deleted_grace = deleted_grace
         self.last_run: float | None = None
         """When `expire_tasks` last finished (None: not yet in this process)."""
 
     def collect(self, now: float | None = None) -> Collected:
-        """Remove expired tasks' files and expired uploads, once."""
-        return Collected(tasks=self.expire_tasks(now), uploads=self.uploads.sweep())
+        """Remove expired tasks' files and expired uploads, once (and the
+        rows of deleted tasks whose callbacks had their time)."""
+        collected = Collected(tasks=self.expire_tasks(now), uploads=self.uploads.sweep())
+        self.purge_deleted(now)
+        return collected
+
+    def purge_deleted(self, now: float | None = None) -> int:
+        """Remove the hidden rows of tasks their clients deleted unfinished,
+        once their cancel callbacks had `deleted_grace` to be delivered."""
+        before = (time.time() if now is None else now) - self.deleted_grace
+        removed = 0
+        while count := self.tasks.purge_deleted(before, self.batch):
+            removed += count
+            if count < self.batch:
+                break
+        return removed
 
     def expire_tasks(self, now: float | None = None) -> int:
         """Delete the files of tasks that finished `retention_days` before

@@ -576,10 +576,11 @@ class TaskService:
         """Delete a finished task and its assets, and its generation upstream
         if it has one. An expired task can be deleted too (its row goes).
 
-        A queued or running task is cancelled instead (`cancel`: its render
-        stops, its callback says so) and its files are deleted; its row stays,
-        cancelled, so the callback can be rendered and a later read tells
-        what happened. Deleting it again removes it."""
+        A queued or running task is cancelled first (`cancel`: its render
+        stops, its callback says so), then hidden: it reads as absent at once,
+        as the official API's delete does, and its files are deleted; its row
+        stays until its cancel callback has had its time to be delivered
+        (`purge_deleted`, run by the janitor)."""
         task = self._owned(owner_id, task_id)
         if not task.state.terminal:
             try:
@@ -587,6 +588,7 @@ class TaskService:
             except Conflict:
                 pass  # it finished meanwhile: deleted below like any finished task
             else:
+                self.tasks.hide(task_id)
                 self.delete_assets(task_id)
                 return
         deleted = self.tasks.delete(task_id)

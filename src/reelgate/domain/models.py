@@ -346,6 +346,8 @@ class Task:
     enhance: bool = False
     """Enhance the prompt before rendering (the worker does it once and keeps
     the result in `enhanced_prompt`)."""
+    deleted_at: float | None = None
+    """When its client deleted it unfinished: it reads as absent to them."""
 
     @property
     def effective_prompt(self) -> str:

@@ -75,6 +75,9 @@ class TaskRow(Base):
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     expired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     """When retention deleted the task's files (the row stays, to say so)."""
+    deleted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """When a client deleted it unfinished: hidden from then on, removed by the
+    janitor once its cancel callback has had its time."""
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # Upstream engines: the generation this task follows, the key (its
     # fingerprint, never the secret) that made it, and the last callback nudge.

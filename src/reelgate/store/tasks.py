@@ -73,6 +73,7 @@ def _to_task(row: TaskRow) -> Task:
         prompt=row.prompt,
         enhanced_prompt=row.enhanced_prompt,
         enhance=bool(row.enhance),
+        deleted_at=row.deleted_at,
         start_image=row.start_image,
         end_image=row.end_image,
         source_task_id=row.source_task_id,
@@ -192,9 +193,10 @@ class TaskStore:
             return _to_task(row) if row else None
 
     def get_owned(self, owner_id: str, task_id: str) -> Task | None:
-        """A task only if this token owns it: another token's task reads as absent."""
+        """A task only if this token owns it: another token's task reads as
+        absent, and so does one its client deleted."""
         task = self.get(task_id)
-        return task if task and task.owner_id == owner_id else None
+        return task if task and task.owner_id == owner_id and task.deleted_at is None else None
 
     def get_live(
         self, owner_id: str, task_id: str, *, deliveries: bool = False
@@ -219,6 +221,8 @@ class TaskStore:
             if not rows:
                 return False, None, []
             row = rows[0][1]
+            if row is not None and row.deleted_at is not None:
+                return rows[0][0] is None, None, []  # deleted by its client: absent
             found = [_delivery(r[2]) for r in rows if deliveries and r[2] is not None]
             return rows[0][0] is None, _to_task(row) if row is not None else None, found
 
@@ -227,7 +231,11 @@ class TaskStore:
             return []
         with self.db.read() as s:
             rows = s.scalars(
-                select(TaskRow).where(TaskRow.id.in_(list(task_ids)), TaskRow.owner_id == owner_id)
+                select(TaskRow).where(
+                    TaskRow.id.in_(list(task_ids)),
+                    TaskRow.owner_id == owner_id,
+                    TaskRow.deleted_at.is_(None),
+                )
             ).all()
             by_id = {r.id: _to_task(r) for r in rows}
         return [by_id[i] for i in task_ids if i in by_id]
@@ -235,7 +243,11 @@ class TaskStore:
     def find_by_video_id(self, owner_id: str, video_id: str) -> Task | None:
         with self.db.read() as s:
             row = s.scalar(
-                select(TaskRow).where(TaskRow.video_id == video_id, TaskRow.owner_id == owner_id)
+                select(TaskRow).where(
+                    TaskRow.video_id == video_id,
+                    TaskRow.owner_id == owner_id,
+                    TaskRow.deleted_at.is_(None),
+                )
             )
             return _to_task(row) if row else None
 
@@ -244,7 +256,7 @@ class TaskStore:
     ) -> tuple[list[Task], int]:
         """A page of a token's tasks, newest first, and how many it has in all
         (`expired=False`: only tasks whose files are still kept)."""
-        owned = TaskRow.owner_id == owner_id
+        owned = and_(TaskRow.owner_id == owner_id, TaskRow.deleted_at.is_(None))
         if not expired:
             owned = and_(owned, TaskRow.expired_at.is_(None))
         with self.db.read() as s:
@@ -272,6 +284,33 @@ class TaskStore:
             s.execute(delete(TaskRow).where(TaskRow.id == task_id))
             task_done(s, task_id)  # a client waiting on it stops waiting
             return task
+
+    def hide(self, task_id: str) -> None:
+        """Mark a task its client deleted: it reads as absent from now on, and
+        `purge_deleted` removes it later (its outbox with it)."""
+        with self.db.write() as s:
+            s.execute(
+                update(TaskRow)
+                .where(TaskRow.id == task_id, TaskRow.deleted_at.is_(None))
+                .values(deleted_at=time.time())
+            )
+            task_done(s, task_id)  # a client waiting on it stops waiting
+
+    def purge_deleted(self, before: float, limit: int = 200) -> int:
+        """Remove tasks their clients deleted before `before` (with their
+        outbox entries); how many went."""
+        with self.db.write() as s:
+            ids = list(
+                s.scalars(
+                    select(TaskRow.id)
+                    .where(TaskRow.deleted_at.is_not(None), TaskRow.deleted_at < before)
+                    .limit(limit)
+                )
+            )
+            if ids:
+                s.execute(delete(CallbackRow).where(CallbackRow.task_id.in_(ids)))
+                s.execute(delete(TaskRow).where(TaskRow.id.in_(ids)))
+            return len(ids)
 
     def search(
         self,
@@ -323,7 +362,8 @@ class TaskStore:
         """Put a failed or cancelled task back in the queue as if new: its
         attempts, progress, failure and upstream generation (which ended with
         it) cleared, in its old place in line (by when it was created). None
-        when it is missing, not failed or cancelled, or its files expired."""
+        when it is missing, not failed or cancelled, its files expired, or
+        its client deleted it."""
         now = time.time()
         with self.db.write() as s:
             row = s.scalar(
@@ -332,6 +372,7 @@ class TaskStore:
                     TaskRow.id == task_id,
                     TaskRow.state.in_(RETRYABLE),
                     TaskRow.expired_at.is_(None),
+                    TaskRow.deleted_at.is_(None),
                 )
                 .with_for_update()
             )
