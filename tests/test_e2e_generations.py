@@ -90,6 +90,13 @@ def test_create_answers_the_web_style_object_then_completes(
 def test_wrapped_answer_per_request(api: Api) -> None:
     g = create(api, {"user_prompt": "wrapped please"}, format="wrapped")
     assert g["code"] == 200 and g["message"] == "success" and g["request_id"]
+    answer = api.client.post(
+        "/luma/generations",
+        json={"user_prompt": "wrapped, traced"},
+        params={"format": "wrapped"},
+        headers={"x-request-id": "trace-4f1c2a9b"},
+    )
+    assert answer.json()["request_id"] == answer.headers["x-request-id"] == "trace-4f1c2a9b"
     data = g["data"]
     assert data["task_status"] == "pending" and isinstance(data["created_at"], int)
     assert data["updated_at"] >= data["created_at"]

@@ -576,8 +576,9 @@ def _upstream_generation(up: LumaAI, before: set[str], timeout: float = 20) -> s
 def assert_deleted_upstream(up: LumaAI, upstream_id: str, timeout: float = 15) -> None:
     """The generation is stopped upstream: at once when the delete saw its id,
     or within moments when the worker that was creating it finds its task
-    gone. An upstream reelgate keeps an unfinished generation it was asked to
-    delete as cancelled (a second delete removes it); the official API drops it."""
+    gone. Deleted, it reads as absent (an upstream reelgate cancels it first
+    and keeps its row hidden for its callback); a generation cancelled in
+    another way reads as failed, cancelled."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -75,7 +75,13 @@ class Database:
             self.read_engine = _sqlite_engine(self.url, immediate=False)
         else:
             self.write_engine = create_engine(
-                self.url, pool_pre_ping=True, pool_size=10, max_overflow=20
+                self.url,
+                pool_pre_ping=True,
+                pool_size=10,
+                max_overflow=20,
+                # an unreachable host (not one that refuses) fails in seconds,
+                # not after the operating system's connect timeout
+                connect_args={"connect_timeout": 10},
             )
             self.read_engine = self.write_engine
         # SQLite: this process's writers take turns here (see the module's docstring)

@@ -12,6 +12,7 @@ from anyio.to_thread import run_sync
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
+from reelgate import logs
 from reelgate.api.context import ApiContext
 from reelgate.api.deliveries import delivery_dict
 from reelgate.api.errors import status_for
@@ -80,6 +81,13 @@ def tasks_by_ids(ctx: ApiContext, owner: TokenInfo, ids: list[str]) -> dict[str,
     return {"code": "success", "message": "", "data": data}
 
 
+def _request_id() -> str:
+    """This request's id (the `X-Request-ID` answer header and the log lines
+    say the same), for the wrapped answer's `request_id`."""
+    context = logs.current()
+    return (context.request_id if context else None) or str(uuid.uuid4())
+
+
 def build_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["generations dialect"])
 
@@ -87,7 +95,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
         """The task as created (pending), whatever a worker did since, with
         its place in line unless a worker took it already."""
         if (format or ctx.settings.generations_response) == "wrapped":
-            return JSONResponse(wrapped(task, str(uuid.uuid4())), status_code=201)
+            return JSONResponse(wrapped(task, _request_id()), status_code=201)
         estimates = await run_sync(ctx.service.queue_estimates, [task])
         return JSONResponse(task_object(task, ctx.url_for, estimates.get(task.id)), status_code=201)
 
@@ -155,7 +163,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
         generation answers 409."""
         task = await run_sync(ctx.service.cancel, owner.id, generation_id)
         if (format or ctx.settings.generations_response) == "wrapped":
-            return wrapped(task, str(uuid.uuid4()))
+            return wrapped(task, _request_id())
         return task_object(task, ctx.url_for)
 
     @router.get("/{generation_id}", summary="Get a generation")
