@@ -68,9 +68,11 @@ class Retention:
         once their cancel callbacks had `deleted_grace` to be delivered."""
         before = (time.time() if now is None else now) - self.deleted_grace
         removed = 0
-        while count := self.tasks.purge_deleted(before, self.batch):
-            removed += count
-            if count < self.batch:
+        while ids := self.tasks.purge_deleted(before, self.batch):
+            for task_id in ids:  # anything written after the delete went
+                self.storage.delete_prefix(task_id)
+            removed += len(ids)
+            if len(ids) < self.batch:
                 break
         return removed
 

@@ -584,11 +584,10 @@ class TaskService:
         task = self._owned(owner_id, task_id)
         if not task.state.terminal:
             try:
-                self.cancel(owner_id, task_id, reason=DELETED_BY_CLIENT)
+                self.cancel(owner_id, task_id, reason=DELETED_BY_CLIENT, hide=True)
             except Conflict:
                 pass  # it finished meanwhile: deleted below like any finished task
             else:
-                self.tasks.hide(task_id)
                 self.delete_assets(task_id)
                 return
         deleted = self.tasks.delete(task_id)
@@ -596,16 +595,21 @@ class TaskService:
         if deleted is not None and deleted.upstream_id:
             self.cancel_upstream(deleted)
 
-    def cancel(self, owner_id: str, task_id: str, reason: str = CANCELLED_BY_CLIENT) -> Task:
+    def cancel(
+        self, owner_id: str, task_id: str, reason: str = CANCELLED_BY_CLIENT, *, hide: bool = False
+    ) -> Task:
         """Stop one of the token's queued or running tasks: it ends cancelled
         with `reason` (the dialects show it), its callback (if it has one)
         reports it, the worker running it stops within about a second and
         publishes nothing, and its generation upstream, if one was made, is
         cancelled there (a follower that made one a moment later deletes it
         itself when it finds the task cancelled). A finished task answers
-        `Conflict` (409), naming its state."""
+        `Conflict` (409), naming its state. `hide`: a delete, so the task
+        reads as absent from the same commit on."""
         task = self._owned(owner_id, task_id)
-        cancelled = self.tasks.cancel(task_id, reason) if not task.state.terminal else None
+        cancelled = None
+        if not task.state.terminal:
+            cancelled = self.tasks.cancel(task_id, reason, hide=hide)
         if cancelled is None:
             task = self._owned(owner_id, task_id)  # it may have finished meanwhile
             raise Conflict(

@@ -285,20 +285,9 @@ class TaskStore:
             task_done(s, task_id)  # a client waiting on it stops waiting
             return task
 
-    def hide(self, task_id: str) -> None:
-        """Mark a task its client deleted: it reads as absent from now on, and
-        `purge_deleted` removes it later (its outbox with it)."""
-        with self.db.write() as s:
-            s.execute(
-                update(TaskRow)
-                .where(TaskRow.id == task_id, TaskRow.deleted_at.is_(None))
-                .values(deleted_at=time.time())
-            )
-            task_done(s, task_id)  # a client waiting on it stops waiting
-
-    def purge_deleted(self, before: float, limit: int = 200) -> int:
+    def purge_deleted(self, before: float, limit: int = 200) -> list[str]:
         """Remove tasks their clients deleted before `before` (with their
-        outbox entries); how many went."""
+        outbox entries); the ids of those that went."""
         with self.db.write() as s:
             ids = list(
                 s.scalars(
@@ -310,7 +299,7 @@ class TaskStore:
             if ids:
                 s.execute(delete(CallbackRow).where(CallbackRow.task_id.in_(ids)))
                 s.execute(delete(TaskRow).where(TaskRow.id.in_(ids)))
-            return len(ids)
+            return ids
 
     def search(
         self,
@@ -336,14 +325,15 @@ class TaskStore:
             rows = s.scalars(query.order_by(TaskRow.created_at.desc(), TaskRow.id).limit(limit))
             return [_to_task(r) for r in rows]
 
-    def cancel(self, task_id: str, reason: str) -> Task | None:
+    def cancel(self, task_id: str, reason: str, *, hide: bool = False) -> Task | None:
         """End a queued or running task as cancelled, its callback queued in
         the same transaction. Its lease goes with it: the worker running it
         finds that out at its next heartbeat (within a second) and stops at
         its next progress report, publishing nothing; whatever it would write
         afterwards is fenced out (every worker write needs its lease on a
         running task). The task as cancelled, or None when it is missing or
-        already finished."""
+        already finished. `hide`: its client deleted it, so it reads as
+        absent from this commit on (`purge_deleted` removes it later)."""
         now = time.time()
         with self.db.write() as s:
             row = s.scalar(
@@ -354,6 +344,8 @@ class TaskStore:
             if row is None:
                 return None
             row.lease_owner = None
+            if hide:
+                row.deleted_at = now
             self._finish(s, row, State.CANCELLED, now, failure_reason=reason, failure_code=None)
             s.flush()
             return _to_task(row)

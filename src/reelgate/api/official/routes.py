@@ -333,9 +333,9 @@ def build_router(ctx: ApiContext) -> APIRouter:
     async def delete_generation(
         generation_id: str, owner: TokenInfo = Depends(ctx.auth)
     ) -> Response:
-        """A queued or dreaming generation stops and stays, `failed` with its
-        failure_reason saying it was cancelled (its callback says the same);
-        a finished one goes, with its assets."""
+        """The generation goes at once, with its assets (then 404); a queued
+        or dreaming one is cancelled in the same step, its render stopped and
+        its callback told (`failed`, with a failure_reason saying so)."""
         await run_sync(ctx.service.delete, owner.id, generation_id)
         return Response(status_code=204)
 
