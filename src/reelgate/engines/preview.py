@@ -10,9 +10,7 @@ not a generative model and does not pretend to be one.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from reelgate.engines.base import (
     RenderJob,
 )
 from reelgate.engines.preview_scene import PromptScene
+from reelgate.engines.scene_words import digest_int, words
 from reelgate.media.images import cover_fit
 from reelgate.media.probe import iter_frames_at
 from reelgate.media.soundscape import soundscape
@@ -188,7 +187,7 @@ def _reframed(job: RenderJob, layout: Layout) -> Iterator[np.ndarray]:
 
 def _prompt_style(prompt: str) -> preview_stills.Restyle:
     """The prompt's restyle (the one modify uses), at a given strength."""
-    turn = 45 + _digest_int(prompt) % 91
+    turn = 45 + digest_int(prompt) % 91
 
     def restyle(picture: np.ndarray, strength: float) -> np.ndarray:
         return cv2.addWeighted(picture, 1.0 - strength, _restyled(picture, turn, None), strength, 0)
@@ -225,7 +224,7 @@ def _modified(
     strength = MODIFY_STRENGTH.get(mode, 0.4)
     # The style follows the prompt alone, so modes differ only in strength;
     # a turn of 45..135 (of 180) always recolours visibly.
-    turn = 45 + _digest_int(prompt) % 91
+    turn = 45 + digest_int(prompt) % 91
     for index, frame in enumerate(iter_frames_at(video, fps)):
         styled = _restyled(frame, turn, first)
         out = cv2.addWeighted(frame, 1.0 - strength, styled, strength, 0)
@@ -269,18 +268,7 @@ def _first_frame_of(video: Path | None, size: tuple[int, int]) -> np.ndarray | N
 
 def _rng(prompt: str, seed: int) -> np.random.Generator:
     """A generator fixed by (prompt words, seed): same request, same clip."""
-    return np.random.default_rng(_digest_int(" ".join(_words(prompt)), str(seed)))
-
-
-def _words(prompt: str) -> list[str]:
-    """Case and punctuation do not change a clip; words do."""
-    return re.findall(r"[^\W_]+", prompt.lower())
-
-
-def _digest_int(*parts: str) -> int:
-    """A stable 64-bit integer (Python's hash() is salted per process)."""
-    data = "\x1f".join(parts).encode("utf-8")
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+    return np.random.default_rng(digest_int(" ".join(words(prompt)), str(seed)))
 
 
 def _smoothstep(u: float) -> float:

@@ -25,9 +25,11 @@ from reelgate.api.official.schemas import (
     Upscale,
     WeightedImage,
 )
+from reelgate.api.wire import WireModel
 from reelgate.domain.concepts import CONCEPTS, unknown_concepts
 from reelgate.domain.errors import InvalidRequest, ReelgateError
 from reelgate.domain.models import (
+    GENERATION_TYPES,
     LUMA_IMAGE_MODELS,
     LUMA_VIDEO_MODELS,
     MAX_PROMPT_CHARS,
@@ -175,17 +177,26 @@ def build_router(ctx: ApiContext) -> APIRouter:
     image_models = set(LUMA_IMAGE_MODELS) | set(ctx.settings.model_engines)
 
     async def submit(
-        owner: TokenInfo, request: GenerationRequest, echo: dict[str, Any]
+        owner: TokenInfo, request: GenerationRequest, body: WireModel, wait: float | None = None
     ) -> JSONResponse:
-        """Every create of this dialect: the new generation, 201."""
+        """Every create of this dialect: the new generation, 201, its body kept
+        as the request it echoes (a create call that is not a plain video one
+        is known by its generation type). With `wait` seconds, the generation
+        as it stands once it finished or the wait ended."""
+        echo = body.model_dump(exclude_none=True)
+        if request.kind not in (Kind.GENERATE, Kind.EXTEND):
+            echo["generation_type"] = GENERATION_TYPES[request.kind]
         task = await run_sync(
             lambda: ctx.service.create(owner.id, request, origin=DIALECT, origin_request=echo)
         )
+        if wait is not None:
+            await ctx.hub.wait(task.id, min(wait, ctx.settings.max_wait_seconds))
+            task = await run_sync(ctx.service.get, owner.id, task.id)
         return JSONResponse(generation(task, ctx.url_for), status_code=201)
 
     async def create(body: CreateGeneration, owner: TokenInfo) -> JSONResponse:
         request = to_neutral(body, known_models)
-        return await submit(owner, request, body.model_dump(exclude_none=True))
+        return await submit(owner, request, body)
 
     @router.post("/generations", status_code=201, summary="Create a video generation")
     async def create_generation(
@@ -202,16 +213,10 @@ def build_router(ctx: ApiContext) -> APIRouter:
     @router.post("/generations/image", status_code=201, summary="Create an image generation")
     async def create_image(body: CreateImage, owner: TokenInfo = Depends(ctx.auth)) -> JSONResponse:
         request = image_to_neutral(body, image_models)
-        echo = {**body.model_dump(exclude_none=True), "generation_type": "image"}
         if not body.sync:
-            return await submit(owner, request, echo)
-        task = await run_sync(
-            lambda: ctx.service.create(owner.id, request, origin=DIALECT, origin_request=echo)
-        )
+            return await submit(owner, request, body)
         timeout = SYNC_TIMEOUT if body.sync_timeout is None else body.sync_timeout
-        await ctx.hub.wait(task.id, min(timeout, ctx.settings.max_wait_seconds))
-        task = await run_sync(ctx.service.get, owner.id, task.id)
-        return JSONResponse(generation(task, ctx.url_for), status_code=201)
+        return await submit(owner, request, body, wait=timeout)
 
     @router.post(
         "/generations/image/reframe",
@@ -222,8 +227,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
         body: ReframeImage, owner: TokenInfo = Depends(ctx.auth)
     ) -> JSONResponse:
         request = reframe_to_neutral(body, image_models)
-        echo = {**body.model_dump(exclude_none=True), "generation_type": "reframe_image"}
-        return await submit(owner, request, echo)
+        return await submit(owner, request, body)
 
     @router.post(
         "/generations/video/reframe",
@@ -234,8 +238,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
         body: ReframeVideo, owner: TokenInfo = Depends(ctx.auth)
     ) -> JSONResponse:
         request = reframe_to_neutral(body, known_models)
-        echo = {**body.model_dump(exclude_none=True), "generation_type": "reframe_video"}
-        return await submit(owner, request, echo)
+        return await submit(owner, request, body)
 
     @router.post(
         "/generations/{generation_id}/upscale",
@@ -252,8 +255,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
             callback_url=body.callback_url or None,
             callback_on_start=True,
         )
-        echo = {**body.model_dump(exclude_none=True), "generation_type": "upscale_video"}
-        return await submit(owner, request, echo)
+        return await submit(owner, request, body)
 
     @router.post(
         "/generations/video/modify",
@@ -273,8 +275,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
             callback_url=body.callback_url or None,
             callback_on_start=True,
         )
-        echo = {**body.model_dump(exclude_none=True), "generation_type": "modify_video"}
-        return await submit(owner, request, echo)
+        return await submit(owner, request, body)
 
     @router.post(
         "/generations/{generation_id}/audio",
@@ -292,8 +293,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
             callback_url=body.callback_url or None,
             callback_on_start=True,
         )
-        echo = {**body.model_dump(exclude_none=True), "generation_type": "add_audio"}
-        return await submit(owner, request, echo)
+        return await submit(owner, request, body)
 
     @router.get(
         "/generations/concepts/list",
