@@ -112,18 +112,16 @@ def test_api_and_workers_on_separate_machines(
             survivor = workers[1]
             stopped = _create(api, "stopped midway", **LONG)
             _wait(lambda: _rows(url)[stopped][0] == "running", 60, "the render to start")
-            survivor.terminate()
-            survivor.wait(30)
+            server.stop_worker(survivor, tmp_path / "worker-1")
             state, tries = _rows(url)[stopped]
             assert (state, tries) == ("queued", 0), "handed back, its attempt given back"
             workers.append(server.worker(tmp_path / "worker-2"))
             assert api.wait_done(stopped, timeout=120)["response"]["state"] == "completed"
             assert _rows(url)[stopped][1] == 1
         finally:
-            for worker in workers:
+            for i, worker in enumerate(workers):
                 if worker.poll() is None:
-                    worker.terminate()
-                    worker.wait(30)
+                    server.stop_worker(worker, tmp_path / f"worker-{i}")
             server.stop()
         logs = "".join(
             p.read_text(errors="replace") for p in tmp_path.rglob("*.log") if p.is_file()

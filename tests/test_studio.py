@@ -151,6 +151,8 @@ class Studio:
         self.page.get_by_role("button", name="Sign in").click()
         expect(self.page.get_by_label("Prompt", exact=True)).to_be_visible()
         expect(self.page.locator("#model option")).not_to_have_count(0)
+        # the first gallery load has answered (it names the page once it has)
+        expect(self.page.locator("#page-label")).to_have_text("Page 1")
 
     def watch_cards(self) -> None:
         """Record every state and progress value each gallery card shows."""

@@ -194,7 +194,9 @@ def test_render_workers_and_upstream_followers_claim_separately(tasks, db) -> No
 
 # Probing keys that rest after failures
 
-PROBE = Backoff(0.3, 2.0, 300)
+PROBE = Backoff(30.0, 2.0, 300)
+"""Probes 30 s apart, doubling: a test moves a key's clock back instead of
+sleeping, so a loaded machine cannot make a probe come due early."""
 
 
 def probe(keys: UpstreamKeyStore, task, ids=(A,)):
@@ -214,25 +216,34 @@ def rest_after_failures(keys: UpstreamKeyStore, key: str) -> None:
     assert keys.failed(key, "ConnectError: connection refused", limit=2, cooldown=300)
 
 
-@pytest.mark.slow  # over a second: the slow tier
+def rested(keys: UpstreamKeyStore, key: str, seconds: float) -> None:
+    """As if the key's last failure or probe were `seconds` further back."""
+    with keys.db.write() as s:
+        s.execute(
+            update(UpstreamKeyRow)
+            .where(UpstreamKeyRow.id == key)
+            .values(updated_at=UpstreamKeyRow.updated_at - seconds)
+        )
+
+
 def test_a_key_resting_after_failures_is_probed_long_before_its_cooldown(
     keys, running_task
 ) -> None:
     rest_after_failures(keys, A)
     first, second = running_task(), running_task()
     waiting = probe(keys, first)
-    assert waiting.key_id is None and waiting.wait <= 0.5  # not the 300 s cool-down
-    time.sleep(0.35)
+    assert waiting.key_id is None and 20 < waiting.wait <= 30  # not the 300 s cool-down
+    rested(keys, A, 35)
     assert probe(keys, first) == Reservation(A, 0.0, "probe")
     held = probe(keys, second)  # one probe at a time
-    assert held.key_id is None and 0 < held.wait <= 0.5
+    assert held.key_id is None and 20 < held.wait <= 30
     assert not next(s for s in keys.statuses() if s.id == A).usable
 
     # The probe failed: the next one waits twice as long.
     assert keys.failed(A, "ConnectError: connection refused", limit=2, cooldown=300)
-    time.sleep(0.35)
+    rested(keys, A, 35)
     assert probe(keys, second).key_id is None
-    time.sleep(0.35)
+    rested(keys, A, 35)
     assert probe(keys, second) == Reservation(A, 0.0, "probe")
 
     # It went through: the key is back in use for every task, its count cleared.
@@ -244,9 +255,9 @@ def test_a_key_resting_after_failures_is_probed_long_before_its_cooldown(
 
 def test_the_key_that_rested_longest_is_probed_first(keys, running_task) -> None:
     rest_after_failures(keys, B)
-    time.sleep(0.1)
     rest_after_failures(keys, A)
-    time.sleep(0.35)
+    rested(keys, B, 50)
+    rested(keys, A, 40)
     assert probe(keys, running_task(), ids=(A, B)) == Reservation(B, 0.0, "probe")
 
 
@@ -278,7 +289,7 @@ def test_rests_the_upstream_asked_for_are_not_probed(keys, running_task) -> None
     keys.set_aside(A, "is rate limited by the upstream for 5 s (HTTP 429)", time.time() + 5)
     keys.failed(A, "HTTP 502", limit=2, cooldown=300)  # does not cut the 429 short
     keys.succeeded(A)  # nor does a success
-    time.sleep(0.35)
+    rested(keys, A, 35)
     waiting = probe(keys, running_task())
     assert waiting.key_id is None and 4 < waiting.wait <= 5
 
@@ -294,7 +305,7 @@ def test_workers_racing_for_a_probe_send_one(database_url: str, keys, running_ta
 
     rest_after_failures(keys, A)
     tasks = [running_task() for _ in range(6)]
-    time.sleep(0.35)
+    rested(keys, A, 35)
     got: list[str | None] = []
     errors: list[BaseException] = []
 

@@ -7,6 +7,7 @@ all read by the one settings object.
 from __future__ import annotations
 
 import base64
+import faulthandler
 import mimetypes
 import signal
 import threading
@@ -137,6 +138,8 @@ def worker(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    # `kill -USR1` prints every thread's stack: what a stop that drags waits on
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     # Callback bodies carry asset links: a worker whose links would point at
     # a guessed API address leaves delivering them to the API processes.
     links_right = bool(settings.public_base_url) or not runtime.storage.links_through_api
@@ -155,7 +158,10 @@ def worker(
     database = _shown_url(settings.resolved_database_url)
     err.print(f"reelgate worker: {count} worker(s) on {database}")
     stop.wait()
+    began = time.monotonic()
+    err.print("reelgate worker: stopping")
     runtime.close()
+    err.print(f"reelgate worker: stopped in {time.monotonic() - began:.1f} s")
 
 
 @tokens_app.command("create")

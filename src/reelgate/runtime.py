@@ -356,6 +356,8 @@ class Runtime:
         deadline = time.monotonic() + grace
         for thread in busy:
             thread.join(max(0.0, deadline - time.monotonic()))
+        if left := [t.name for t in self._threads if t.is_alive()]:
+            log.warning("stopping: left running past the deadline: %s", ", ".join(left))
         self._threads.clear()
         self._uninterruptible.clear()
         for pool, size in self._slots.items():

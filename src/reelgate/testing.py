@@ -180,6 +180,23 @@ class Server:
             stderr=log,
         )
 
+    @staticmethod
+    def stop_worker(proc: subprocess.Popen[bytes], data_dir: Path, timeout: float = 30) -> None:
+        """SIGTERM a `worker()` process and wait for it; one that overruns
+        `timeout` has its threads' stacks printed to its log (SIGUSR1), and
+        the failure quotes them."""
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+            return
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            proc.kill()
+            proc.wait(10)
+        tail = (data_dir / "worker.log").read_text(errors="replace")[-12000:]
+        raise AssertionError(f"the worker did not stop within {timeout} s; its log ends:\n{tail}")
+
     def kill(self) -> None:
         """SIGKILL: no cleanup at all, as in a crash."""
         if self.proc and self.proc.poll() is None:
