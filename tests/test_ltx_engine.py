@@ -18,7 +18,7 @@ from reelgate.domain.errors import InvalidInput, Unavailable
 from reelgate.domain.models import MODIFY_MODES, RefRole
 from reelgate.engines import ltx
 from reelgate.engines.base import EngineServices, ImageReference, RenderJob
-from reelgate.engines.ltx import MODIFY_STRENGTH, LtxConfig, LtxEngine, LtxProfile
+from reelgate.engines.ltx import MODIFY_STRENGTH, LtxConfig, LtxEngine
 from reelgate.media.encode import encode_mp4
 from reelgate.media.images import cover_fit
 from reelgate.media.probe import iter_frames_at, probe_video
@@ -128,10 +128,17 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def engine(weights: Path) -> LtxEngine:
     return LtxEngine(
-        LtxConfig(
-            weights=str(weights), device="cpu", default_profile=LtxProfile(steps=2, guidance=3.0)
-        )
+        LtxConfig(weights=str(weights), device="cpu", overrides={"steps": 2, "guidance": 3.0})
     )
+
+
+def sharing(engine: LtxEngine, pipe=None, **config) -> LtxEngine:
+    """An engine like `engine` with other settings, its loaded pipeline (or
+    `pipe` standing in for it) shared instead of loaded again."""
+    other = LtxEngine(replace(engine.config, **config))
+    loaded, variant = engine.loaded()
+    other._pipelines[other.weights_for(None)] = (pipe or loaded, variant)
+    return other
 
 
 def job(n: int = 9, **kw) -> RenderJob:
@@ -218,12 +225,12 @@ def test_the_pipeline_is_loaded_once(engine: LtxEngine) -> None:
 @pytest.mark.slow  # its first render imports torch and diffusers (about 5 s)
 def test_missing_weights_give_a_clear_error(tmp_path: Path) -> None:
     broken = LtxEngine(LtxConfig(weights=str(tmp_path / "nowhere"), device="cpu"))
-    with pytest.raises(Unavailable, match="could not be loaded"):
+    with pytest.raises(Unavailable, match="could not be loaded") as failed:
         list(broken.render(job(), lambda _: None))
-    with pytest.raises(InvalidInput, match="multiples of 32"):
-        broken.check_frames(100, 64, 9)
+    assert not failed.value.retryable, "another attempt would load the same nothing"
     with pytest.raises(InvalidInput, match="8k\\+1"):
         broken.check_frames(64, 64, 10)
+    broken.check_frames(100, 60, 9)  # off the grid: padded onto it, cropped back
 
 
 @pytest.mark.slow  # a server process
@@ -269,10 +276,8 @@ def test_models_route_to_ltx_and_a_worker_survives_missing_weights(tmp_path: Pat
 def test_gpu_out_of_memory_becomes_a_clear_error(weights: Path) -> None:
     import torch
 
-    oom = LtxEngine(
-        LtxConfig(weights=str(weights), device="cpu", default_profile=LtxProfile(steps=1))
-    )
-    pipe = oom.pipeline()
+    oom = LtxEngine(LtxConfig(weights=str(weights), device="cpu", overrides={"steps": 1}))
+    pipe, variant = oom.loaded()
 
     class OutOfMemory:
         """Stands in for a GPU that has no memory left (none exists here)."""
@@ -283,7 +288,7 @@ def test_gpu_out_of_memory_becomes_a_clear_error(weights: Path) -> None:
         def __call__(self, **kwargs):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    oom._pipeline = OutOfMemory()
+    oom._pipelines[str(weights)] = (OutOfMemory(), variant)
     with pytest.raises(Unavailable, match="ran out of memory"):
         list(oom.render(job(), lambda _: None))
 
@@ -327,9 +332,8 @@ class Recording:
 
 def recorded(engine: LtxEngine, **config) -> tuple[LtxEngine, Recording]:
     """An engine like `engine` (its loaded pipeline shared) whose pipeline calls are kept."""
-    spy = LtxEngine(replace(engine.config, **config))
-    spy._pipeline = Recording(engine.pipeline())
-    return spy, spy._pipeline
+    pipe = Recording(engine.pipeline())
+    return sharing(engine, pipe, **config), pipe
 
 
 def clip(path: Path, width: int, height: int, count: int) -> list[np.ndarray]:
@@ -470,8 +474,7 @@ def test_an_upscale_runs_the_latent_upsampler_and_comes_out_at_the_exact_size(
 ) -> None:
     source = tmp_path / "source.mp4"
     clip(source, W, H, 11)
-    upscaler = LtxEngine(replace(engine.config, upsampler=str(upsampler_weights[saved_as])))
-    upscaler._pipeline = engine.pipeline()
+    upscaler = sharing(engine, upsampler=str(upsampler_weights[saved_as]))
     assert "upscale_video" in upscaler.capabilities.generation_types
     ran: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
     upscaler.upsampler().latent_upsampler.register_forward_hook(
@@ -494,8 +497,7 @@ def test_an_upscale_runs_the_latent_upsampler_and_comes_out_at_the_exact_size(
 def test_missing_upsampler_weights_give_a_clear_error(engine: LtxEngine, tmp_path: Path) -> None:
     source = tmp_path / "source.mp4"
     clip(source, W, H, 9)
-    broken = LtxEngine(replace(engine.config, upsampler=str(tmp_path / "nowhere")))
-    broken._pipeline = engine.pipeline()
+    broken = sharing(engine, upsampler=str(tmp_path / "nowhere"))
     upscale = job(n=9, width=2 * W, height=2 * H, source_video=source, upscale=True)
     with pytest.raises(Unavailable, match="latent upsampler could not be loaded"):
         list(broken.render(upscale, lambda _: None))
@@ -590,3 +592,314 @@ def test_what_ltx_cannot_do_is_refused_with_a_400_naming_it(tmp_path: Path) -> N
         ]
         assert [g.state for g in accepted] == ["queued", "queued"]
         assert {app.runtime.tasks.get(g.id).engine for g in accepted} == {"ltx"}
+
+
+# Real checkpoints: concurrency, memory, formats, recipes, sources
+
+
+def renders(engine: LtxEngine, jobs: list[RenderJob]) -> list[list[np.ndarray]]:
+    return [list(engine.render(j, lambda _: None)) for j in jobs]
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+def test_renders_at_the_same_time_are_the_renders_one_after_another(engine: LtxEngine) -> None:
+    """Worker threads share the engine's one pipeline; each render must still
+    be exactly what it would be alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    racing = sharing(
+        engine, profiles={"ray-2": {"steps": 3}, "ray-flash-2": {"steps": 5, "guidance": 5.0}}
+    )
+    jobs = [
+        job(n=17, seed=1, model="ray-2", start_image=textured_image(W, H, seed=1)),
+        job(n=9, seed=2, model="ray-flash-2", prompt="waves on a beach at dusk"),
+    ]
+    alone = renders(racing, jobs)
+    for _ in range(2):
+        with ThreadPoolExecutor(2) as pool:
+            together = list(pool.map(lambda j: renders(racing, [j])[0], jobs))
+        for one, other in zip(alone, together, strict=True):
+            assert len(one) == len(other)
+            assert all(np.array_equal(a, b) for a, b in zip(one, other, strict=True))
+
+
+def plain_engine(weights_source: str | Path, **config) -> LtxEngine:
+    return LtxEngine(
+        LtxConfig(
+            weights=str(weights_source),
+            device="cpu",
+            overrides={"steps": 2, "guidance": 3.0},
+            **config,
+        )
+    )
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+def test_a_checkpoint_whose_scheduler_shifts_dynamically_renders(
+    engine: LtxEngine, weights: Path, tmp_path: Path
+) -> None:
+    """The LTX-Video repository's root (0.9.0) has `use_dynamic_shifting`: the
+    pipeline never passes the `mu` that needs, so every render used to fail.
+    It renders exactly as the same checkpoint without the shift."""
+    import shutil
+
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    shifting = tmp_path / "LTX-Video"
+    shutil.copytree(weights, shifting)
+    FlowMatchEulerDiscreteScheduler(
+        use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05, shift_terminal=0.1
+    ).save_pretrained(shifting / "scheduler")
+    shifted = plain_engine(shifting)
+    start = textured_image(W, H, seed=4)
+    made = list(shifted.render(job(start_image=start), lambda _: None))
+    same = list(engine.render(job(start_image=start), lambda _: None))
+    assert len(made) == 9 and all(np.array_equal(a, b) for a, b in zip(made, same, strict=True))
+
+
+@pytest.mark.slow  # imports diffusers, a few seconds
+def test_an_unusable_checkpoint_fails_for_good_without_loading_again(
+    weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(weights, broken)
+    (broken / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"not weights")
+    loads: list[str] = []
+    real = ltx.load_pipeline
+    monkeypatch.setattr(ltx, "load_pipeline", lambda *a, **kw: loads.append(a[0]) or real(*a, **kw))
+    engine = plain_engine(broken)
+    for _ in range(2):
+        with pytest.raises(Unavailable, match="could not be loaded from") as failed:
+            list(engine.render(job(), lambda _: None))
+        assert not failed.value.retryable
+    assert loads == [str(broken)], "the second task is told at once"
+
+
+@pytest.mark.slow  # imports torch and diffusers, a few seconds
+def test_offload_that_cannot_be_set_up_fails_for_good_before_loading(
+    weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    loads: list[str] = []
+    monkeypatch.setattr(ltx, "load_pipeline", lambda *a, **kw: loads.append(a[0]))
+    monkeypatch.setitem(sys.modules, "accelerate", None)  # as if not installed
+    engine = LtxEngine(LtxConfig(weights=str(weights), device="cuda", offload="model"))
+    for _ in range(2):
+        with pytest.raises(Unavailable, match="needs accelerate") as failed:
+            list(engine.render(job(), lambda _: None))
+        assert not failed.value.retryable
+    assert loads == [], "no weights read for a placement that cannot work"
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+def test_a_placement_that_fails_after_loading_is_not_loaded_again(
+    weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads: list[str] = []
+    real = ltx.load_pipeline
+    monkeypatch.setattr(ltx, "load_pipeline", lambda *a, **kw: loads.append(a[0]) or real(*a, **kw))
+
+    def no_room(*args, **kwargs) -> None:
+        raise RuntimeError("group offloading needs a CUDA stream")
+
+    monkeypatch.setattr(LtxEngine, "_place", no_room)
+    engine = plain_engine(weights)
+    for _ in range(2):
+        with pytest.raises(Unavailable, match=r"could not be set up on cpu.*CUDA stream"):
+            list(engine.render(job(), lambda _: None))
+    assert len(loads) == 1
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+def test_fp8_storage_keeps_the_transformer_in_float8_and_renders(weights: Path) -> None:
+    import torch
+
+    engine = plain_engine(weights, fp8=True)
+    frames = list(engine.render(job(), lambda _: None))
+    assert len(frames) == 9 and frames[0].shape == (H, W, 3)
+    stored = {p.dtype for p in engine.pipeline().transformer.transformer_blocks.parameters()}
+    assert torch.float8_e4m3fn in stored
+
+
+def original_transformer_keys(folder: Path) -> dict:
+    """The tiny transformer's weights named as LTX-Video's own single files name them."""
+    from safetensors.torch import load_file
+
+    state = load_file(folder / "transformer" / "diffusion_pytorch_model.safetensors")
+    renames = {
+        "proj_in": "patchify_proj",
+        "time_embed": "adaln_single",
+        "norm_q": "q_norm",
+        "norm_k": "k_norm",
+    }
+    original = {}
+    for key, value in state.items():
+        for new, old in renames.items():
+            key = key.replace(new, old)
+        original[f"model.diffusion_model.{key}"] = value
+    return original
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+def test_a_single_file_checkpoint_loads_with_its_configs_folder(
+    engine: LtxEngine, weights: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import save_file
+
+    single = tmp_path / "ltxv-2b-0.9.6-distilled-04-25.safetensors"
+    save_file(original_transformer_keys(weights), single)
+    loaded = plain_engine(single, config=str(weights))
+    _, variant = loaded.loaded()
+    assert (variant.size, variant.version, variant.distilled) == ("2B", "0.9.6", True)
+    assert loaded.profile(None, variant).step_count == 2, "the operator's override wins"
+    made = list(loaded.render(job(seed=5), lambda _: None))
+    same = list(engine.render(job(seed=5), lambda _: None))
+    assert all(np.array_equal(a, b) for a, b in zip(made, same, strict=True)), "the same weights"
+
+    alone = plain_engine(single)  # no configs folder, none cached: said, not downloaded
+    with pytest.raises(Unavailable, match="REELGATE_LTX_CONFIG") as failed:
+        alone.pipeline()
+    assert "Lightricks/LTX-Video-0.9.5" in failed.value.message and not failed.value.retryable
+    not_ltx = tmp_path / "other.safetensors"
+    save_file({"weight": __import__("torch").zeros(2)}, not_ltx)
+    with pytest.raises(Unavailable, match="holds no LTX-Video transformer"):
+        plain_engine(not_ltx, config=str(weights)).pipeline()
+
+
+def test_each_checkpoint_gets_its_official_recipe_and_models_their_overrides(
+    tmp_path: Path,
+) -> None:
+    from reelgate.engines.ltx_recipes import DISTILLED_TIMESTEPS, recipe
+    from reelgate.engines.ltx_weights import Variant, variant_from
+
+    distilled = recipe(Variant("13B", "0.9.8", distilled=True)).call_arguments()
+    assert distilled["guidance_scale"] == 1.0 and distilled["num_inference_steps"] == 8
+    assert distilled["timesteps"] == pytest.approx([1000 * s for s in DISTILLED_TIMESTEPS])
+    assert distilled["timesteps"][-1] == pytest.approx(421.9)
+    dev = recipe(Variant("2B", "0.9.6")).call_arguments()
+    assert (dev["guidance_scale"], dev["guidance_rescale"]) == (3.0, 0.7)
+    assert (dev["decode_timestep"], dev["decode_noise_scale"]) == (0.05, 0.025)
+    assert "timesteps" not in dev and recipe(Variant("13B", "0.9.7")).steps == 30
+    assert variant_from("ltxv-13b-0.9.8-distilled.safetensors", 48, "0.9.7") == Variant(
+        "13B", "0.9.8", True
+    )
+    assert variant_from("LTX-Video", 28, "0.9.0") == Variant("2B", "0.9.0", False)
+
+    settings = Settings(
+        data_dir=tmp_path,
+        ltx_weights="dev",
+        ltx_model_weights={"ray-flash-2": "distilled"},
+        ltx_profiles={"ray-2": {"steps": 50}},
+    )
+    engine = ltx.from_settings(settings, EngineServices())
+    assert engine is not None
+    assert [engine.weights_for(m) for m in ("ray-2", "ray-flash-2", "photon-1")] == [
+        "dev",
+        "distilled",
+        "dev",
+    ]
+    fast = Variant("2B", "0.9.8", distilled=True)
+    assert engine.profile("ray-flash-2", fast).timesteps == DISTILLED_TIMESTEPS, "unmapped"
+    assert engine.profile("ray-2", fast).step_count == 50, "steps replace the timesteps"
+    with pytest.raises(ValueError, match="unknown LTX-Video profile settings stpes"):
+        LtxConfig(weights="w", profiles={"ray-2": {"stpes": 4}})
+
+
+def test_renders_beyond_the_budget_are_refused_before_they_start(tmp_path: Path) -> None:
+    engine = LtxEngine(LtxConfig(weights="unused"))
+    engine.check_job(job(n=121, width=1920, height=1088))  # 1080p, 5 s
+    engine.check_job(job(n=217, width=1280, height=704))  # 720p, 9 s
+    with pytest.raises(InvalidInput, match="the ltx engine renders at most") as refused:
+        engine.check_job(job(n=217, width=1920, height=1088))
+    assert "REELGATE_LTX_MAX_PIXEL_FRAMES" in refused.value.message
+    with pytest.raises(InvalidInput, match="3840x2176 x 121 frames"):
+        engine.check_job(job(n=121, width=3840, height=2160))  # padded onto the grid
+    extend = job(n=121, width=1920, height=1088, source_video=tmp_path / "source.mp4")
+    with pytest.raises(InvalidInput, match="x 137 frames"):
+        engine.check_job(extend)  # the source's frames are rendered too
+    LtxEngine(LtxConfig(weights="unused", max_pixel_frames=0)).check_job(extend)
+
+
+def test_conditioning_images_get_the_official_h264_round_trip() -> None:
+    from reelgate.engines.ltx_recipes import crf_round_trip
+
+    image = textured_image(W, H, seed=2)
+    trip = crf_round_trip(image)
+    assert trip.shape == image.shape and not np.array_equal(trip, image)
+    assert psnr(trip, image) > 20, "compressed, not destroyed"
+    assert crf_round_trip(image, 0) is image
+
+
+@pytest.mark.slow  # imports diffusers, a few seconds
+def test_start_and_end_images_are_prepared_as_official_inference_does() -> None:
+    start, end = textured_image(W, H, seed=1), textured_image(W, H, seed=2)
+    engine = LtxEngine(LtxConfig(weights="unused"))
+    for condition, image in zip(
+        engine.conditions(job(start_image=start, end_image=end))[0], (start, end), strict=True
+    ):
+        prepared = np.asarray(condition.image)
+        assert not np.array_equal(prepared, image) and psnr(prepared, image) > 20
+    raw = LtxEngine(LtxConfig(weights="unused", image_crf=0))
+    assert np.array_equal(np.asarray(raw.conditions(job(start_image=start))[0][0].image), start)
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+def test_a_source_off_the_grid_is_padded_onto_it_and_cropped_back(
+    engine: LtxEngine, tmp_path: Path
+) -> None:
+    """A 1280x720 video (720 is no multiple of 32) is extended at its own
+    size, as the official inference does: padded to 1280x736, cropped back.
+    Here 80x40, padded to 96x64."""
+    width, height = 80, 40
+    source = tmp_path / "source.mp4"
+    clip(source, width, height, 12)
+    spy, pipe = recorded(engine, extend_frames=17)
+    extend = job(n=9, width=width, height=height, source_video=source)
+    frames = list(spy.render(extend, lambda _: None))
+    assert len(frames) == 9 and {f.shape for f in frames} == {(height, width, 3)}
+    (call,) = pipe.calls
+    assert (call["width"], call["height"], call["num_frames"]) == (96, 64, 9 + 9 + 7)
+    (video,) = call["conditions"]
+    assert len(video.video) == 9, "12 frames of the source: the 8k+1 closest to its end"
+    padded = np.asarray(video.video[0])
+    assert padded.shape == (64, 96, 3) and padded[:12].max() == 0 and padded[-12:].max() == 0
+    assert padded[12:52, 8:88].mean() > 20, "the source, centred"
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+def test_a_loop_from_text_alone_starts_and_ends_on_its_opening_frame(engine: LtxEngine) -> None:
+    spy, pipe = recorded(engine, image_crf=0)
+    steps: list[float] = []
+    frames = list(spy.render(job(n=9, loop=True), steps.append))
+    assert len(frames) == 9
+    opening, video = pipe.calls
+    assert opening["num_frames"] == 1 and opening["conditions"] is None
+    first, last = video["conditions"]
+    assert (first.frame_index, last.frame_index) == (0, 8)
+    assert np.array_equal(np.asarray(first.image), np.asarray(last.image))
+    assert steps == sorted(steps) and steps[-1] == 1.0
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+def test_the_pipeline_runs_the_recipe_of_the_checkpoint_that_serves_the_model(
+    engine: LtxEngine,
+) -> None:
+    from reelgate.engines.ltx_weights import Variant
+
+    spy, pipe = recorded(engine, overrides={}, profiles={"ray-2": {"guidance": 4.0}})
+    key = spy.weights_for(None)
+    spy._pipelines[key] = (pipe, Variant("2B", "0.9.8", distilled=True))
+    steps: list[float] = []
+    list(spy.render(job(model="ray-flash-2"), steps.append))
+    call = pipe.calls[-1]
+    assert call["num_inference_steps"] == 8 and len(call["timesteps"]) == 8
+    assert (call["guidance_scale"], call["decode_noise_scale"]) == (1.0, 0.025)
+    assert len([s for s in steps if s < 1.0]) == 8
+    spy._pipelines[key] = (pipe, Variant("2B", "0.9.6"))
+    list(spy.render(job(model="ray-2"), lambda _: None))
+    call = pipe.calls[-1]
+    assert (call["guidance_scale"], call["guidance_rescale"]) == (4.0, 0.7)
+    assert "timesteps" not in call and call["num_inference_steps"] == 40

@@ -108,20 +108,54 @@ class Settings(BaseSettings):
 
     # LTX-Video engine (pip install 'reelgate[ltx]')
     ltx_weights: str | None = Field(
-        default=None, description="Local LTX-Video directory or cached repo id; enables `ltx`"
+        default=None,
+        description="LTX-Video checkpoint: a diffusers folder, a single .safetensors file or a "
+        "cached repo id; enables `ltx`",
+    )
+    ltx_config: str | None = Field(
+        default=None,
+        description="For a single-file checkpoint: the diffusers LTX-Video folder (or cached repo "
+        "id) giving its configs, T5 text encoder and tokenizer",
+    )
+    ltx_model_weights: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per model, its own checkpoint: {"ray-flash-2": "/models/ltxv-distilled"}',
+    )
+    ltx_distilled: bool | None = Field(
+        default=None, description="Whether the checkpoints are distilled (default: from the name)"
     )
     ltx_device: str = Field(default="auto", description="auto, cuda, cuda:1, cpu")
     ltx_dtype: str = Field(
         default="auto", description="auto (bf16 on GPU), bfloat16, float16, float32"
     )
-    ltx_cpu_offload: bool = False
+    ltx_cpu_offload: bool = Field(default=False, description="Same as ltx_offload=model")
+    ltx_offload: Literal["none", "model", "group"] = Field(
+        default="none",
+        description="GPU memory: model (whole models moved in turn), group (layers streamed)",
+    )
+    ltx_fp8: bool = Field(
+        default=False, description="Store the transformer's weights as float8 (half the memory)"
+    )
+    ltx_vae_tiling: bool = Field(default=True, description="Decode the video in tiles")
+    ltx_max_pixel_frames: int = Field(
+        default=1920 * 1088 * 121,
+        ge=0,
+        description="Largest width x height x frames one render may take (0: no limit)",
+    )
+    ltx_image_crf: int = Field(
+        default=29, ge=0, le=51, description="H.264 CRF round trip of conditioning images (0: off)"
+    )
+    ltx_extend_frames: int = Field(
+        default=9, ge=1, description="Source frames an extension is conditioned on (8k+1)"
+    )
     ltx_upsampler: str | None = Field(
         default=None,
         description="Local diffusers folder of LTX-Video's latent upsampler; enables upscales on "
         "`ltx`",
     )
     ltx_profiles: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description='Per model: {"ray-2": {"steps": 40, "guidance": 3.0}}'
+        default_factory=dict,
+        description='Per model, over its checkpoint\'s recipe: {"ray-2": {"steps": 40}}',
     )
 
     # Luma upstream engine (the official Dream Machine API, or another reelgate)

@@ -37,8 +37,13 @@ Not declared, so the service refuses them up front, naming this engine:
 style and character references (the model has nothing to read them with),
 soundtracks (add_audio) and reframes.
 
-The pipeline is loaded once per worker process, from a local directory or
-the offline Hugging Face cache (never downloaded at run time), and kept.
+Each checkpoint's pipeline is loaded once per worker process (never
+downloaded at run time: `ltx_weights.py` loads diffusers folders and single
+files and tells the variant) and kept; renders take turns on it. Each
+request runs its checkpoint's official recipe (`ltx_recipes.py`) with the
+requested model's overrides. Sizes off the 32-pixel grid (a 1280x720
+source) are rendered padded onto it and cropped back; renders beyond
+`REELGATE_LTX_MAX_PIXEL_FRAMES` are refused before they start.
 torch and diffusers are imported only here, so the base install does not
 need them (`pip install 'reelgate[ltx]'`).
 """
@@ -46,11 +51,13 @@ need them (`pip install 'reelgate[ltx]'`).
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,11 +75,24 @@ from reelgate.engines.base import (
     ProgressFn,
     RenderJob,
 )
+from reelgate.engines.ltx_recipes import (
+    IMAGE_CRF,
+    LtxProfile,
+    apply,
+    check_overrides,
+    crf_round_trip,
+    recipe,
+)
+from reelgate.engines.ltx_weights import Variant, load_pipeline
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from reelgate.config import Settings
+
+__all__ = ["LtxConfig", "LtxEngine", "LtxProfile", "Variant"]
+
+log = logging.getLogger(__name__)
 
 SOURCE_CONDITION_FRAMES = 9  # 8k+1 frames of the source carried into an extension
 GRID = 32  # LTX-Video's sides are multiples of this
@@ -91,30 +111,55 @@ REFERENCE_ROLES = (RefRole.IMAGE, RefRole.MODIFY)
 """The reference images the model can read: as image conditions."""
 
 
-@dataclass(frozen=True)
-class LtxProfile:
-    """Sampling settings for a requested model name (`REELGATE_LTX_PROFILES`)."""
+DEFAULT_MAX_PIXEL_FRAMES = 1920 * 1088 * 121
+"""The default budget of one render, width x height x frames: 1080p for 5 s
+(or 720p for 9 s), what a 2B model renders on a 48 GB card (README)."""
 
-    steps: int = 30
-    guidance: float = 3.0
-    decode_timestep: float = 0.05  # timestep-aware VAEs (0.9.1+), as diffusers recommends
-    image_cond_noise_scale: float = 0.025
-    negative_prompt: str = "worst quality, inconsistent motion, blurry, jittery, distorted"
+OFFLOAD_MODES = ("none", "model", "group")
 
 
 @dataclass(frozen=True)
 class LtxConfig:
     weights: str
-    """A local directory saved with `save_pretrained`, or a repo id already in the
-    offline Hugging Face cache."""
+    """A diffusers folder, a single `.safetensors` checkpoint, or a repo id
+    already in the offline Hugging Face cache."""
     device: str = "auto"
     dtype: str = "auto"
-    cpu_offload: bool = False
-    profiles: dict[str, LtxProfile] = field(default_factory=dict)
-    default_profile: LtxProfile = LtxProfile()
+    offload: str = "none"
+    """none, model (whole models moved to the GPU in turn; needs accelerate),
+    group (layers streamed to the GPU as they run)."""
+    fp8: bool = False
+    """The transformer's weights stored as float8 (e4m3), computed in `dtype`."""
+    vae_tiling: bool = True
+    config: str | None = None
+    """For a single-file checkpoint: the diffusers folder (or cached repo id)
+    supplying its configs, text encoder and tokenizer."""
+    distilled: bool | None = None
+    """Whether the checkpoint is distilled (None: from its name)."""
+    model_weights: dict[str, str] = field(default_factory=dict)
+    """Requested model name -> its own checkpoint (default: `weights`)."""
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Requested model name -> overrides of its checkpoint's recipe."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Overrides of every model's recipe, under the model's own."""
+    max_pixel_frames: int = DEFAULT_MAX_PIXEL_FRAMES
+    """Largest width x height x frames one render may take (0: no limit)."""
+    image_crf: int = IMAGE_CRF
+    """The H.264 CRF round trip of conditioning images (0: none)."""
+    extend_frames: int = SOURCE_CONDITION_FRAMES
+    """Frames of the source an extension is conditioned on (8k+1)."""
     upsampler: str | None = None
     """The latent upsampler's weights (a local diffusers folder: the model, or
     a pipeline holding it); enables upscales."""
+
+    def __post_init__(self) -> None:
+        if self.offload not in OFFLOAD_MODES:
+            raise ValueError(f"ltx offload must be one of {', '.join(OFFLOAD_MODES)}")
+        if self.extend_frames < 1 or (self.extend_frames - 1) % 8:
+            raise ValueError(f"ltx extend frames must be 8k+1, got {self.extend_frames}")
+        for model, values in self.profiles.items():
+            check_overrides(values, f"the ltx profile of {model!r}")
+        check_overrides(self.overrides, "the ltx profile overrides")
 
 
 def round_frames(n: int) -> int:
@@ -126,15 +171,24 @@ def from_settings(settings: Settings, services: EngineServices) -> LtxEngine | N
     """The ltx engine when weights are configured (torch is imported on first use)."""
     if not settings.ltx_weights:
         return None
+    offload = settings.ltx_offload
+    if offload == "none" and settings.ltx_cpu_offload:
+        offload = "model"
     return LtxEngine(
         LtxConfig(
             weights=settings.ltx_weights,
             device=settings.ltx_device,
             dtype=settings.ltx_dtype,
-            cpu_offload=settings.ltx_cpu_offload,
-            profiles={
-                model: LtxProfile(**values) for model, values in settings.ltx_profiles.items()
-            },
+            offload=offload,
+            fp8=settings.ltx_fp8,
+            vae_tiling=settings.ltx_vae_tiling,
+            config=settings.ltx_config,
+            distilled=settings.ltx_distilled,
+            model_weights=dict(settings.ltx_model_weights),
+            profiles={model: dict(values) for model, values in settings.ltx_profiles.items()},
+            max_pixel_frames=settings.ltx_max_pixel_frames,
+            image_crf=settings.ltx_image_crf,
+            extend_frames=settings.ltx_extend_frames,
             upsampler=settings.ltx_upsampler,
         )
     )
@@ -143,7 +197,11 @@ def from_settings(settings: Settings, services: EngineServices) -> LtxEngine | N
 class LtxEngine(FrameEngine):
     """Every video shape and size the API accepts, images, and modifies; upscales
     when a latent upsampler is configured. A GPU that runs out of memory fails
-    the task clearly."""
+    the task clearly.
+
+    Render threads share the engine: a pipeline keeps per-call state (its
+    scheduler's timesteps, its guidance), so one render at a time uses the
+    GPU (`_busy`, held through denoising and decoding); the others wait."""
 
     name = "ltx"
     capabilities = Capabilities(
@@ -155,9 +213,11 @@ class LtxEngine(FrameEngine):
 
     def __init__(self, config: LtxConfig) -> None:
         self.config = config
-        self._pipeline: Any = None
+        self._pipelines: dict[str, tuple[Any, Variant]] = {}
+        self._failures: dict[str, Unavailable] = {}
         self._upsampler: Any = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # loading
+        self._busy = threading.Lock()  # rendering: one pipeline call at a time
         if config.upsampler:
             declared = type(self).capabilities
             self.capabilities = replace(
@@ -168,33 +228,68 @@ class LtxEngine(FrameEngine):
         return "ltx-video"
 
     def check_frames(self, width: int, height: int, num_frames: int) -> None:
-        if width % 32 or height % 32:
-            raise InvalidInput(
-                f"LTX-Video needs sides that are multiples of 32, got {width}x{height}"
-            )
+        """Any size (rendered on the 32-pixel grid, padded, and cropped back)
+        in 8k+1 frames, within the budget."""
+        if width < 1 or height < 1:
+            raise InvalidInput(f"nothing to render: {width}x{height}")
         if (num_frames - 1) % 8:
             raise InvalidInput(f"LTX-Video needs 8k+1 frames, got {num_frames}")
+        self._check_budget(*_padded(width, height), num_frames)
 
     def check_job(self, job: RenderJob) -> None:
         """Modifies and upscales run on the 32-pixel grid and 8k+1 frames by
         themselves, then come back to the source's exact size and length;
-        everything else must be asked for at a size LTX-Video renders."""
+        everything else must be asked for in 8k+1 frames. A render larger
+        than the budget is refused before it starts."""
         if job.modify or job.upscale:
             if job.width < 1 or job.height < 1 or job.num_frames < 1:
                 raise InvalidInput(
                     f"nothing to render: {job.width}x{job.height}, {job.num_frames} frames"
                 )
+            if job.modify:
+                self._check_budget(*_on_grid(job.width, job.height), round_frames(job.num_frames))
             return
         self.check_frames(job.width, job.height, job.num_frames)
+        if job.source_video is not None:  # the source's frames are generated too
+            self._check_budget(
+                *_padded(job.width, job.height),
+                round_frames(self.config.extend_frames + job.num_frames),
+            )
+
+    def _check_budget(self, width: int, height: int, frames: int) -> None:
+        budget = self.config.max_pixel_frames
+        if budget and width * height * frames > budget:
+            raise InvalidInput(
+                f"the ltx engine renders at most {budget:,} pixel-frames at once "
+                f"(REELGATE_LTX_MAX_PIXEL_FRAMES); {width}x{height} x {frames} frames is "
+                f"{width * height * frames:,}: ask for a lower resolution or a shorter clip"
+            )
 
     # Loading
 
-    def pipeline(self) -> Any:
-        """The loaded pipeline (loaded on first use, then kept)."""
+    def weights_for(self, model: str | None) -> str:
+        """The checkpoint that serves a requested model."""
+        return self.config.model_weights.get(model or "", self.config.weights)
+
+    def pipeline(self, model: str | None = None) -> Any:
+        """The loaded pipeline for a requested model (loaded on first use, then kept)."""
+        return self.loaded(model)[0]
+
+    def loaded(self, model: str | None = None) -> tuple[Any, Variant]:
+        """The pipeline serving `model` and its variant. A checkpoint that
+        cannot be used fails every task the same way, without loading again."""
+        source = self.weights_for(model)
         with self._lock:
-            if self._pipeline is None:
-                self._pipeline = self._load()
-            return self._pipeline
+            if source in self._failures:
+                raise self._failures[source]
+            if source not in self._pipelines:
+                try:
+                    self._pipelines[source] = self._load(source)
+                except Unavailable as exc:
+                    if not exc.retryable:
+                        self._failures[source] = exc
+                    raise
+            return self._pipelines[source]
 
     def upsampler(self) -> Any:
         """The loaded `LTXLatentUpsamplePipeline`, sharing the pipeline's VAE
@@ -205,38 +300,61 @@ class LtxEngine(FrameEngine):
                 self._upsampler = self._load_upsampler(pipe)
             return self._upsampler
 
-    def _load(self) -> Any:
-        import torch
-        from diffusers import LTXConditionPipeline
+    def profile(self, model: str | None, variant: Variant) -> LtxProfile:
+        """The checkpoint's recipe with the overrides for every model, then the model's."""
+        profile = apply(recipe(variant), self.config.overrides)
+        return apply(profile, self.config.profiles.get(model or "", {}))
 
-        source = self.config.weights
+    def _load(self, source: str) -> tuple[Any, Variant]:
+        import torch
+
         if not source:
             raise Unavailable(
-                "the ltx engine has no weights: set REELGATE_LTX_WEIGHTS to a "
-                "local LTX-Video directory or a cached repo id"
+                "the ltx engine has no weights: set REELGATE_LTX_WEIGHTS to a local "
+                "LTX-Video folder or .safetensors file, or a cached repo id"
             )
-        local = Path(source).expanduser()
         device = self._device(torch)
         dtype = self._dtype(torch, device)
-        try:
-            # diffusers leaves from_pretrained unannotated; `unused-ignore`: without the
-            # ltx extra installed, diffusers is Any (see [tool.mypy]) and nothing is ignored
-            pipe = LTXConditionPipeline.from_pretrained(  # type: ignore[no-untyped-call, unused-ignore]
-                str(local) if local.exists() else source, dtype=dtype, local_files_only=True
-            )
-        except (OSError, ValueError) as exc:
+        offload = self.config.offload if device.startswith("cuda") else "none"
+        # What the placement needs is checked before gigabytes are read.
+        if offload == "model" and find_spec("accelerate") is None:
             raise Unavailable(
-                f"LTX-Video weights could not be loaded from {source!r} "
-                f"(offline; nothing is downloaded): {exc}"
+                "REELGATE_LTX_OFFLOAD=model needs accelerate, which is not installed "
+                "(pip install 'reelgate[ltx]')"
+            )
+        pipe, variant = load_pipeline(source, self.config.config, dtype, self.config.distilled)
+        try:
+            self._place(pipe, torch, device, dtype, offload)
+        except Exception as exc:
+            raise Unavailable(
+                f"{variant.describe()} could not be set up on {device} "
+                f"(offload {offload}, fp8 {'on' if self.config.fp8 else 'off'}): "
+                f"{type(exc).__name__}: {exc}"
             ) from exc
-        if self.config.cpu_offload and device.startswith("cuda"):
-            pipe.enable_model_cpu_offload()
+        log.info("ltx engine loaded %s from %s on %s", variant.describe(), source, device)
+        return pipe, variant
+
+    def _place(self, pipe: Any, torch: Any, device: str, dtype: Any, offload: str) -> None:
+        if self.config.fp8:
+            pipe.transformer.enable_layerwise_casting(
+                storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype
+            )
+        if self.config.vae_tiling:
+            pipe.vae.enable_tiling()
+        if offload == "model":
+            pipe.enable_model_cpu_offload(device=device)
+        elif offload == "group":
+            pipe.enable_group_offload(
+                onload_device=torch.device(device),
+                offload_device=torch.device("cpu"),
+                offload_type="leaf_level",
+                use_stream=True,
+            )
         else:
             pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
         for module in (pipe.transformer, pipe.vae, pipe.text_encoder):
             module.eval()
-        return pipe
 
     def _load_upsampler(self, pipe: Any) -> Any:
         """A folder holding the model itself (`config.json`, or a
@@ -314,25 +432,44 @@ class LtxEngine(FrameEngine):
             yield from self._generated(job, progress)
         progress(1.0)
 
-    def _profile(self, job: RenderJob) -> LtxProfile:
-        return self.config.profiles.get(job.model, self.config.default_profile)
-
     def _generated(self, job: RenderJob, progress: ProgressFn) -> Iterator[np.ndarray]:
-        """A video, a continuation, or (a still) an image."""
-        self.check_frames(job.width, job.height, job.num_frames)
-        pipe = self.pipeline()
+        """A video, a continuation, or (a still) an image, rendered on the
+        32-pixel grid (a source of another size padded onto it) and cropped
+        back to the size asked for."""
+        self.check_job(job)
+        pipe, variant = self.loaded(job.model)
+        profile = self.profile(job.model, variant)
+        if self.text_loop(job):
+            # A loop from text alone: its opening frame is made first (one
+            # frame, cheap) and the video then starts and ends on it.
+            (opening,) = self._generate(
+                pipe, replace(job, still=True), profile, [], 1, lambda p: progress(0.05 * p)
+            )
+            job = replace(job, start_image=_crop(_to_uint8(opening), job.width, job.height))
+            progress = _after(progress, 0.05)
         conditions, skip, total = self.conditions(job)
-        frames = self._generate(pipe, job, self._profile(job), conditions, total, progress)
+        frames = self._generate(pipe, job, profile, conditions, total, progress)
         for frame in frames[skip : skip + job.num_frames]:
-            yield _to_uint8(frame)
+            yield _crop(_to_uint8(frame), job.width, job.height)
+
+    @staticmethod
+    def text_loop(job: RenderJob) -> bool:
+        """A loop with nothing to start or end on but its prompt."""
+        return (
+            job.loop
+            and not job.still
+            and job.start_image is None
+            and job.end_image is None
+            and job.source_video is None
+        )
 
     def _modified(self, job: RenderJob, progress: ProgressFn) -> Iterator[np.ndarray]:
         """The source restyled, at its own size and length."""
-        pipe = self.pipeline()
+        pipe, variant = self.loaded(job.model)
         conditions, total = self.modify_conditions(job)
         size = _on_grid(job.width, job.height)
         frames = self._generate(
-            pipe, job, self._profile(job), conditions, total, progress, size=size
+            pipe, job, self.profile(job.model, variant), conditions, total, progress, size=size
         )
         last = len(frames) - 1
         for index in range(job.num_frames):
@@ -354,7 +491,7 @@ class LtxEngine(FrameEngine):
         if job.source_video is None:
             raise InvalidInput("an upscale needs the video to upscale")
         upsampler = self.upsampler()
-        profile = self._profile(job)
+        profile = self.profile(job.model, self.loaded()[1])
         generator = torch.Generator(device="cpu").manual_seed(job.seed)
         made, last = 0, None
         for chunk in _chunks(iter_frames_at(job.source_video, job.fps), UPSCALE_CHUNK_FRAMES):
@@ -364,6 +501,7 @@ class LtxEngine(FrameEngine):
             video = [Image.fromarray(_resized(frame, width, height)) for frame in chunk]
             video += [video[-1]] * (round_frames(len(video)) - len(video))
             with (
+                self._busy,
                 _gpu_memory(f"upscaling {width}x{height} x {len(video)} frames"),
                 torch.inference_mode(),
             ):
@@ -393,7 +531,12 @@ class LtxEngine(FrameEngine):
         from reelgate.media.images import cover_fit
 
         def image(array: np.ndarray) -> Image.Image:
-            return Image.fromarray(cover_fit(array, job.width, job.height))
+            return Image.fromarray(_pad(cover_fit(array, job.width, job.height)))
+
+        def still(array: np.ndarray) -> Image.Image:
+            """An image condition, prepared as the official inference does."""
+            fitted = _pad(cover_fit(array, job.width, job.height))
+            return Image.fromarray(crf_round_trip(fitted, self.config.image_crf))
 
         if job.still:
             return self._reference_conditions(job, image), 0, 1
@@ -402,19 +545,21 @@ class LtxEngine(FrameEngine):
         total = job.num_frames
         first_image: np.ndarray | None = None
         if job.source_video is not None:
-            tail, first_image = _source_ends(job.source_video, SOURCE_CONDITION_FRAMES, job.fps)
+            tail, first_image = _source_ends(job.source_video, self.config.extend_frames, job.fps)
+            # 8k+1 of them, on a latent boundary, even from a shorter source
+            tail = tail[: len(tail) - (len(tail) - 1) % 8]
             conditions.append(LTXVideoCondition(video=[image(f) for f in tail], frame_index=0))
             skip = len(tail)
             total = round_frames(skip + job.num_frames)
         elif job.start_image is not None:
             first_image = job.start_image
-            conditions.append(LTXVideoCondition(image=image(job.start_image), frame_index=0))
+            conditions.append(LTXVideoCondition(image=still(job.start_image), frame_index=0))
         last = job.end_image
         if last is None and job.loop:
             last = first_image
         if last is not None:
             conditions.append(
-                LTXVideoCondition(image=image(last), frame_index=skip + job.num_frames - 1)
+                LTXVideoCondition(image=still(last), frame_index=skip + job.num_frames - 1)
             )
         return conditions, skip, total
 
@@ -485,13 +630,14 @@ class LtxEngine(FrameEngine):
         def on_step(
             pipeline: Any, step: int, timestep: Any, kwargs: dict[str, Any]
         ) -> dict[str, Any]:
-            progress(0.95 * (step + 1) / profile.steps)
+            progress(0.95 * (step + 1) / profile.step_count)
             return kwargs
 
-        width, height = size or (job.width, job.height)
+        width, height = size or _padded(job.width, job.height)
         generator = torch.Generator(device="cpu").manual_seed(job.seed)
         negative = ", ".join(p for p in (job.negative_prompt, profile.negative_prompt) if p)
         with (
+            self._busy,
             _gpu_memory(f"rendering {width}x{height} x {total} frames"),
             torch.inference_mode(),
         ):
@@ -505,13 +651,10 @@ class LtxEngine(FrameEngine):
                 height=height,
                 num_frames=total,
                 frame_rate=job.fps,
-                num_inference_steps=profile.steps,
-                guidance_scale=profile.guidance,
-                decode_timestep=profile.decode_timestep,
-                image_cond_noise_scale=profile.image_cond_noise_scale,
                 generator=generator,
                 output_type="np",
                 callback_on_step_end=on_step,
+                **profile.call_arguments(),
             )
         return np.asarray(result.frames[0])
 
@@ -529,6 +672,44 @@ def _gpu_memory(what: str) -> Iterator[None]:
             f"the GPU ran out of memory {what}; try a lower resolution or enable CPU "
             "offload (REELGATE_LTX_CPU_OFFLOAD)"
         ) from exc
+
+
+def _padded(width: int, height: int) -> tuple[int, int]:
+    """The size a width x height frame is rendered at: each side rounded up
+    to the 32-pixel grid (the frame centred, the rest cropped away after)."""
+    return -(-width // GRID) * GRID, -(-height // GRID) * GRID
+
+
+def _offsets(width: int, height: int) -> tuple[int, int]:
+    """Where a width x height frame sits on its padded canvas (left, top)."""
+    padded_width, padded_height = _padded(width, height)
+    return (padded_width - width) // 2, (padded_height - height) // 2
+
+
+def _pad(frame: np.ndarray) -> np.ndarray:
+    """`frame` centred on its padded canvas, the border black (as the official
+    inference pads its conditioning media)."""
+    height, width = frame.shape[:2]
+    padded_width, padded_height = _padded(width, height)
+    if (padded_width, padded_height) == (width, height):
+        return frame
+    left, top = _offsets(width, height)
+    canvas = np.zeros((padded_height, padded_width, 3), np.uint8)
+    canvas[top : top + height, left : left + width] = frame
+    return canvas
+
+
+def _crop(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The width x height frame back from its padded canvas."""
+    if frame.shape[1] == width and frame.shape[0] == height:
+        return frame
+    left, top = _offsets(width, height)
+    return np.ascontiguousarray(frame[top : top + height, left : left + width])
+
+
+def _after(progress: ProgressFn, done: float) -> ProgressFn:
+    """Progress for the rest of the work, after `done` of it."""
+    return lambda value: progress(done + (1.0 - done) * value)
 
 
 def _on_grid(width: int, height: int) -> tuple[int, int]:
