@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     )
     ltx_vae_tiling: bool = Field(default=True, description="Decode the video in tiles")
     ltx_max_pixel_frames: int = Field(
-        default=1920 * 1088 * 121,
+        default=1920 * 1088 * 137,
         ge=0,
         description="Largest width x height x frames one render may take (0: no limit)",
     )
@@ -152,6 +152,17 @@ class Settings(BaseSettings):
         default=None,
         description="Local diffusers folder of LTX-Video's latent upsampler; enables upscales on "
         "`ltx`",
+    )
+    ltx_compile: bool = Field(
+        default=False,
+        description="torch.compile the transformer's repeated blocks (first render per size "
+        "compiles)",
+    )
+    ltx_cache_threshold: float = Field(
+        default=0.0,
+        ge=0,
+        description="diffusers' first-block cache threshold (0: off; 0.05 typical): skips "
+        "most of the transformer on steps that change little",
     )
     ltx_profiles: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
@@ -238,6 +249,20 @@ class Settings(BaseSettings):
     )
     encoder_preset: str = "veryfast"
     encoder_crf: int = Field(default=20, ge=0, le=51)
+    encoder_threads: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="x264 threads per encode; 0: x264's own choice (1.5 per core)",
+    )
+    opencv_threads: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="OpenCV threads in a process that runs workers; 0: OpenCV's own "
+        "choice (one per core). Encoders and other workers already keep the cores busy, "
+        "and OpenCV's pool spins while it waits (docs/performance.md)",
+    )
 
     # Generations dialect
     generations_response: Literal["plain", "wrapped"] = Field(

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cv2
 from standardwebhooks import Webhook
 
 from reelgate.config import Settings
@@ -210,6 +211,8 @@ class Runtime:
         self.listen()
         if metrics_port is not None:
             self._stop_metrics = self._serve_metrics(metrics_port)
+        if count and self.settings.opencv_threads:
+            cv2.setNumThreads(self.settings.opencv_threads)  # process-wide
         inputs = InputResolver(
             self.tasks, self.storage, self.client, self.settings, self.upload_store
         )

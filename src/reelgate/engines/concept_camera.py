@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from reelgate.media.images import warp_rgb
+
 
 @dataclass
 class _Move:
@@ -157,12 +159,16 @@ def _cover(frame: np.ndarray, m: _Move) -> np.ndarray:
     )
     out = frame
     if not identity:
-        out = cv2.warpPerspective(
+        homography = _homography(m, w, h)
+        out = warp_rgb(
             frame,
-            _homography(m, w, h),
-            (w, h),
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_REFLECT,
+            lambda rgba: cv2.warpPerspective(
+                rgba,
+                homography,
+                (w, h),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_REFLECT,
+            ),
         )
     if m.dolly:
         out = _dolly_zoom(out, m.dolly)

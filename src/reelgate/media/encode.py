@@ -38,6 +38,7 @@ def encode_mp4(
     fps: int = 24,
     preset: str = "veryfast",
     crf: int = 20,
+    threads: int = 0,
     on_frame: Callable[[int], None] | None = None,
     audio: np.ndarray | None = None,
     sample_rate: int = SAMPLE_RATE,
@@ -51,7 +52,8 @@ def encode_mp4(
     removed so storage never receives a truncated video.
 
     `audio` (float32 mono samples in -1..1 at `sample_rate`) adds an AAC
-    track, interleaved with the video as it plays.
+    track, interleaved with the video as it plays. `threads`: x264's threads
+    (0: its own choice).
     """
     _check_size(width, height, fps)
     path = Path(path)
@@ -59,7 +61,7 @@ def encode_mp4(
         str(path), mode="w", format="mp4", container_options={"movflags": "+faststart"}
     )
     try:
-        stream = _add_h264_stream(container, width, height, fps, preset, crf)
+        stream = _add_h264_stream(container, width, height, fps, preset, crf, threads)
         track = _AudioTrack(container, audio, sample_rate) if audio is not None else None
 
         def played(count: int) -> None:
@@ -133,8 +135,12 @@ def _add_h264_stream(
     fps: int,
     preset: str,
     crf: int,
+    threads: int = 0,
 ) -> av.VideoStream:
-    stream = container.add_stream("libx264", rate=fps, options={"preset": preset, "crf": str(crf)})
+    options = {"preset": preset, "crf": str(crf)}
+    if threads:
+        options["threads"] = str(threads)
+    stream = container.add_stream("libx264", rate=fps, options=options)
     stream.width = width
     stream.height = height
     stream.pix_fmt = "yuv420p"

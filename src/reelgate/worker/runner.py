@@ -15,7 +15,8 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,6 +46,25 @@ from reelgate.worker.render import FrameRunner
 log = logging.getLogger(__name__)
 
 SOURCE_FILE = "source.mp4"
+
+
+class Stages:
+    """Seconds spent in each named stage of an attempt, for the line a
+    completed task logs (where the time between create and completed went)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - began
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.seconds.items())
 
 
 class Worker:
@@ -150,17 +170,30 @@ class Worker:
         workdir = self.storage.workdir(run_key)
         owner = task.lease_owner or ""
         started = time.monotonic()
+        stages = Stages()
+        stages.seconds["queued"] = max(0.0, time.time() - task.created_at)
         ended = "superseded"  # how the attempt ended (metrics.FINISHED and the rest)
         try:
             with Lease(self.tasks, task, self.settings.lease_seconds) as lease:
-                task = self._enhanced(task, owner)
-                result = self._run_engine(task, run_key, workdir, lease)
+                with stages("enhance"):
+                    task = self._enhanced(task, owner)
+                with stages("render"):
+                    result = self._run_engine(task, run_key, workdir, lease)
                 # uploaded while the lease is held: a run that lost its task
                 # stops here, before its files could be read by anyone
-                self.storage.publish(run_key, workdir, result.keys())
+                with stages("publish"):
+                    self.storage.publish(run_key, workdir, result.keys())
                 lease.check()
-            if self.tasks.complete(task.id, owner, result):
+            with stages("record"):
+                completed = self.tasks.complete(task.id, owner, result)
+            if completed:
                 ended = "completed"
+                log.info(
+                    "task %s: completed %.2f s after it was created (%s)",
+                    task.id,
+                    time.time() - task.created_at,
+                    stages,
+                )
             else:
                 log.warning("task %s: superseded by another run, discarding this one", task.id)
         except LeaseLost:
