@@ -7,6 +7,7 @@ all read by the one settings object.
 from __future__ import annotations
 
 import base64
+import contextlib
 import faulthandler
 import mimetypes
 import signal
@@ -139,7 +140,8 @@ def worker(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     # `kill -USR1` prints every thread's stack: what a stop that drags waits on
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    with contextlib.suppress(ValueError, OSError):  # no stderr file (embedded)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     # Callback bodies carry asset links: a worker whose links would point at
     # a guessed API address leaves delivering them to the API processes.
     links_right = bool(settings.public_base_url) or not runtime.storage.links_through_api
