@@ -147,3 +147,18 @@ def test_a_server_writes_json_lines_with_an_access_line_per_request(tmp_path: Pa
     assert created[0]["request_id"] and created[0]["http"]["status"] == 200
     task_id = answer.json()["task_id"]
     assert any(x.get("task_id") == task_id for x in lines)
+
+
+def test_a_completed_task_logs_where_its_time_went(api: Api, captured: Captured) -> None:
+    """Operators (and benchmarks/end_to_end.py) read one line per completed
+    task: seconds from create to completed, and each stage's share."""
+    answer = api.post("/luma/videos", {"prompt": "timed", "async": True})
+    task_id = answer.json()["task_id"]
+    assert api.wait_done(task_id)["response"]["state"] == "completed"
+    (line,) = [
+        x for x in captured.lines() if x.get("task_id") == task_id and "completed" in x["message"]
+    ]
+    total, stages = line["message"].split(" s after it was created (")
+    seconds = dict(part.rsplit(" ", 2)[:2] for part in stages.rstrip(")").split(", "))
+    assert list(seconds) == ["queued", "enhance", "render", "publish", "record"]
+    assert 0 < float(seconds["render"]) <= float(total.rsplit(" ", 1)[1])

@@ -204,3 +204,19 @@ def test_extend_keeps_the_source_speed_whatever_its_frame_rate(
     shown = [float(frame.mean()) for frame in from_source]
     expected = [greys[min(count - 1, i * rate // FPS)] for i in range(len(from_source))]
     assert shown == pytest.approx(expected, abs=6), "each moment shows the source at that time"
+
+
+@pytest.mark.slow  # starts an app: over a second
+def test_workers_keep_opencv_to_the_threads_set(tmp_path: Path) -> None:
+    """OpenCV's own pool spins beside the encoders: a process that runs
+    workers uses REELGATE_OPENCV_THREADS (1 by default)."""
+    import cv2
+
+    from reelgate.testing import in_process
+
+    cv2.setNumThreads(4)
+    try:
+        with in_process(tmp_path, workers=1, opencv_threads=3):
+            assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(1)
