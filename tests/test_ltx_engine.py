@@ -5,6 +5,7 @@ every request shape on the CPU."""
 from __future__ import annotations
 
 import base64
+import itertools
 from dataclasses import replace
 from importlib.util import find_spec
 from pathlib import Path
@@ -57,12 +58,44 @@ def tiny_tokenizer():
     )
 
 
+def tiny_vae():
+    """LTX-Video 0.9.5's VAE (the 2B 0.9.5 to 0.9.8 and 13B one) shrunk in
+    width only: its geometry is the real one (patches of 4, 32x spatial and
+    8x temporal compression, the 0.9.5 down blocks) and its decoder is
+    timestep-conditioned, so renders decode at `decode_timestep` with
+    `decode_noise_scale` of noise as real ones do."""
+    from diffusers import AutoencoderKLLTXVideo
+
+    return AutoencoderKLLTXVideo(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=8,
+        block_out_channels=(8, 8, 8, 8, 8),
+        down_block_types=("LTXVideo095DownBlock3D",) * 4,
+        decoder_block_out_channels=(8, 16, 32),
+        layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1),
+        spatio_temporal_scaling=(True,) * 4,
+        decoder_spatio_temporal_scaling=(True,) * 3,
+        decoder_inject_noise=(False,) * 4,
+        downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"),
+        upsample_residual=(True,) * 3,
+        upsample_factor=(2,) * 3,
+        timestep_conditioning=True,
+        patch_size=4,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
+        spatial_compression_ratio=32,
+        temporal_compression_ratio=8,
+    )
+
+
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     import transformers
     from diffusers import (
-        AutoencoderKLLTXVideo,
         FlowMatchEulerDiscreteScheduler,
         LTXConditionPipeline,
         LTXVideoTransformer3DModel,
@@ -81,25 +114,7 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
         caption_channels=32,
     )
     torch.manual_seed(0)
-    vae = AutoencoderKLLTXVideo(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=8,
-        block_out_channels=(8, 8, 8, 8),
-        decoder_block_out_channels=(8, 8, 8, 8),
-        layers_per_block=(1, 1, 1, 1, 1),
-        decoder_layers_per_block=(1, 1, 1, 1, 1),
-        spatio_temporal_scaling=(True, True, False, False),
-        decoder_spatio_temporal_scaling=(True, True, False, False),
-        decoder_inject_noise=(False, False, False, False, False),
-        upsample_residual=(False, False, False, False),
-        upsample_factor=(1, 1, 1, 1),
-        timestep_conditioning=False,
-        patch_size=1,
-        patch_size_t=1,
-        encoder_causal=True,
-        decoder_causal=False,
-    )
+    vae = tiny_vae()
     tokenizer = tiny_tokenizer()
     torch.manual_seed(0)
     text_encoder = transformers.T5EncoderModel(
@@ -171,7 +186,10 @@ def test_every_request_shape_places_its_conditions(engine: LtxEngine, tmp_path: 
         ("image", 8),
     ]
     assert frame_indexes(engine, job(end_image=end)) == [("image", 8)]
-    assert frame_indexes(engine, job(start_image=start, loop=True)) == [("image", 0), ("image", 8)]
+    # what the clip leads into is conditioned one past its last frame
+    assert frame_indexes(engine, job(start_image=start, loop=True)) == [("image", 0), ("image", 9)]
+    assert frame_indexes(engine, job(end_image=end, end_image_follows=True)) == [("image", 9)]
+    assert engine.conditions(job(end_image=end, end_image_follows=True))[2] == 17
     source = tmp_path / "source.mp4"
     encode_mp4(
         iter([np.roll(textured_image(W, H), i, axis=1) for i in range(17)]),
@@ -184,7 +202,7 @@ def test_every_request_shape_places_its_conditions(engine: LtxEngine, tmp_path: 
     assert [(c.frame_index, len(c.video)) for c in conditions] == [(0, 9)]
     assert skip == 9 and total == 25 and (total - 1) % 8 == 0
     looped = job(source_video=source, loop=True)
-    assert frame_indexes(engine, looped) == [("video", 0), ("image", 9 + 9 - 1)]
+    assert frame_indexes(engine, looped) == [("video", 0), ("image", 9 + 9)]
 
 
 @pytest.mark.slow  # the tiny model: built once, about 3 s
@@ -745,7 +763,7 @@ def original_transformer_keys(folder: Path) -> dict:
 
 @pytest.mark.slow  # the tiny model: built once, about 3 s
 def test_a_single_file_checkpoint_loads_with_its_configs_folder(
-    engine: LtxEngine, weights: Path, tmp_path: Path
+    weights: Path, tmp_path: Path
 ) -> None:
     from safetensors.torch import save_file
 
@@ -756,7 +774,8 @@ def test_a_single_file_checkpoint_loads_with_its_configs_folder(
     assert (variant.size, variant.version, variant.distilled) == ("2B", "0.9.6", True)
     assert loaded.profile(None, variant).step_count == 2, "the operator's override wins"
     made = list(loaded.render(job(seed=5), lambda _: None))
-    same = list(engine.render(job(seed=5), lambda _: None))
+    folder = plain_engine(weights, distilled=True)  # the same recipe, from the folder
+    same = list(folder.render(job(seed=5), lambda _: None))
     assert all(np.array_equal(a, b) for a, b in zip(made, same, strict=True)), "the same weights"
 
     alone = plain_engine(single)  # no configs folder, none cached: said, not downloaded
@@ -783,6 +802,14 @@ def test_each_checkpoint_gets_its_official_recipe_and_models_their_overrides(
     assert (dev["guidance_scale"], dev["guidance_rescale"]) == (3.0, 0.7)
     assert (dev["decode_timestep"], dev["decode_noise_scale"]) == (0.05, 0.025)
     assert "timesteps" not in dev and recipe(Variant("13B", "0.9.7")).steps == 30
+    assert "multi_scale" not in dev, "the engine's, not the pipeline's"
+    assert (
+        recipe(Variant("13B", "0.9.7")).multi_scale
+        and recipe(Variant("2B", "0.9.8", True)).multi_scale
+    )
+    assert not recipe(Variant("2B", "0.9.6")).multi_scale
+    fast_refine = recipe(Variant("13B", "0.9.8", distilled=True))
+    assert fast_refine.refine_step_count == 3, "0.9094, 0.725, 0.4219: the official second pass"
     assert variant_from("ltxv-13b-0.9.8-distilled.safetensors", 48, "0.9.7") == Variant(
         "13B", "0.9.8", True
     )
@@ -818,9 +845,60 @@ def test_renders_beyond_the_budget_are_refused_before_they_start(tmp_path: Path)
     with pytest.raises(InvalidInput, match="3840x2176 x 121 frames"):
         engine.check_job(job(n=121, width=3840, height=2160))  # padded onto the grid
     extend = job(n=121, width=1920, height=1088, source_video=tmp_path / "source.mp4")
+    engine.check_job(extend)  # the default leaves room for an extension's source frames
+    tight = LtxEngine(LtxConfig(weights="unused", max_pixel_frames=1920 * 1088 * 121))
+    tight.check_job(job(n=121, width=1920, height=1088))
     with pytest.raises(InvalidInput, match="x 137 frames"):
-        engine.check_job(extend)  # the source's frames are rendered too
+        tight.check_job(extend)  # the source's frames are rendered too
+    with pytest.raises(InvalidInput, match="x 129 frames"):
+        tight.check_job(job(n=121, width=1920, height=1088, loop=True))  # and a loop's start
     LtxEngine(LtxConfig(weights="unused", max_pixel_frames=0)).check_job(extend)
+
+
+def test_sizes_beyond_the_budget_are_refused_when_asked_for_not_in_the_worker(
+    tmp_path: Path,
+) -> None:
+    """4k, 1080p for 9 s, or 1080p at 21:9 would run out of the budget (and
+    of memory) in the worker: they are refused with a 400 naming the engine,
+    nothing queued, and `/reelgate/v1/models` does not offer 4k."""
+    import lumaai
+
+    from reelgate.testing import in_process, luma_sdk
+
+    with in_process(
+        tmp_path,
+        workers=0,  # what is accepted stays queued
+        ltx_weights=str(tmp_path / "never-loaded"),
+        model_engines={"ray-2": "ltx"},
+    ) as app:
+        owner, secret = app.runtime.tokens.create("ltx")
+        luma = luma_sdk(app, secret)
+        with app.http(secret) as client:
+            models = {m["model"]: m for m in client.get("/reelgate/v1/models").json()["models"]}
+        assert models["ray-2"]["engine"] == "ltx"
+        assert models["ray-2"]["resolutions"] == ["540p", "720p", "1080p"], "no 4k"
+        assert models["ray-2"]["durations"] == ["5s", "9s"]
+
+        refusals = {
+            "resolution 4k (it supports 540p, 720p, 1080p)": {"resolution": "4k"},
+            "1080p at 16:9 for 9s here: it renders at most": {
+                "resolution": "1080p",
+                "duration": "9s",
+            },
+            "1080p at 21:9 for 5s here": {"resolution": "1080p", "aspect_ratio": "21:9"},
+        }
+        for reason, sizes in refusals.items():
+            with pytest.raises(lumaai.BadRequestError) as refused:
+                luma.generations.create(model="ray-2", prompt="a harbour at dawn", **sizes)
+            assert f"the ltx engine does not support {reason}" in str(refused.value), sizes
+        assert app.runtime.tasks.list_owned(owner.id, 10, 0)[1] == 0, "nothing queued"
+        fits = [
+            luma.generations.create(model="ray-2", prompt="a harbour", resolution="1080p"),
+            luma.generations.create(
+                model="ray-2", prompt="a harbour", resolution="720p", duration="9s", loop=True
+            ),
+        ]
+        assert [g.state for g in fits] == ["queued", "queued"]
 
 
 def test_conditioning_images_get_the_official_h264_round_trip() -> None:
@@ -878,7 +956,8 @@ def test_a_loop_from_text_alone_starts_and_ends_on_its_opening_frame(engine: Ltx
     opening, video = pipe.calls
     assert opening["num_frames"] == 1 and opening["conditions"] is None
     first, last = video["conditions"]
-    assert (first.frame_index, last.frame_index) == (0, 8)
+    assert (first.frame_index, last.frame_index) == (0, 9), "the frame after the last"
+    assert video["num_frames"] == 17
     assert np.array_equal(np.asarray(first.image), np.asarray(last.image))
     assert steps == sorted(steps) and steps[-1] == 1.0
 
@@ -903,3 +982,152 @@ def test_the_pipeline_runs_the_recipe_of_the_checkpoint_that_serves_the_model(
     call = pipe.calls[-1]
     assert (call["guidance_scale"], call["guidance_rescale"]) == (4.0, 0.7)
     assert "timesteps" not in call and call["num_inference_steps"] == 40
+
+
+# Seams, sources of real sizes, multi-scale, speed
+
+
+class Faithful(Recording):
+    """The tiny pipeline, called as the engine calls it (so diffusers checks
+    every argument), its frames then drawn as a trained model draws them: the
+    scene pans steadily, one width over the clip, and stands exactly at its
+    last image condition at that condition's frame. The tiny random model
+    keeps its keyframes no better than noise, so the seam is judged on what
+    a model that honours them shows."""
+
+    def __call__(self, **kwargs):
+        result = super().__call__(**kwargs)
+        key = [c for c in kwargs["conditions"] if c.image is not None][-1]
+        image = np.asarray(key.image).astype(np.float32) / 255
+        width, at = image.shape[1], key.frame_index
+        result.frames = [
+            np.stack(
+                [
+                    np.roll(image, round((i - at) * width / at), axis=1)
+                    for i in range(kwargs["num_frames"])
+                ]
+            )
+        ]
+        return result
+
+
+def differences(frames: list[np.ndarray]) -> list[float]:
+    return [
+        float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+        for a, b in itertools.pairwise(frames)
+    ]
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+def test_a_clip_leads_into_the_next_one_without_showing_a_frame_twice(
+    engine: LtxEngine,
+) -> None:
+    """A reverse extend: the worker plays the next video right after the
+    clip, so the clip must end one step before that video's first frame, not
+    on it (which shows it twice, a visible stall)."""
+    pipe = Faithful(engine.pipeline())
+    faithful = sharing(engine, pipe, image_crf=0)
+    target = textured_image(W, H, seed=7)
+    following = [np.roll(target, 7 * j, axis=1) for j in range(9)]  # the next video
+    clip_ = list(faithful.render(job(n=9, end_image=target, end_image_follows=True), lambda _: 0))
+    assert len(clip_) == 9, "the frame count asked for"
+    (call,) = pipe.calls
+    assert call["num_frames"] == 17 and call["conditions"][-1].frame_index == 9
+    steps = differences(clip_)
+    (seam,) = differences([clip_[-1], following[0]])
+    assert seam > 0.5 * min(steps), "the next video's first frame is not shown twice"
+    assert seam < 2 * max(steps), "and the motion runs on across the seam"
+
+    own = list(faithful.render(job(n=9, end_image=target), lambda _: 0))
+    assert np.array_equal(own[-1], target), "a clip's own end image is its last frame"
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+def test_a_loop_wraps_around_without_showing_its_first_frame_twice(engine: LtxEngine) -> None:
+    pipe = Faithful(engine.pipeline())
+    faithful = sharing(engine, pipe, image_crf=0)
+    start = textured_image(W, H, seed=8)
+    loop = list(faithful.render(job(n=9, start_image=start, loop=True), lambda _: 0))
+    assert len(loop) == 9 and np.array_equal(loop[0], start)
+    steps = differences(loop)
+    (wrap,) = differences([loop[-1], loop[0]])
+    assert 0.5 * min(steps) < wrap < 2 * max(steps)
+
+
+@pytest.mark.slow  # a 1280x720 clip through the tiny model, a few seconds
+def test_a_720p_source_is_extended_at_its_own_size(engine: LtxEngine, tmp_path: Path) -> None:
+    """720 is no multiple of 32: the render runs at 1280x736 (decoded by the
+    timestep-conditioned VAE) and comes back at exactly 1280x720."""
+    width, height = 1280, 720
+    source = tmp_path / "source.mp4"
+    frames = [np.roll(textured_image(width, height, seed=2), 9 * i, axis=1) for i in range(9)]
+    encode_mp4(iter(frames), source, width=width, height=height)
+    spy, pipe = recorded(engine, extend_frames=1)  # 9 frames rendered: quick enough
+    extended = list(
+        spy.render(job(n=1, width=width, height=height, source_video=source), lambda _: 0)
+    )
+    assert len(extended) == 1 and extended[0].shape == (height, width, 3)
+    (call,) = pipe.calls
+    assert (call["width"], call["height"], call["num_frames"]) == (1280, 736, 9)
+    assert (call["decode_timestep"], call["decode_noise_scale"]) == (0.05, 0.025)
+    (video,) = call["conditions"]
+    assert len(video.video) == 1 and np.asarray(video.video[0]).shape == (736, 1280, 3)
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+def test_a_multi_scale_render_refines_the_upsampled_first_pass(
+    engine: LtxEngine, upsampler_weights: dict[str, Path]
+) -> None:
+    """0.9.7 and 0.9.8's recipe: a first pass at 2/3 of the size, its latents
+    doubled by the upsampler, the last 0.4 of the schedule at that size, and
+    the frames brought to the size asked for."""
+    overrides = {"steps": 5, "guidance": 3.0, "multi_scale": True}
+    spy, pipe = recorded(engine, overrides=overrides, upsampler=str(upsampler_weights["model"]))
+    ran: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+    spy.upsampler().latent_upsampler.register_forward_hook(
+        lambda module, args, out: ran.append((tuple(args[0].shape), tuple(out.shape)))
+    )
+    steps: list[float] = []
+    width, height = 96, 64
+    start = textured_image(width, height, seed=3)
+    frames = list(spy.render(job(n=9, width=width, height=height, start_image=start), steps.append))
+    assert len(frames) == 9 and {f.shape for f in frames} == {(height, width, 3)}
+    first, refine = pipe.calls
+    assert (first["width"], first["height"], first["output_type"]) == (64, 32, "latent")
+    assert first["num_inference_steps"] == 5 and "denoise_strength" not in first
+    assert ran == [((1, 8, 2, 1, 2), (1, 8, 2, 2, 4))], "the latents doubled, once"
+    assert (refine["width"], refine["height"], refine["output_type"]) == (128, 64, "np")
+    assert tuple(refine["latents"].shape) == (1, 8, 2, 2, 4)
+    assert int(5 * refine["denoise_strength"]) == 2, "the last 0.4 of the schedule"
+    assert [c.frame_index for c in refine["conditions"]] == [0], "the same conditions"
+    assert len([s for s in steps if s < 1.0]) == 5 + 2 and steps == sorted(steps)
+
+    single, pipe = recorded(engine, overrides=overrides)  # no upsampler configured
+    list(single.render(job(n=9, width=width, height=height), lambda _: 0))
+    assert [(c["width"], c["output_type"]) for c in pipe.calls] == [(96, "np")], "one pass"
+
+
+@pytest.mark.slow  # the tiny model, traced by torch.compile: a few seconds
+def test_compiled_blocks_and_the_first_block_cache_still_render(
+    weights: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    import torch
+    from diffusers import LTXVideoTransformer3DModel
+    from diffusers.hooks import HookRegistry
+
+    deeper = tmp_path / "three-blocks"  # the cache needs a first and a last block
+    shutil.copytree(weights, deeper)
+    config = dict(LTXVideoTransformer3DModel.load_config(weights / "transformer"))
+    torch.manual_seed(0)
+    LTXVideoTransformer3DModel.from_config({**config, "num_layers": 3}).save_pretrained(
+        deeper / "transformer"
+    )
+    fast = plain_engine(deeper, compile="eager", cache_threshold=0.05)
+    frames = list(fast.render(job(n=9), lambda _: 0))
+    assert len(frames) == 9 and {f.shape for f in frames} == {(H, W, 3)}
+    transformer = fast.pipeline().transformer
+    assert transformer.is_cache_enabled
+    assert HookRegistry.check_if_exists_or_initialize(transformer.transformer_blocks[0])._hook_order
+    assert all(block._compiled_call_impl is not None for block in transformer.transformer_blocks)

@@ -174,6 +174,10 @@ class RenderJob:
     start_image: np.ndarray | None = None
     """RGB uint8 HxWx3 at its original size; the engine fits it to width x height."""
     end_image: np.ndarray | None = None
+    end_image_follows: bool = False
+    """`end_image` is the first frame of the video played right after this
+    clip (a reverse extend's, an interpolation's): the clip leads into it
+    rather than ending on it. Engines may ignore it."""
     source_video: Path | None = None
     """Extend: the local source clip. The worker puts the source frames before
     the engine's continuation, so the engine yields only new frames."""

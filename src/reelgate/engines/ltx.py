@@ -9,8 +9,11 @@ conditions on the same pipeline:
 - extend: the source's last frames, as it plays at the output rate, as a
   video condition at frame 0 (the worker puts the source itself, at that
   rate too, in front of what this engine yields);
-- loop: the first image again as the last condition, or, when extending,
-  the source's first frame as the last condition;
+- reverse extend, interpolation (`end_image_follows`): the next video's first
+  frame as an image condition one frame past the end, not yielded, so the
+  join shows no frame twice;
+- loop: the first image again, or, when extending, the source's first
+  frame, one frame past the end likewise (the clip wraps around into it);
 - image (an image generation): a one-frame generation (1 is an 8k+1 count)
   whose `image_ref` and `modify_image_ref` references are image conditions
   at frame 0, each as strong as its weight (a modify reference is the
@@ -43,7 +46,12 @@ files and tells the variant) and kept; renders take turns on it. Each
 request runs its checkpoint's official recipe (`ltx_recipes.py`) with the
 requested model's overrides. Sizes off the 32-pixel grid (a 1280x720
 source) are rendered padded onto it and cropped back; renders beyond
-`REELGATE_LTX_MAX_PIXEL_FRAMES` are refused before they start.
+`REELGATE_LTX_MAX_PIXEL_FRAMES` are refused before they start, and the
+engine declares only the sizes that fit it (the service refuses the rest
+before queueing). The 0.9.7 and 0.9.8 recipes run multi-scale (a first pass
+at 2/3 size, the latent upsampler, a short refine) when an upsampler is
+configured. `REELGATE_LTX_COMPILE` and `REELGATE_LTX_CACHE_THRESHOLD` turn on
+regional `torch.compile` and diffusers' first-block cache.
 torch and diffusers are imported only here, so the base install does not
 need them (`pip install 'reelgate[ltx]'`).
 """
@@ -66,12 +74,13 @@ import numpy as np
 
 from reelgate.domain.concepts import CONCEPTS, guidance
 from reelgate.domain.errors import InvalidInput, Unavailable
-from reelgate.domain.models import RefRole
+from reelgate.domain.models import RefRole, frame_count, frame_size
 from reelgate.engines.base import (
     Capabilities,
     EngineServices,
     FrameEngine,
     Input,
+    Needs,
     ProgressFn,
     RenderJob,
 )
@@ -97,6 +106,7 @@ log = logging.getLogger(__name__)
 SOURCE_CONDITION_FRAMES = 9  # 8k+1 frames of the source carried into an extension
 GRID = 32  # LTX-Video's sides are multiples of this
 UPSCALE_CHUNK_FRAMES = 49  # 8k+1 frames encoded, upsampled and decoded at a time
+ADAIN_FACTOR = 1.0  # upsampled latents keep the first pass's statistics (official multi-scale)
 
 MODIFY_STRENGTH = {
     "adhere_1": 0.9, "adhere_2": 0.85, "adhere_3": 0.8,
@@ -111,9 +121,11 @@ REFERENCE_ROLES = (RefRole.IMAGE, RefRole.MODIFY)
 """The reference images the model can read: as image conditions."""
 
 
-DEFAULT_MAX_PIXEL_FRAMES = 1920 * 1088 * 121
-"""The default budget of one render, width x height x frames: 1080p for 5 s
-(or 720p for 9 s), what a 2B model renders on a 48 GB card (README)."""
+DEFAULT_MAX_PIXEL_FRAMES = 1920 * 1088 * 137
+"""The default budget of one render, width x height x frames: 1080p 16:9 for
+5 s (121 frames, 137 with an extension's source frames or a seamless join's
+following frame), or 720p for 9 s: what a 2B model renders on a 48 GB card
+(README)."""
 
 OFFLOAD_MODES = ("none", "model", "group")
 
@@ -150,11 +162,20 @@ class LtxConfig:
     """Frames of the source an extension is conditioned on (8k+1)."""
     upsampler: str | None = None
     """The latent upsampler's weights (a local diffusers folder: the model, or
-    a pipeline holding it); enables upscales."""
+    a pipeline holding it); enables upscales and multi-scale renders."""
+    compile: str = ""
+    """The `torch.compile` backend for the transformer's repeated blocks
+    ("inductor"; "": not compiled). The first render of a size compiles."""
+    cache_threshold: float = 0.0
+    """diffusers' first-block cache: a step whose first block changes its
+    output less than this reuses the other blocks' last residual (0: off;
+    0.05 is diffusers' default, higher is faster and rougher)."""
 
     def __post_init__(self) -> None:
         if self.offload not in OFFLOAD_MODES:
             raise ValueError(f"ltx offload must be one of {', '.join(OFFLOAD_MODES)}")
+        if self.cache_threshold < 0:
+            raise ValueError("ltx cache threshold must be 0 (off) or more")
         if self.extend_frames < 1 or (self.extend_frames - 1) % 8:
             raise ValueError(f"ltx extend frames must be 8k+1, got {self.extend_frames}")
         for model, values in self.profiles.items():
@@ -190,6 +211,8 @@ def from_settings(settings: Settings, services: EngineServices) -> LtxEngine | N
             image_crf=settings.ltx_image_crf,
             extend_frames=settings.ltx_extend_frames,
             upsampler=settings.ltx_upsampler,
+            compile="inductor" if settings.ltx_compile else "",
+            cache_threshold=settings.ltx_cache_threshold,
         )
     )
 
@@ -209,7 +232,8 @@ class LtxEngine(FrameEngine):
         inputs=frozenset(Input) - {Input.STYLE_REF, Input.CHARACTER_REF},
         concepts=frozenset(CONCEPTS),  # as prompt guidance
     )
-    """Without a latent upsampler; an engine that has one also upscales."""
+    """Without a latent upsampler (an engine that has one also upscales), and
+    before the budget: an engine declares only the sizes that fit it."""
 
     def __init__(self, config: LtxConfig) -> None:
         self.config = config
@@ -218,11 +242,64 @@ class LtxEngine(FrameEngine):
         self._upsampler: Any = None
         self._lock = threading.Lock()  # loading
         self._busy = threading.Lock()  # rendering: one pipeline call at a time
+        declared = type(self).capabilities
         if config.upsampler:
-            declared = type(self).capabilities
-            self.capabilities = replace(
+            declared = replace(
                 declared, generation_types=declared.generation_types | {"upscale_video"}
             )
+        self.capabilities = self._within_budget(declared)
+
+    def _within_budget(self, declared: Capabilities) -> Capabilities:
+        """`declared` less the resolutions, durations and aspect ratios with
+        which no clip fits the budget (4k, by default), so the service refuses
+        them before queueing and `/reelgate/v1/models` does not offer them."""
+        if not self.config.max_pixel_frames:
+            return declared
+        fits = [
+            (resolution, duration, ratio)
+            for resolution in declared.resolutions
+            for duration in declared.durations
+            for ratio in declared.aspect_ratios
+            if self._clip_pixel_frames(resolution, ratio, duration) <= self.config.max_pixel_frames
+        ]
+        return replace(
+            declared,
+            resolutions=tuple(r for r in declared.resolutions if any(f[0] == r for f in fits)),
+            durations=tuple(d for d in declared.durations if any(f[1] == d for f in fits)),
+            aspect_ratios=tuple(a for a in declared.aspect_ratios if any(f[2] == a for f in fits)),
+        )
+
+    def _clip_pixel_frames(self, resolution: str, ratio: str, duration: str) -> int:
+        """A plain clip's render (no source, no join): the least a choice costs."""
+        width, height = _padded(*frame_size(ratio, resolution))
+        return (
+            width
+            * height
+            * self.rendered_frames(frame_count(duration), source=False, follows=False)
+        )
+
+    def refuse(self, needs: Needs) -> None:
+        """What the capabilities lack, then a video whose size, length and
+        shape together exceed the budget (1080p fits for 5 s, not for 9 s): both
+        refused before anything is queued. A video URL's size is known only
+        once a worker reads it (the worker checks it then)."""
+        super().refuse(needs)
+        if needs.generation_type != "video" or Input.VIDEO_URL in needs.inputs:
+            return
+        inputs = needs.inputs
+        source = bool(inputs & {Input.EXTEND, Input.INTERPOLATE})
+        follows = bool(inputs & {Input.REVERSE_EXTEND, Input.INTERPOLATE}) or (
+            Input.LOOP in inputs and Input.END_IMAGE not in inputs
+        )
+        width, height = _padded(*frame_size(needs.aspect_ratio, needs.resolution))
+        frames = self.rendered_frames(frame_count(needs.duration), source=source, follows=follows)
+        self._check_budget(
+            width,
+            height,
+            frames,
+            f"the ltx engine does not support {needs.resolution} at {needs.aspect_ratio} for "
+            f"{needs.duration} here: it",
+        )
 
     def model_label(self, requested: str | None) -> str:
         return "ltx-video"
@@ -250,17 +327,29 @@ class LtxEngine(FrameEngine):
                 self._check_budget(*_on_grid(job.width, job.height), round_frames(job.num_frames))
             return
         self.check_frames(job.width, job.height, job.num_frames)
-        if job.source_video is not None:  # the source's frames are generated too
-            self._check_budget(
-                *_padded(job.width, job.height),
-                round_frames(self.config.extend_frames + job.num_frames),
-            )
+        self._check_budget(
+            *_padded(job.width, job.height),
+            self.rendered_frames(
+                job.num_frames,
+                source=job.source_video is not None,
+                follows=job.end_image_follows or (job.loop and job.end_image is None),
+            ),
+        )
 
-    def _check_budget(self, width: int, height: int, frames: int) -> None:
+    def rendered_frames(self, frames: int, *, source: bool, follows: bool) -> int:
+        """The frames a clip of `frames` is rendered in: with an extension's
+        source frames in front, and one more when it leads into a frame it
+        does not show (a following video, a loop's start)."""
+        before = self.config.extend_frames if source else 0
+        return round_frames(before + frames + (1 if follows else 0))
+
+    def _check_budget(
+        self, width: int, height: int, frames: int, refused: str = "the ltx engine"
+    ) -> None:
         budget = self.config.max_pixel_frames
         if budget and width * height * frames > budget:
             raise InvalidInput(
-                f"the ltx engine renders at most {budget:,} pixel-frames at once "
+                f"{refused} renders at most {budget:,} pixel-frames at once "
                 f"(REELGATE_LTX_MAX_PIXEL_FRAMES); {width}x{height} x {frames} frames is "
                 f"{width * height * frames:,}: ask for a lower resolution or a shorter clip"
             )
@@ -355,6 +444,15 @@ class LtxEngine(FrameEngine):
         pipe.set_progress_bar_config(disable=True)
         for module in (pipe.transformer, pipe.vae, pipe.text_encoder):
             module.eval()
+        if self.config.cache_threshold:
+            from diffusers import FirstBlockCacheConfig
+
+            cache_config: Any = FirstBlockCacheConfig  # diffusers leaves it unannotated
+            pipe.transformer.enable_cache(cache_config(threshold=self.config.cache_threshold))
+        if self.config.compile:
+            # Regional compilation: each transformer block compiles once and
+            # the compiled code serves all 28 (or 48) of them.
+            pipe.transformer.compile_repeated_blocks(backend=self.config.compile, dynamic=True)
 
     def _load_upsampler(self, pipe: Any) -> Any:
         """A folder holding the model itself (`config.json`, or a
@@ -510,6 +608,7 @@ class LtxEngine(FrameEngine):
                     width=width,
                     height=height,
                     decode_timestep=profile.decode_timestep,
+                    decode_noise_scale=profile.decode_noise_scale,
                     generator=generator,
                     output_type="np",
                 )
@@ -554,13 +653,17 @@ class LtxEngine(FrameEngine):
         elif job.start_image is not None:
             first_image = job.start_image
             conditions.append(LTXVideoCondition(image=still(job.start_image), frame_index=0))
-        last = job.end_image
+        last, follows = job.end_image, job.end_image_follows
         if last is None and job.loop:
-            last = first_image
+            last, follows = first_image, True
         if last is not None:
-            conditions.append(
-                LTXVideoCondition(image=still(last), frame_index=skip + job.num_frames - 1)
-            )
+            # A frame the clip flows into (the next video's first frame, or a
+            # loop's first frame again) is conditioned one past the clip's end
+            # and not yielded, so the seam shows no frame twice; an end image
+            # of the clip's own is its last frame.
+            index = skip + job.num_frames - (0 if follows else 1)
+            conditions.append(LTXVideoCondition(image=still(last), frame_index=index))
+            total = max(total, round_frames(index + 1))
         return conditions, skip, total
 
     @staticmethod
@@ -624,39 +727,111 @@ class LtxEngine(FrameEngine):
         progress: ProgressFn,
         size: tuple[int, int] | None = None,
     ) -> np.ndarray:
-        """`total` frames (float RGB in 0..1) at `size` (default: the job's)."""
+        """`total` frames (float RGB in 0..1) at `size` (default: the job's):
+        in one pass, or multi-scale when the profile asks for it and a latent
+        upsampler is configured."""
         import torch
 
-        def on_step(
-            pipeline: Any, step: int, timestep: Any, kwargs: dict[str, Any]
-        ) -> dict[str, Any]:
-            progress(0.95 * (step + 1) / profile.step_count)
-            return kwargs
-
         width, height = size or _padded(job.width, job.height)
+        upsampler = self._multi_scale(pipe, profile, width, height, total)
+        steps = profile.step_count + (profile.refine_step_count if upsampler else 0)
+
+        def stepper(done: int) -> Any:
+            def on_step(
+                pipeline: Any, step: int, timestep: Any, kwargs: dict[str, Any]
+            ) -> dict[str, Any]:
+                progress(0.95 * (done + step + 1) / steps)
+                return kwargs
+
+            return on_step
+
         generator = torch.Generator(device="cpu").manual_seed(job.seed)
         negative = ", ".join(p for p in (job.negative_prompt, profile.negative_prompt) if p)
+        arguments = {
+            "conditions": conditions or None,
+            "prompt": _guided(job.prompt or ("an image" if job.still else "a video"), job.concepts),
+            "negative_prompt": negative,
+            "num_frames": total,
+            "frame_rate": job.fps,
+            "generator": generator,
+            **profile.call_arguments(),
+        }
         with (
             self._busy,
             _gpu_memory(f"rendering {width}x{height} x {total} frames"),
             torch.inference_mode(),
         ):
+            if upsampler is None:
+                result = pipe(
+                    width=width,
+                    height=height,
+                    output_type="np",
+                    callback_on_step_end=stepper(0),
+                    **arguments,
+                )
+                return np.asarray(result.frames[0])
+            # Multi-scale, as the 0.9.7 and 0.9.8 configs: a first pass at 2/3
+            # of the size, its latents doubled by the upsampler, then the last
+            # steps of the schedule at that size, resized to the size asked for.
+            first_width, first_height = first_pass_size(width, height)
+            latents = pipe(
+                width=first_width,
+                height=first_height,
+                output_type="latent",
+                callback_on_step_end=stepper(0),
+                **arguments,
+            ).frames
+            latents = upsampler(
+                latents=latents, adain_factor=ADAIN_FACTOR, output_type="latent"
+            ).frames
             result = pipe(
-                conditions=conditions or None,
-                prompt=_guided(
-                    job.prompt or ("an image" if job.still else "a video"), job.concepts
-                ),
-                negative_prompt=negative,
-                width=width,
-                height=height,
-                num_frames=total,
-                frame_rate=job.fps,
-                generator=generator,
+                width=2 * first_width,
+                height=2 * first_height,
+                latents=latents,
+                denoise_strength=profile.refine_denoise_strength,
                 output_type="np",
-                callback_on_step_end=on_step,
-                **profile.call_arguments(),
+                callback_on_step_end=stepper(profile.step_count),
+                **arguments,
             )
-        return np.asarray(result.frames[0])
+        return np.stack([_resized(frame, width, height) for frame in np.asarray(result.frames[0])])
+
+    def _multi_scale(
+        self, pipe: Any, profile: LtxProfile, width: int, height: int, frames: int
+    ) -> Any:
+        """The latent upsampler to run a multi-scale render with (on `pipe`'s
+        VAE), or None for one pass: the profile does not ask for it, no
+        upsampler is configured, or its refine (at 4/3 of the size) would
+        exceed the budget that the size itself fits."""
+        if not (profile.multi_scale and self.config.upsampler):
+            return None
+        first_width, first_height = first_pass_size(width, height)
+        budget = self.config.max_pixel_frames
+        if budget and 4 * first_width * first_height * frames > budget:
+            log.warning(
+                "ltx engine: %dx%d x %d frames in one pass; its multi-scale refine at %dx%d "
+                "exceeds REELGATE_LTX_MAX_PIXEL_FRAMES",
+                width,
+                height,
+                frames,
+                2 * first_width,
+                2 * first_height,
+            )
+            return None
+        from diffusers import LTXLatentUpsamplePipeline
+
+        pipeline_class: Any = LTXLatentUpsamplePipeline  # diffusers leaves it unannotated
+        upsampler = pipeline_class(vae=pipe.vae, latent_upsampler=self.upsampler().latent_upsampler)
+        upsampler.set_progress_bar_config(disable=True)
+        return upsampler
+
+
+def first_pass_size(width: int, height: int) -> tuple[int, int]:
+    """A multi-scale render's first pass: 2/3 of the size, on the 32-pixel grid
+    (rounded down, as the official inference does)."""
+    return (
+        max(GRID, int(width * 2 / 3) // GRID * GRID),
+        max(GRID, int(height * 2 / 3) // GRID * GRID),
+    )
 
 
 @contextmanager

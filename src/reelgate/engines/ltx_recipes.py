@@ -14,10 +14,13 @@ recipe, not fixed numbers.
 - every timestep-conditioned VAE (0.9.1 and later) decodes at timestep 0.05
   with 0.025 of noise.
 
-The 13B configs' multi-scale path (a first pass at 2/3 size, the latent
-upsampler, a refine at denoise strength 0.4) and their spatio-temporal
-guidance are not reproduced: diffusers' `LTXConditionPipeline` runs one
-pass with classifier-free guidance.
+The 0.9.7 and 0.9.8 configs' multi-scale path is the recipe of those
+releases (`multi_scale`): a first pass at 2/3 of the size, the latent
+upsampler doubling it, and a short refine of the last `refine_strength`
+(0.4) of the schedule; the engine runs it when a latent upsampler is
+configured, one pass otherwise. Their spatio-temporal guidance is not
+reproduced: diffusers' `LTXConditionPipeline` guides by classifier-free
+guidance.
 """
 
 from __future__ import annotations
@@ -57,10 +60,25 @@ class LtxProfile:
     decode_noise_scale: float = 0.025
     image_cond_noise_scale: float = 0.025
     negative_prompt: str = NEGATIVE_PROMPT
+    multi_scale: bool = False
+    """A first pass at 2/3 size, the latent upsampler, a refine (needs one)."""
+    refine_strength: float = 0.4
+    """The share of the schedule the multi-scale refine runs (its last steps)."""
 
     @property
     def step_count(self) -> int:
         return len(self.timesteps) if self.timesteps else self.steps
+
+    @property
+    def refine_step_count(self) -> int:
+        """Steps of a multi-scale refine (the last of the schedule, as diffusers cuts it)."""
+        return max(1, min(int(self.step_count * self.refine_strength), self.step_count))
+
+    @property
+    def refine_denoise_strength(self) -> float:
+        """The `denoise_strength` that makes diffusers run exactly
+        `refine_step_count` steps (it keeps int(steps x strength) of them)."""
+        return min(1.0, (self.refine_step_count + 0.5) / self.step_count)
 
     def call_arguments(self) -> dict[str, Any]:
         """What `LTXConditionPipeline.__call__` takes from this profile."""
@@ -81,21 +99,25 @@ PROFILE_FIELDS = {f.name for f in fields(LtxProfile)}
 
 
 def recipe(variant: Variant) -> LtxProfile:
-    """The official recipe for a checkpoint, as one pass."""
+    """The official recipe for a checkpoint (multi-scale from 0.9.7 on)."""
+    multi_scale = variant.multi_scale
     if variant.distilled:
+        # The refine's last 0.4 of the eight timesteps are the official
+        # second pass (0.9094, 0.725, 0.4219).
         return LtxProfile(
             steps=len(DISTILLED_TIMESTEPS),
             guidance=1.0,
             guidance_rescale=0.0,
             timesteps=DISTILLED_TIMESTEPS,
+            multi_scale=multi_scale,
         )
     if variant.size == "13B":
-        return LtxProfile(steps=30)
+        return LtxProfile(steps=30, multi_scale=multi_scale)
     if variant.version in ("0.9.0", "0.9.1"):
         # diffusers' recipe for the first releases (their VAE: 0.9.1 decodes
         # at timestep 0.03; 0.9.0 is not timestep-conditioned).
         return LtxProfile(steps=50, guidance_rescale=0.0, decode_timestep=0.03)
-    return LtxProfile()
+    return LtxProfile(multi_scale=multi_scale)
 
 
 def check_overrides(values: dict[str, Any], where: str) -> dict[str, Any]:
@@ -127,6 +149,8 @@ def apply(profile: LtxProfile, overrides: dict[str, Any]) -> LtxProfile:
     result = replace(profile, **values)
     if result.step_count < 1:
         raise ValueError("a profile needs at least one step")
+    if not 0.0 < result.refine_strength <= 1.0:
+        raise ValueError("refine_strength must be in (0, 1]")
     return result
 
 

@@ -64,6 +64,11 @@ class Variant:
         return f"LTX-Video {self.size} {self.version} {'distilled' if self.distilled else 'dev'}"
 
     @property
+    def multi_scale(self) -> bool:
+        """Released with a multi-scale recipe and its latent upsampler (0.9.7 and later)."""
+        return _version_key(self.version) >= (0, 9, 7)
+
+    @property
     def multi_condition(self) -> bool:
         """Trained for conditions at any frame (0.9.5 and later)."""
         return _version_key(self.version) >= (0, 9, 5)

@@ -102,6 +102,7 @@ class FrameRunner:
                 task.start_image, "start image", task.id, (width, height)
             ),
             end_image=end_image,
+            end_image_follows=leads_into is not None,
             source_video=source.path if source else None,
             source_last_frame=(
                 cover_fit(source.last_frame, width, height) if source and not whole else None
@@ -150,6 +151,7 @@ class FrameRunner:
             fps=FPS,
             preset=self.settings.encoder_preset,
             crf=self.settings.encoder_crf,
+            threads=self.settings.encoder_threads,
             on_frame=on_frame,
             audio=engine.soundtrack(job, job.num_frames / FPS, SAMPLE_RATE) if sound else None,
         )
