@@ -9,7 +9,8 @@
     create-to-completed are printed.
 (b) Throughput: clips per minute with 1, 2 and 4 workers in one server, a
     batch of clips created at once (async) and timed from the first create
-    to the last completed, for each OpenCV thread setting given.
+    to the last completed, for each OpenCV thread setting given, with the
+    server's CPU seconds per clip.
 
 Usage: python benchmarks/end_to_end.py [--clips 3] [--batch 8]
        [--workers 1 2 4] [--opencv-threads 1 0] [--encoder-threads 0]
@@ -26,6 +27,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import cv2
+import psutil
 
 from reelgate.config import Settings
 from reelgate.domain.models import FPS, frame_count, frame_size
@@ -135,7 +137,10 @@ def throughput(
     root: Path, batch: int, workers: list[int], opencv: list[int], encoder_threads: int
 ) -> None:
     print(f"\n(b) clips per minute, {batch} 720p 5 s text clips created at once:")
-    print(f"    {'workers':>7} {'OpenCV threads':>15} {'clips/min':>10} {'seconds':>8}")
+    print(
+        f"    {'workers':>7} {'OpenCV threads':>15} {'clips/min':>10} {'seconds':>8} "
+        f"{'server CPU s/clip':>18}"
+    )
     for threads in opencv:
         for count in workers:
             server = Server(
@@ -148,6 +153,7 @@ def throughput(
                 with server.http(token) as client:
                     create(client, 0, sync=True).raise_for_status()  # warm up
                     began = time.perf_counter()
+                    cpu = _cpu_seconds(server)
                     ids = [
                         create(client, seed, sync=False).json()["task_id"] for seed in range(batch)
                     ]
@@ -164,10 +170,22 @@ def throughput(
                             if state != "processing":
                                 pending.discard(item["id"])
                     seconds = time.perf_counter() - began
+                    cpu = _cpu_seconds(server) - cpu
             finally:
                 server.stop()
             label = str(threads) if threads else "auto"
-            print(f"    {count:>7} {label:>15} {60 * batch / seconds:>10.1f} {seconds:>8.1f}")
+            print(
+                f"    {count:>7} {label:>15} {60 * batch / seconds:>10.1f} {seconds:>8.1f} "
+                f"{cpu / batch:>18.2f}"
+            )
+
+
+def _cpu_seconds(server: Server) -> float:
+    """CPU time the server process has used so far (all its threads): steadier
+    than wall time on a shared machine, and it shows work wasted spinning."""
+    assert server.proc is not None
+    times = psutil.Process(server.proc.pid).cpu_times()
+    return float(times.user + times.system)
 
 
 def main() -> None:
