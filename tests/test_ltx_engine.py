@@ -495,7 +495,7 @@ def test_an_upscale_runs_the_latent_upsampler_and_comes_out_at_the_exact_size(
     upscaler = sharing(engine, upsampler=str(upsampler_weights[saved_as]))
     assert "upscale_video" in upscaler.capabilities.generation_types
     ran: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
-    upscaler.upsampler().latent_upsampler.register_forward_hook(
+    upscaler.latent_upsampler().register_forward_hook(
         lambda module, args, out: ran.append((tuple(args[0].shape), tuple(out.shape)))
     )
     monkeypatch.setattr(ltx, "UPSCALE_CHUNK_FRAMES", 9)  # two chunks: 9 frames, then 2
@@ -508,7 +508,7 @@ def test_an_upscale_runs_the_latent_upsampler_and_comes_out_at_the_exact_size(
     for before, after in ran:
         assert after[-2:] == (2 * before[-2], 2 * before[-1]), "latents doubled in size"
     assert steps[-1] == 1.0 and len(steps) == 3
-    assert upscaler.upsampler() is upscaler.upsampler(), "loaded once"
+    assert upscaler.latent_upsampler() is upscaler.latent_upsampler(), "loaded once"
 
 
 @pytest.mark.slow  # the tiny model: built once, about 3 s
@@ -1084,7 +1084,7 @@ def test_a_multi_scale_render_refines_the_upsampled_first_pass(
     overrides = {"steps": 5, "guidance": 3.0, "multi_scale": True}
     spy, pipe = recorded(engine, overrides=overrides, upsampler=str(upsampler_weights["model"]))
     ran: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
-    spy.upsampler().latent_upsampler.register_forward_hook(
+    spy.latent_upsampler().register_forward_hook(
         lambda module, args, out: ran.append((tuple(args[0].shape), tuple(out.shape)))
     )
     steps: list[float] = []
@@ -1131,3 +1131,237 @@ def test_compiled_blocks_and_the_first_block_cache_still_render(
     assert transformer.is_cache_enabled
     assert HookRegistry.check_if_exists_or_initialize(transformer.transformer_blocks[0])._hook_order
     assert all(block._compiled_call_impl is not None for block in transformer.transformer_blocks)
+
+
+# Review fixes: short sources, upscale sizes, which checkpoint, memory, resets
+
+
+def greys_clip(path: Path, greys: list[int]) -> None:
+    """A clip whose frames are flat greys, `greys[i]` the i-th (each frame tells itself)."""
+    encode_mp4((np.full((H, W, 3), g, np.uint8) for g in greys), path, width=W, height=H)
+
+
+@pytest.mark.slow  # imports diffusers, a few seconds
+@pytest.mark.parametrize(("count", "kept"), [(5, 1), (12, 9)])
+def test_an_extension_of_a_short_source_continues_from_its_last_frame(
+    tmp_path: Path, count: int, kept: int
+) -> None:
+    """A source shorter than the frames an extension is conditioned on gives
+    the 8k+1 frames at its end, so the new clip follows its real last frame
+    (the first ones would make it jump back in time)."""
+    source = tmp_path / "source.mp4"
+    greys = [20 * k for k in range(count)]  # brighter by the frame
+    greys_clip(source, greys)
+    engine = LtxEngine(LtxConfig(weights="unused", extend_frames=17))
+    (condition,), skip, total = engine.conditions(job(source_video=source))
+    shown = [float(np.asarray(image).mean()) for image in condition.video]
+    assert skip == len(shown) == kept and (total - 1) % 8 == 0
+    assert shown == pytest.approx(greys[-kept:], abs=4), "the source's last frames"
+
+
+@pytest.mark.slow  # a server in process, over a second
+def test_an_upscale_to_4k_is_accepted_although_renders_from_scratch_are_held_to_the_budget(
+    tmp_path: Path,
+) -> None:
+    """The budget holds what the model renders from scratch; an upscale runs
+    the source through the VAE and the upsampler a few seconds at a time, so
+    1080p goes to 4k: accepted at create, listed by /reelgate/v1/models, and
+    let through by the worker's check, while a 4k video is still refused."""
+    import lumaai
+
+    from reelgate.domain.models import Asset, TaskResult
+    from reelgate.testing import in_process, luma_sdk, new_task
+
+    with in_process(
+        tmp_path,
+        workers=0,  # what is accepted stays queued
+        ltx_weights=str(tmp_path / "never-loaded"),
+        ltx_upsampler=str(tmp_path / "never-loaded-either"),
+        model_engines={"ray-2": "ltx"},
+    ) as app:
+        owner, secret = app.runtime.tokens.create("ltx")
+        luma = luma_sdk(app, secret)
+        with app.http(secret) as client:
+            models = {m["model"]: m for m in client.get("/reelgate/v1/models").json()["models"]}
+        assert "upscale_video" in models["ray-2"]["generation_types"]
+        assert models["ray-2"]["resolutions"] == ["540p", "720p", "1080p", "4k"]
+        made = new_task(
+            app.runtime.tasks, owner.id, engine="ltx", model="ltx-video", resolution="1080p"
+        )
+        claimed = app.runtime.tasks.claim(60, 3)
+        assert claimed is not None and claimed.id == made.id and claimed.lease_owner
+        asset = Asset(f"{made.id}/run/video.mp4", 1920, 1080, "video/mp4")
+        assert app.runtime.tasks.complete(
+            made.id, claimed.lease_owner, TaskResult(asset, asset, asset)
+        )
+        upscaled = luma.generations.upscale(made.id, resolution="4k")
+        assert upscaled.state == "queued"
+        assert app.runtime.tasks.get(upscaled.id).engine == "ltx"
+        with pytest.raises(lumaai.BadRequestError) as refused:
+            luma.generations.create(model="ray-2", prompt="a harbour", resolution="4k")
+        assert "resolution 4k (it supports 540p, 720p, 1080p)" in str(refused.value)
+
+    engine = LtxEngine(LtxConfig(weights="unused", upsampler="unused"))
+    engine.check_job(
+        job(n=121, width=3840, height=2160, source_video=tmp_path / "in.mp4", upscale=True)
+    )
+    with pytest.raises(InvalidInput, match="renders at most"):
+        engine.check_job(job(n=121, width=3840, height=2160))
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+def test_a_model_on_its_own_checkpoint_upsamples_without_loading_the_default_one(
+    engine: LtxEngine, weights: Path, upsampler_weights: dict[str, Path], tmp_path: Path
+) -> None:
+    """Multi-scale renders and upscales need the latent upsampler and the
+    requesting pipeline's VAE, nothing of the default checkpoint (which need
+    not even load)."""
+    own = LtxEngine(
+        replace(
+            engine.config,
+            weights=str(tmp_path / "no-default-checkpoint"),
+            model_weights={"ray-flash-2": str(weights)},
+            overrides={"steps": 5, "guidance": 3.0, "multi_scale": True},
+            upsampler=str(upsampler_weights["pipeline"]),
+        )
+    )
+    pipe = Recording(engine.pipeline())
+    own._pipelines[str(weights)] = (pipe, engine.loaded()[1])
+    frames = list(own.render(job(n=9, width=96, height=64, model="ray-flash-2"), lambda _: 0))
+    assert len(frames) == 9
+    assert [c["output_type"] for c in pipe.calls] == ["latent", "np"], "multi-scale"
+    source = tmp_path / "source.mp4"
+    clip(source, W, H, 9)
+    upscale = job(n=9, width=2 * W, height=2 * H, source_video=source, upscale=True)
+    assert len(list(own.render(replace(upscale, model="ray-flash-2"), lambda _: 0))) == 9
+    assert list(own._pipelines) == [str(weights)] and not own._failures, "the default not loaded"
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+def test_out_of_memory_while_setting_up_is_tried_again_and_frees_what_was_loaded(
+    weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+    import weakref
+
+    import torch
+
+    placed: list[weakref.ref] = []
+    real = LtxEngine._place
+
+    def short_of_memory(self, pipe, *args) -> None:
+        placed.append(weakref.ref(pipe.transformer))
+        if len(placed) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+        real(self, pipe, *args)
+
+    monkeypatch.setattr(LtxEngine, "_place", short_of_memory)
+    engine = plain_engine(weights)
+    with pytest.raises(Unavailable, match="ran out of memory setting up") as failed:
+        engine.pipeline()
+    assert failed.value.retryable, "the GPU may have room next time"
+    assert "REELGATE_LTX_OFFLOAD" in failed.value.message
+    assert failed.value.__cause__ is None and failed.value.__context__ is None
+    del failed
+    gc.collect()
+    assert placed[0]() is None, "the half-placed pipeline is let go"
+    assert engine.pipeline() is not None and len(placed) == 2, "loaded again, not cached"
+
+
+@pytest.mark.slow  # imports diffusers, a few seconds
+def test_an_unusable_checkpoint_raises_a_fresh_error_each_time(tmp_path: Path) -> None:
+    """Only the reason is kept: raising one exception object again and again
+    would lengthen its traceback and keep every failed attempt's frames."""
+    broken = LtxEngine(LtxConfig(weights=str(tmp_path / "nowhere"), device="cpu"))
+    errors = []
+    for _ in range(3):
+        with pytest.raises(Unavailable, match="could not be loaded") as failed:
+            broken.pipeline()
+        errors.append(failed.value)
+    assert len({id(e) for e in errors}) == 3 and len({e.message for e in errors}) == 1
+    assert not any(e.retryable for e in errors)
+
+
+class Stopping(Recording):
+    """The real pipeline, whose resets after a call the engine asks for are counted."""
+
+    def __init__(self, pipe) -> None:
+        super().__init__(pipe)
+        self.resets = 0
+
+    def maybe_free_model_hooks(self) -> None:
+        self.resets += 1
+        self.pipe.maybe_free_model_hooks()
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+def test_a_render_stopped_part_way_leaves_the_pipeline_reset(engine: LtxEngine) -> None:
+    """diffusers resets the first-block cache only when a call finishes; a
+    lost lease or a cancel (raised from the progress callback) must not leave
+    the next render this one's cached residuals."""
+    pipe = Stopping(engine.pipeline())
+    stopping = sharing(engine, pipe)
+
+    class LeaseLost(Exception):
+        pass
+
+    def lose_the_lease(value: float) -> None:
+        raise LeaseLost
+
+    with pytest.raises(LeaseLost):
+        list(stopping.render(job(), lose_the_lease))
+    assert pipe.resets == 1
+    list(stopping.render(job(), lambda _: None))
+    assert pipe.resets == 1, "a call that finishes resets itself"
+
+
+def test_a_refine_of_the_whole_schedule_is_refused_and_one_step_renders_in_one_pass(
+    tmp_path: Path,
+) -> None:
+    """At a denoise strength of 1 diffusers starts the refine from noise,
+    discarding the upsampled first pass."""
+    from reelgate.engines.ltx_recipes import LtxProfile
+
+    with pytest.raises(ValueError, match=r"refine_strength must be .*less than 1"):
+        LtxConfig(weights="w", profiles={"ray-2": {"refine_strength": 1.0}})
+    with pytest.raises(ValueError, match="refine_strength"):
+        ltx.from_settings(
+            Settings(
+                data_dir=tmp_path,
+                ltx_weights="w",
+                ltx_profiles={"ray-2": {"multi_scale": True, "refine_strength": 1}},
+            ),
+            EngineServices(),
+        )
+    engine = LtxEngine(LtxConfig(weights="unused", upsampler="unused"))
+    one_step = LtxProfile(steps=1, multi_scale=True)
+    assert one_step.refine_denoise_strength == 1.0
+    assert engine._multi_scale(None, one_step, 96, 64, 9) is None, "one pass, nothing loaded"
+
+
+@pytest.mark.slow  # imports diffusers, a few seconds
+def test_a_modify_reads_only_the_frames_it_keeps(tmp_path: Path) -> None:
+    """A source longer than the job (which is checked against the budget for
+    its own frame count) is not decoded, nor rendered, past it."""
+    source = tmp_path / "source.mp4"
+    greys_clip(source, [10 * k for k in range(25)])
+    engine = LtxEngine(LtxConfig(weights="unused"))
+    (video,), total = engine.modify_conditions(job(n=9, source_video=source, modify="flex_1"))
+    assert total == 9 and len(video.video) == 9
+    assert float(np.asarray(video.video[-1]).mean()) == pytest.approx(80, abs=4)
+
+
+@pytest.mark.slow  # the tiny model: built once, about 3 s
+def test_a_cached_snapshot_tells_its_variant_by_its_repo_name(
+    weights: Path, tmp_path: Path
+) -> None:
+    """A Hugging Face cache snapshot is named by its hash; the repo's name
+    (version, distilled) is further up its path."""
+    import shutil
+
+    from reelgate.engines.ltx_weights import Variant, load_pipeline
+
+    snapshot = tmp_path / "models--Lightricks--LTX-Video-0.9.8-distilled" / "snapshots" / "3f2a9c"
+    shutil.copytree(weights, snapshot)
+    _, variant = load_pipeline(str(snapshot), None, __import__("torch").float32)
+    assert variant == Variant("2B", "0.9.8", distilled=True)

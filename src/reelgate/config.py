@@ -150,8 +150,8 @@ class Settings(BaseSettings):
     )
     ltx_upsampler: str | None = Field(
         default=None,
-        description="Local diffusers folder of LTX-Video's latent upsampler; enables upscales on "
-        "`ltx`",
+        description="LTX-Video's latent upsampler: a local diffusers folder (or cached repo id); "
+        "enables upscales and multi-scale renders on `ltx`",
     )
     ltx_compile: bool = Field(
         default=False,

@@ -27,14 +27,15 @@ conditions on the same pipeline:
   snapped to the 32-pixel grid and resized back, so the result has the
   source's size and frame count.
 
-An upscale is no generation: the source's frames are encoded with the
-pipeline's VAE, their latents doubled in size by LTX-Video's latent
-upsampler (diffusers' `LTXLatentUpsamplePipeline` and
+An upscale is no generation: the source's frames are encoded with the VAE
+of the checkpoint serving the request, their latents doubled in size by
+LTX-Video's latent upsampler (diffusers' `LTXLatentUpsamplePipeline` and
 `LTXLatentUpsamplerModel`, in diffusers 0.34 and later; the pinned 0.42.1
 has them), decoded, and resized to exactly the size asked for, a few
-seconds of frames at a time. The engine declares upscales only when
-`REELGATE_LTX_UPSAMPLER` names the upsampler's weights; with a diffusers
-that lacks the upsampler, loading it fails the task clearly.
+seconds of frames at a time (so 4k too: the render budget does not hold
+upscales). The engine declares upscales only when `REELGATE_LTX_UPSAMPLER`
+names the upsampler's weights; with a diffusers that lacks the upsampler,
+loading it fails the task clearly.
 
 Not declared, so the service refuses them up front, naming this engine:
 style and character references (the model has nothing to read them with),
@@ -42,25 +43,29 @@ soundtracks (add_audio) and reframes.
 
 Each checkpoint's pipeline is loaded once per worker process (never
 downloaded at run time: `ltx_weights.py` loads diffusers folders and single
-files and tells the variant) and kept; renders take turns on it. Each
-request runs its checkpoint's official recipe (`ltx_recipes.py`) with the
-requested model's overrides. Sizes off the 32-pixel grid (a 1280x720
-source) are rendered padded onto it and cropped back; renders beyond
-`REELGATE_LTX_MAX_PIXEL_FRAMES` are refused before they start, and the
-engine declares only the sizes that fit it (the service refuses the rest
-before queueing). The 0.9.7 and 0.9.8 recipes run multi-scale (a first pass
-at 2/3 size, the latent upsampler, a short refine) when an upsampler is
-configured. `REELGATE_LTX_COMPILE` and `REELGATE_LTX_CACHE_THRESHOLD` turn on
-regional `torch.compile` and diffusers' first-block cache.
+files and tells the variant) and kept; renders take turns on the GPU
+across all checkpoints. Each request runs its checkpoint's official recipe
+(`ltx_recipes.py`) with the requested model's overrides. Sizes off the
+32-pixel grid (a 1280x720 source) are rendered padded onto it and cropped
+back; renders beyond `REELGATE_LTX_MAX_PIXEL_FRAMES` are refused before
+they start, and the engine declares only the sizes that fit it for what it
+renders from scratch (the service refuses the rest before queueing;
+upscales are not held to it). The 0.9.7 and 0.9.8 recipes run multi-scale
+(a first pass at 2/3 size, the latent upsampler with the serving
+checkpoint's VAE, a short refine) when an upsampler is configured.
+`REELGATE_LTX_COMPILE` and `REELGATE_LTX_CACHE_THRESHOLD` turn on regional
+`torch.compile` and diffusers' first-block cache.
 torch and diffusers are imported only here, so the base install does not
 need them (`pip install 'reelgate[ltx]'`).
 """
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import threading
+import traceback
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -92,7 +97,12 @@ from reelgate.engines.ltx_recipes import (
     crf_round_trip,
     recipe,
 )
-from reelgate.engines.ltx_weights import Variant, load_pipeline
+from reelgate.engines.ltx_weights import (
+    Variant,
+    load_pipeline,
+    out_of_memory_errors,
+    resolve_folder,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -128,6 +138,12 @@ following frame), or 720p for 9 s: what a 2B model renders on a 48 GB card
 (README)."""
 
 OFFLOAD_MODES = ("none", "model", "group")
+
+UNBUDGETED = frozenset({"upscale_video"})
+"""Generation types the render budget does not hold: an upscale renders
+nothing from scratch (a few seconds of the source at a time through the
+VAE and the latent upsampler), so 1080p goes to 4k. `refuse` (at create)
+and `check_job` (in the worker) follow the same rule."""
 
 
 @dataclass(frozen=True)
@@ -238,7 +254,7 @@ class LtxEngine(FrameEngine):
     def __init__(self, config: LtxConfig) -> None:
         self.config = config
         self._pipelines: dict[str, tuple[Any, Variant]] = {}
-        self._failures: dict[str, Unavailable] = {}
+        self._failures: dict[str, str] = {}  # checkpoint -> why it cannot be used
         self._upsampler: Any = None
         self._lock = threading.Lock()  # loading
         self._busy = threading.Lock()  # rendering: one pipeline call at a time
@@ -247,12 +263,18 @@ class LtxEngine(FrameEngine):
             declared = replace(
                 declared, generation_types=declared.generation_types | {"upscale_video"}
             )
-        self.capabilities = self._within_budget(declared)
+        self._rendered = self._within_budget(declared)
+        """What renders from scratch may ask for: within the budget."""
+        self.capabilities = declared if UNBUDGETED & declared.generation_types else self._rendered
+        """Everything any generation type may ask for (what
+        `/reelgate/v1/models` lists): with upscales, every declared size."""
 
     def _within_budget(self, declared: Capabilities) -> Capabilities:
         """`declared` less the resolutions, durations and aspect ratios with
         which no clip fits the budget (4k, by default), so the service refuses
-        them before queueing and `/reelgate/v1/models` does not offer them."""
+        them before queueing and `/reelgate/v1/models` does not offer them
+        for what renders from scratch. Upscales (`UNBUDGETED`) are not held
+        to it: they run a few seconds of frames at a time, to any size."""
         if not self.config.max_pixel_frames:
             return declared
         fits = [
@@ -282,8 +304,12 @@ class LtxEngine(FrameEngine):
         """What the capabilities lack, then a video whose size, length and
         shape together exceed the budget (1080p fits for 5 s, not for 9 s): both
         refused before anything is queued. A video URL's size is known only
-        once a worker reads it (the worker checks it then)."""
-        super().refuse(needs)
+        once a worker reads it (the worker checks it then). An upscale is
+        held to neither (`UNBUDGETED`; nor is it in the worker)."""
+        declared = self.capabilities if needs.generation_type in UNBUDGETED else self._rendered
+        missing = declared.lacks(self.name, needs)
+        if missing:
+            raise InvalidInput(f"the {self.name} engine does not support {'; '.join(missing)}")
         if needs.generation_type != "video" or Input.VIDEO_URL in needs.inputs:
             return
         inputs = needs.inputs
@@ -366,28 +392,40 @@ class LtxEngine(FrameEngine):
 
     def loaded(self, model: str | None = None) -> tuple[Any, Variant]:
         """The pipeline serving `model` and its variant. A checkpoint that
-        cannot be used fails every task the same way, without loading again."""
+        cannot be used fails every task the same way, without loading again
+        (a fresh error each time, from the message kept); a GPU out of
+        memory while loading is tried again by the next task."""
         source = self.weights_for(model)
         with self._lock:
             if source in self._failures:
-                raise self._failures[source]
+                raise Unavailable(self._failures[source])
             if source not in self._pipelines:
                 try:
                     self._pipelines[source] = self._load(source)
                 except Unavailable as exc:
                     if not exc.retryable:
-                        self._failures[source] = exc
+                        self._failures[source] = exc.message
                     raise
             return self._pipelines[source]
 
-    def upsampler(self) -> Any:
-        """The loaded `LTXLatentUpsamplePipeline`, sharing the pipeline's VAE
-        (loaded on first use, then kept)."""
-        pipe = self.pipeline()
+    def latent_upsampler(self) -> Any:
+        """The loaded `LTXLatentUpsamplerModel` (loaded on first use, then
+        kept): the upsampler alone, whichever checkpoint it serves."""
         with self._lock:
             if self._upsampler is None:
-                self._upsampler = self._load_upsampler(pipe)
+                self._upsampler = self._load_upsampler()
             return self._upsampler
+
+    def upsample_pipeline(self, pipe: Any) -> Any:
+        """An `LTXLatentUpsamplePipeline` of the latent upsampler and `pipe`'s
+        VAE (the checkpoint serving the request: no other is loaded)."""
+        model = self.latent_upsampler()
+        from diffusers import LTXLatentUpsamplePipeline
+
+        pipeline_class: Any = LTXLatentUpsamplePipeline  # diffusers leaves it unannotated
+        upsampler = pipeline_class(vae=pipe.vae, latent_upsampler=model)
+        upsampler.set_progress_bar_config(disable=True)
+        return upsampler
 
     def profile(self, model: str | None, variant: Variant) -> LtxProfile:
         """The checkpoint's recipe with the overrides for every model, then the model's."""
@@ -411,15 +449,38 @@ class LtxEngine(FrameEngine):
                 "REELGATE_LTX_OFFLOAD=model needs accelerate, which is not installed "
                 "(pip install 'reelgate[ltx]')"
             )
-        pipe, variant = load_pipeline(source, self.config.config, dtype, self.config.distilled)
+        # Out of memory, the exception is let go before memory is freed (its
+        # traceback holds what was loaded) and the error is raised afresh.
+        out_of_memory = False
+        try:
+            pipe, variant = load_pipeline(source, self.config.config, dtype, self.config.distilled)
+        except out_of_memory_errors() as exc:
+            log.warning("ltx engine: out of memory loading %s: %s", source, exc)
+            out_of_memory = True
+        if out_of_memory:
+            _release_memory(torch)
+            raise _loading_out_of_memory(f"loading {source!r} on {device}")
+        failure = ""
         try:
             self._place(pipe, torch, device, dtype, offload)
         except Exception as exc:
+            # logged as text: a record holding the exception would hold the pipeline
+            log.warning(
+                "ltx engine: %s could not be set up:\n%s",
+                variant.describe(),
+                "".join(traceback.format_exception(exc)),
+            )
+            out_of_memory = isinstance(exc, out_of_memory_errors())
+            failure = f"{type(exc).__name__}: {exc}"
+        if failure:
+            del pipe  # half placed: its memory back before the error goes up
+            _release_memory(torch)
+            if out_of_memory:
+                raise _loading_out_of_memory(f"setting up {variant.describe()} on {device}")
             raise Unavailable(
                 f"{variant.describe()} could not be set up on {device} "
-                f"(offload {offload}, fp8 {'on' if self.config.fp8 else 'off'}): "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+                f"(offload {offload}, fp8 {'on' if self.config.fp8 else 'off'}): {failure}"
+            )
         log.info("ltx engine loaded %s from %s on %s", variant.describe(), source, device)
         return pipe, variant
 
@@ -454,10 +515,11 @@ class LtxEngine(FrameEngine):
             # the compiled code serves all 28 (or 48) of them.
             pipe.transformer.compile_repeated_blocks(backend=self.config.compile, dynamic=True)
 
-    def _load_upsampler(self, pipe: Any) -> Any:
-        """A folder holding the model itself (`config.json`, or a
-        `latent_upsampler/` folder) or a whole upsample pipeline
-        (`model_index.json`); the VAE is always the pipeline's."""
+    def _load_upsampler(self) -> Any:
+        """The latent upsampler model from a folder holding the model itself
+        (`config.json`, or a `latent_upsampler/` folder) or a whole upsample
+        pipeline (`model_index.json`: its `latent_upsampler/`), or a cached
+        repo id of either; the VAE is always the requesting pipeline's."""
         import torch
 
         source = self.config.upsampler
@@ -467,7 +529,7 @@ class LtxEngine(FrameEngine):
                 "a local diffusers folder of LTX-Video's latent upsampler"
             )
         try:
-            from diffusers import LTXLatentUpsamplePipeline
+            from diffusers import LTXLatentUpsamplePipeline  # noqa: F401 (upsample_pipeline's)
             from diffusers.pipelines.ltx.modeling_latent_upsampler import (
                 LTXLatentUpsamplerModel,
             )
@@ -476,35 +538,23 @@ class LtxEngine(FrameEngine):
                 "the installed diffusers has no LTX-Video latent upsampler "
                 "(LTXLatentUpsamplePipeline, diffusers 0.34 or later)"
             ) from exc
-        local = Path(source).expanduser()
         device = self._device(torch)
         dtype = self._dtype(torch, device)
-        pipeline_class: Any = LTXLatentUpsamplePipeline  # diffusers leaves it unannotated
-        upsampler: Any
         try:
-            if local.is_dir() and not (local / "model_index.json").exists():
-                folder = local / "latent_upsampler"
-                model = LTXLatentUpsamplerModel.from_pretrained(
-                    str(folder if folder.is_dir() else local), dtype=dtype, local_files_only=True
-                )
-                upsampler = pipeline_class(vae=pipe.vae, latent_upsampler=model)
-            else:
-                upsampler = pipeline_class.from_pretrained(
-                    str(local) if local.exists() else source,
-                    vae=pipe.vae,
-                    dtype=dtype,
-                    local_files_only=True,
-                )
-        except (OSError, ValueError) as exc:
+            local = resolve_folder(source, "the folder")
+            folder = local / "latent_upsampler"
+            model = LTXLatentUpsamplerModel.from_pretrained(
+                str(folder if folder.is_dir() else local), dtype=dtype, local_files_only=True
+            )
+        except (OSError, ValueError, Unavailable) as exc:
+            reason = exc.message if isinstance(exc, Unavailable) else str(exc)
             raise Unavailable(
                 f"the LTX-Video latent upsampler could not be loaded from {source!r} "
-                f"(offline; nothing is downloaded): {exc}"
+                f"(offline; nothing is downloaded): {reason}"
             ) from exc
-        # The VAE is the pipeline's and already placed (or offloaded with it).
-        upsampler.latent_upsampler.to(device)
-        upsampler.latent_upsampler.eval()
-        upsampler.set_progress_bar_config(disable=True)
-        return upsampler
+        model.to(device)
+        model.eval()
+        return model
 
     def _device(self, torch: Any) -> str:
         if self.config.device != "auto":
@@ -588,8 +638,9 @@ class LtxEngine(FrameEngine):
 
         if job.source_video is None:
             raise InvalidInput("an upscale needs the video to upscale")
-        upsampler = self.upsampler()
-        profile = self.profile(job.model, self.loaded()[1])
+        pipe, variant = self.loaded(job.model)
+        upsampler = self.upsample_pipeline(pipe)
+        profile = self.profile(job.model, variant)
         generator = torch.Generator(device="cpu").manual_seed(job.seed)
         made, last = 0, None
         for chunk in _chunks(iter_frames_at(job.source_video, job.fps), UPSCALE_CHUNK_FRAMES):
@@ -602,6 +653,7 @@ class LtxEngine(FrameEngine):
                 self._busy,
                 _gpu_memory(f"upscaling {width}x{height} x {len(video)} frames"),
                 torch.inference_mode(),
+                _reset_when_stopped(upsampler),
             ):
                 result = upsampler(
                     video=video,
@@ -645,8 +697,9 @@ class LtxEngine(FrameEngine):
         first_image: np.ndarray | None = None
         if job.source_video is not None:
             tail, first_image = _source_ends(job.source_video, self.config.extend_frames, job.fps)
-            # 8k+1 of them, on a latent boundary, even from a shorter source
-            tail = tail[: len(tail) - (len(tail) - 1) % 8]
+            # 8k+1 of them, on a latent boundary, even from a shorter source:
+            # the last ones, so the clip continues from the source's last frame
+            tail = tail[(len(tail) - 1) % 8 :]
             conditions.append(LTXVideoCondition(video=[image(f) for f in tail], frame_index=0))
             skip = len(tail)
             total = round_frames(skip + job.num_frames)
@@ -699,9 +752,10 @@ class LtxEngine(FrameEngine):
         width, height = _on_grid(job.width, job.height)
         # The source's frames, stretched (not cropped) onto the grid, so the
         # result stretched back has the source's geometry.
+        # Only the frames the job keeps (what its budget was checked for).
         video = [
             Image.fromarray(_resized(frame, width, height))
-            for frame in iter_frames_at(job.source_video, job.fps)
+            for frame in itertools.islice(iter_frames_at(job.source_video, job.fps), job.num_frames)
         ]
         if not video:
             raise InvalidInput("the source video has no frames")
@@ -760,6 +814,7 @@ class LtxEngine(FrameEngine):
             self._busy,
             _gpu_memory(f"rendering {width}x{height} x {total} frames"),
             torch.inference_mode(),
+            _reset_when_stopped(pipe, *([upsampler] if upsampler else [])),
         ):
             if upsampler is None:
                 result = pipe(
@@ -804,6 +859,14 @@ class LtxEngine(FrameEngine):
         exceed the budget that the size itself fits."""
         if not (profile.multi_scale and self.config.upsampler):
             return None
+        if profile.refine_denoise_strength >= 1.0:
+            # diffusers denoises from scratch at a strength of 1, discarding
+            # the upsampled latents: a schedule of one step has no refine
+            log.warning(
+                "ltx engine: %d steps leave no multi-scale refine; rendering in one pass",
+                profile.step_count,
+            )
+            return None
         first_width, first_height = first_pass_size(width, height)
         budget = self.config.max_pixel_frames
         if budget and 4 * first_width * first_height * frames > budget:
@@ -817,12 +880,7 @@ class LtxEngine(FrameEngine):
                 2 * first_height,
             )
             return None
-        from diffusers import LTXLatentUpsamplePipeline
-
-        pipeline_class: Any = LTXLatentUpsamplePipeline  # diffusers leaves it unannotated
-        upsampler = pipeline_class(vae=pipe.vae, latent_upsampler=self.upsampler().latent_upsampler)
-        upsampler.set_progress_bar_config(disable=True)
-        return upsampler
+        return self.upsample_pipeline(pipe)
 
 
 def first_pass_size(width: int, height: int) -> tuple[int, int]:
@@ -836,17 +894,54 @@ def first_pass_size(width: int, height: int) -> tuple[int, int]:
 
 @contextmanager
 def _gpu_memory(what: str) -> Iterator[None]:
-    """A GPU out of memory becomes a clear, final answer."""
+    """A GPU out of memory becomes a clear, final answer (the same render
+    would run out again)."""
     import torch
 
     try:
         yield
-    except torch.cuda.OutOfMemoryError as exc:
-        torch.cuda.empty_cache()
+    except out_of_memory_errors() as exc:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
         raise Unavailable(
-            f"the GPU ran out of memory {what}; try a lower resolution or enable CPU "
-            "offload (REELGATE_LTX_CPU_OFFLOAD)"
+            f"the GPU ran out of memory {what}; try a lower resolution or a shorter clip, "
+            "or offload to the CPU (REELGATE_LTX_OFFLOAD=model or group)"
         ) from exc
+
+
+@contextmanager
+def _reset_when_stopped(*pipes: Any) -> Iterator[None]:
+    """diffusers resets a pipeline's stateful hooks (the first-block cache's
+    residuals) and puts model offload back as it was only at the end of a
+    call that finishes (`maybe_free_model_hooks`); a call stopped part way
+    (a lost lease, a cancel, out of memory) is reset here, so the next
+    render does not start from this one's cache."""
+    try:
+        yield
+    except BaseException:
+        for pipe in pipes:
+            try:
+                pipe.maybe_free_model_hooks()
+            except Exception:
+                log.exception("ltx engine: resetting the pipeline after a stopped render failed")
+        raise
+
+
+def _release_memory(torch: Any) -> None:
+    """What nothing references any more, freed, and the GPU's cache emptied."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _loading_out_of_memory(what: str) -> Unavailable:
+    """Out of memory while a checkpoint loads: worth another try (another
+    process may have let go of the GPU), not kept as the checkpoint's fate."""
+    return Unavailable(
+        f"the GPU ran out of memory {what}; offload to the CPU (REELGATE_LTX_OFFLOAD=model "
+        "or group), store the transformer in fp8 (REELGATE_LTX_FP8), or free the GPU",
+        retryable=True,
+    )
 
 
 def _padded(width: int, height: int) -> tuple[int, int]:

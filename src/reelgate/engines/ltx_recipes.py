@@ -63,7 +63,8 @@ class LtxProfile:
     multi_scale: bool = False
     """A first pass at 2/3 size, the latent upsampler, a refine (needs one)."""
     refine_strength: float = 0.4
-    """The share of the schedule the multi-scale refine runs (its last steps)."""
+    """The share of the schedule the multi-scale refine runs (its last
+    steps): less than 1 (the whole schedule would start from noise again)."""
 
     @property
     def step_count(self) -> int:
@@ -77,7 +78,8 @@ class LtxProfile:
     @property
     def refine_denoise_strength(self) -> float:
         """The `denoise_strength` that makes diffusers run exactly
-        `refine_step_count` steps (it keeps int(steps x strength) of them)."""
+        `refine_step_count` steps (it keeps int(steps x strength) of them);
+        1.0 (one step in all: no refine is possible) means from scratch."""
         return min(1.0, (self.refine_step_count + 0.5) / self.step_count)
 
     def call_arguments(self) -> dict[str, Any]:
@@ -149,8 +151,12 @@ def apply(profile: LtxProfile, overrides: dict[str, Any]) -> LtxProfile:
     result = replace(profile, **values)
     if result.step_count < 1:
         raise ValueError("a profile needs at least one step")
-    if not 0.0 < result.refine_strength <= 1.0:
-        raise ValueError("refine_strength must be in (0, 1]")
+    if not 0.0 < result.refine_strength < 1.0:
+        # at 1, diffusers would denoise the refine from scratch, discarding
+        # the upsampled first pass
+        raise ValueError(
+            f"refine_strength must be more than 0 and less than 1, got {result.refine_strength}"
+        )
     return result
 
 

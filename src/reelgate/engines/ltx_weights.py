@@ -68,10 +68,14 @@ class Variant:
         """Released with a multi-scale recipe and its latent upsampler (0.9.7 and later)."""
         return _version_key(self.version) >= (0, 9, 7)
 
-    @property
-    def multi_condition(self) -> bool:
-        """Trained for conditions at any frame (0.9.5 and later)."""
-        return _version_key(self.version) >= (0, 9, 5)
+
+def out_of_memory_errors() -> tuple[type[BaseException], ...]:
+    """What torch raises when an allocation fails (`torch.OutOfMemoryError`
+    from torch 2.5 on; `torch.cuda.OutOfMemoryError`, the same class there)."""
+    import torch
+
+    kinds = (getattr(torch, "OutOfMemoryError", None), torch.cuda.OutOfMemoryError)
+    return tuple({kind for kind in kinds if isinstance(kind, type)})
 
 
 def _version_key(version: str) -> tuple[int, ...]:
@@ -127,6 +131,8 @@ def load_pipeline(
     except Unavailable as exc:
         raise Unavailable(f"LTX-Video weights could not be loaded: {exc.message}") from exc
     except Exception as exc:
+        if isinstance(exc, out_of_memory_errors()):
+            raise  # not the checkpoint's fault: the engine lets it be tried again
         raise Unavailable(
             f"LTX-Video weights could not be loaded from {source!r} (offline; nothing is "
             f"downloaded): {type(exc).__name__}: {exc}"
@@ -142,8 +148,10 @@ def load_pipeline(
             f"{', '.join(missing)}"
         )
     conform_scheduler(pipe)
+    # The whole path: a cached snapshot's own name is only its hash
+    # (.../models--Lightricks--LTX-Video-0.9.8-distilled/snapshots/<hash>).
     variant = variant_from(
-        path.name if path.exists() else source,
+        str(path) if path.exists() else source,
         int(pipe.transformer.config.num_layers),
         family,
         distilled,
