@@ -64,6 +64,7 @@ def test_callbacks_are_signed_and_survive_a_receiver_outage(
     assert delivery["last_status"] == 200 and delivery["url"] == peer.url("/down")
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_a_forged_signature_does_not_verify(app: InProcess, api: Api, peer: Peer) -> None:
     api.post("/luma/videos", {"prompt": "forge", "callback_url": peer.url("/forge")})
     [post] = peer.wait_posts("/forge")

@@ -78,6 +78,7 @@ def test_an_unknown_concept_is_refused_clearly(app: InProcess) -> None:
     ("concept", "dx", "dy"),
     [("pan_left", 1, 0), ("pan_right", -1, 0), ("tilt_up", 0, 1), ("crane_down", 0, -1)],
 )
+@pytest.mark.slow  # over a second: the slow tier
 def test_a_camera_move_moves_the_picture_its_way(concept: str, dx: int, dy: int) -> None:
     plain = flow(render((), image=True))
     moved = flow(render((concept,), image=True))
@@ -89,6 +90,7 @@ def test_a_camera_move_moves_the_picture_its_way(concept: str, dx: int, dy: int)
             assert abs(got) < 0.5, f"{concept}: {shift}"
 
 
+@pytest.mark.slow  # over a second: the slow tier
 @pytest.mark.parametrize(("concept", "sign"), [("zoom_in", 1), ("pull_out", -1)])
 def test_zooms_move_the_picture_outward_or_inward(concept: str, sign: int) -> None:
     plain, moved = flow(render((), image=True)), flow(render((concept,), image=True))

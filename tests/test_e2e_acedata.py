@@ -54,6 +54,7 @@ def test_sync_text_request_returns_a_playable_mp4_of_the_promised_size(
     assert thumb.headers["content-type"] == "image/jpeg" and thumb.content[:2] == b"\xff\xd8"
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_assets_support_range_requests(api: Api, http: httpx.Client) -> None:
     body = api.post("/luma/videos", {"prompt": "range check", "async": None}).json()
     full = fetch(http, body["video_url"])
@@ -64,6 +65,7 @@ def test_assets_support_range_requests(api: Api, http: httpx.Client) -> None:
     assert full[4:8] == b"ftyp" and full.index(b"moov") < full.index(b"mdat"), "faststart"
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_start_image_becomes_the_first_frame(api: Api, http: httpx.Client, peer: Peer) -> None:
     image = textured_image(800, 600, seed=3)
     url = peer.serve("/start.png", png_bytes(image), "image/png")
@@ -188,6 +190,7 @@ def test_unfinished_task_reads_processing_then_a_separate_worker_finishes_it(
         srv.stop()
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_a_token_cannot_see_another_tokens_task(api: Api, other_api: Api) -> None:
     body = api.post("/luma/videos", {"prompt": "mine"}).json()
     response = other_api.retrieve(body["task_id"])

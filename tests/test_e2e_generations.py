@@ -47,6 +47,7 @@ def frames_of(http: httpx.Client, url: str):
     return decode_mp4(http.get(url, timeout=30).content).frames
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_create_answers_the_web_style_object_then_completes(
     api: Api, http: httpx.Client, peer: Peer
 ) -> None:
@@ -87,6 +88,7 @@ def test_create_answers_the_web_style_object_then_completes(
     assert url == {"url": done["video"]["url"]}
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_wrapped_answer_per_request(api: Api) -> None:
     g = create(api, {"user_prompt": "wrapped please"}, format="wrapped")
     assert g["code"] == 200 and g["message"] == "success" and g["request_id"]
@@ -150,6 +152,7 @@ def test_images_as_url_data_uri_and_bare_base64(api: Api, http: httpx.Client, pe
     assert psnr(frames[-1], cover_fit(end, w, h)) >= 30
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_file_upload_by_url_and_base64_is_usable_as_image_url(
     api: Api, http: httpx.Client, peer: Peer
 ) -> None:

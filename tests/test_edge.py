@@ -132,6 +132,7 @@ def test_rows_stored_by_an_older_version_are_repaired(database_url: str) -> None
         db.dispose()
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_callback_urls_the_server_would_not_call_are_refused_up_front(tmp_path: Path) -> None:
     with in_process(tmp_path / "data", workers=0, allow_private_networks=False) as app:
         api = Api(app, app.create_token("hooks"))

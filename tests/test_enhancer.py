@@ -103,7 +103,7 @@ def chat() -> Iterator[tuple[ChatServer, str]]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield script, f"http://127.0.0.1:{server.server_address[1]}/v1"
     server.shutdown()

@@ -63,6 +63,7 @@ INPUT_NAMES = [
 """The kinds `_inputs` encodes, named here so collecting the tests encodes nothing."""
 
 
+@pytest.mark.slow  # over a second: the slow tier
 @pytest.mark.parametrize("name", INPUT_NAMES)
 def test_an_image_decoded_for_a_frame_is_the_fitted_full_size_picture(name: str) -> None:
     assert list(_inputs()) == INPUT_NAMES

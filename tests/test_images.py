@@ -117,6 +117,7 @@ def test_image_callbacks_carry_the_image(app: InProcess, luma: lumaai.LumaAI, pe
     assert fetch_image(app, posts[-1]["assets"]["image"])[0].size > 0
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_a_style_reference_gives_its_colours(app: InProcess, luma: lumaai.LumaAI) -> None:
     orange = np.array([230, 120, 20], np.float64)
     prompt = "a quiet valley"
@@ -162,6 +163,7 @@ def test_a_character_stands_in_the_picture(app: InProcess, luma: lumaai.LumaAI) 
     assert psnr(core, expected) > 25, "the portrait is there, in the lower middle"
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_modify_image_changes_less_at_a_higher_weight(app: InProcess, luma: lumaai.LumaAI) -> None:
     given = detailed_image(640, 360, seed=5)
     prompt = "the same street in autumn colours"

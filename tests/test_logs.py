@@ -149,6 +149,7 @@ def test_a_server_writes_json_lines_with_an_access_line_per_request(tmp_path: Pa
     assert any(x.get("task_id") == task_id for x in lines)
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_a_completed_task_logs_where_its_time_went(api: Api, captured: Captured) -> None:
     """Operators (and benchmarks/end_to_end.py) read one line per completed
     task: seconds from create to completed, and each stage's share."""

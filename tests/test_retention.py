@@ -101,6 +101,7 @@ def test_gc_deletes_an_old_tasks_files_and_keeps_a_recent_ones(
         assert files_of(rt, continued.id) == []
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_collectors_running_at_once_expire_each_task_once(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -223,6 +224,7 @@ def test_extending_or_reusing_an_expired_task_is_refused(kept30: InProcess) -> N
     assert rt.tasks.list_owned(owner, 10, 0)[1] == 1, "nothing was queued"
 
 
+@pytest.mark.slow  # over a second: the slow tier
 def test_reelgate_gc_removes_expired_files_once(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with in_process(data, workers=0) as app:
