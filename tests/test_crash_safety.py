@@ -16,7 +16,7 @@ from reelgate.testing import Api, Peer, Server
 
 pytestmark = pytest.mark.slow  # a server process and a worker process, killed and restarted
 
-TASKS = 50
+TASKS = 36  # still rendering after the eighth kill cycle: every kill lands on work in flight
 
 
 def test_random_sigkills_lose_nothing(tmp_path, peer: Peer) -> None:
