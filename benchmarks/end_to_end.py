@@ -24,9 +24,12 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
+import httpx
 import psutil
 
 from reelgate.config import Settings
@@ -75,7 +78,7 @@ def floor_seconds(encoder_threads: int) -> float:
         return time.perf_counter() - began
 
 
-def create(client, seed: int, sync: bool):  # type: ignore[no-untyped-def]
+def create(client: httpx.Client, seed: int, sync: bool) -> httpx.Response:
     body = {
         "prompt": PROMPT,
         "resolution": "720p",
@@ -95,27 +98,34 @@ def stage_lines(server: Server) -> list[tuple[float, dict[str, float]]]:
     return found
 
 
-def latency(root: Path, clips: int, opencv_threads: int, encoder_threads: int) -> None:
-    cv2.setNumThreads(opencv_threads or cv2.getNumberOfCPUs())
+@contextmanager
+def warm_server(
+    data_dir: Path, workers: int, opencv_threads: int, encoder_threads: int
+) -> Iterator[tuple[Server, httpx.Client]]:
+    """A server on production settings, and a client of it that has made one
+    clip already (imports, caches and the first encoder start are paid)."""
     server = Server(
-        root / "latency",
-        env=production(1, opencv_threads, encoder_threads),
-        log_level="info",
+        data_dir, env=production(workers, opencv_threads, encoder_threads), log_level="info"
     ).start()
     try:
-        token = server.create_token("bench")
-        with server.http(token) as client:
-            create(client, 0, sync=True).raise_for_status()  # warm up
-            seen, floors = [], []
-            for seed in range(1, clips + 1):
-                floors.append(floor_seconds(encoder_threads))
-                began = time.perf_counter()
-                answer = create(client, seed, sync=True)
-                seen.append(time.perf_counter() - began)
-                answer.raise_for_status()
-        stages = stage_lines(server)[1:]  # the warm-up's first
+        with server.http(server.create_token("bench")) as client:
+            create(client, 0, sync=True).raise_for_status()
+            yield server, client
     finally:
         server.stop()
+
+
+def latency(root: Path, clips: int, opencv_threads: int, encoder_threads: int) -> None:
+    cv2.setNumThreads(opencv_threads or cv2.getNumberOfCPUs())
+    with warm_server(root / "latency", 1, opencv_threads, encoder_threads) as (server, client):
+        seen, floors = [], []
+        for seed in range(1, clips + 1):
+            floors.append(floor_seconds(encoder_threads))
+            began = time.perf_counter()
+            answer = create(client, seed, sync=True)
+            seen.append(time.perf_counter() - began)
+            answer.raise_for_status()
+        stages = stage_lines(server)[1:]  # the warm-up's first
     floor, total = statistics.median(floors), statistics.median(seen)
     print(f"(a) 720p 5 s text clip, create to completed (median of {clips}), one worker:")
     print(f"    create to completed   {total:6.2f} s   {total / floor:5.2f}x the floor")
@@ -143,36 +153,25 @@ def throughput(
     )
     for threads in opencv:
         for count in workers:
-            server = Server(
-                root / f"throughput-{count}-{threads}",
-                env=production(count, threads, encoder_threads),
-                log_level="info",
-            ).start()
-            try:
-                token = server.create_token("bench")
-                with server.http(token) as client:
-                    create(client, 0, sync=True).raise_for_status()  # warm up
-                    began = time.perf_counter()
-                    cpu = _cpu_seconds(server)
-                    ids = [
-                        create(client, seed, sync=False).json()["task_id"] for seed in range(batch)
-                    ]
-                    pending = set(ids)
-                    while pending:
-                        time.sleep(0.05)
-                        answer = client.post(
-                            "/luma/tasks", json={"action": "retrieve_batch", "ids": list(pending)}
-                        ).json()
-                        for item in answer["items"]:
-                            state = item["response"]["state"]
-                            if state == "failed":
-                                raise SystemExit(f"a clip failed: {item}")
-                            if state != "processing":
-                                pending.discard(item["id"])
-                    seconds = time.perf_counter() - began
-                    cpu = _cpu_seconds(server) - cpu
-            finally:
-                server.stop()
+            data_dir = root / f"throughput-{count}-{threads}"
+            with warm_server(data_dir, count, threads, encoder_threads) as (server, client):
+                began = time.perf_counter()
+                cpu = _cpu_seconds(server)
+                ids = [create(client, seed, sync=False).json()["task_id"] for seed in range(batch)]
+                pending = set(ids)
+                while pending:
+                    time.sleep(0.05)
+                    answer = client.post(
+                        "/luma/tasks", json={"action": "retrieve_batch", "ids": list(pending)}
+                    ).json()
+                    for item in answer["items"]:
+                        state = item["response"]["state"]
+                        if state == "failed":
+                            raise SystemExit(f"a clip failed: {item}")
+                        if state != "processing":
+                            pending.discard(item["id"])
+                seconds = time.perf_counter() - began
+                cpu = _cpu_seconds(server) - cpu
             label = str(threads) if threads else "auto"
             print(
                 f"    {count:>7} {label:>15} {60 * batch / seconds:>10.1f} {seconds:>8.1f} "
