@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Select, and_, exists, or_, select, update
+from sqlalchemy import Row, Select, and_, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
 from reelgate.domain.types import Delivery
@@ -44,20 +45,14 @@ class Busy:
     tasks: frozenset[str] = frozenset()
 
 
-def _delivery(row: CallbackRow) -> Delivery:
-    return Delivery(
-        row.id,
-        row.task_id,
-        row.url,
-        row.dialect,
-        row.event,
-        row.state,
-        row.attempts,
-        row.last_status,
-        row.last_error,
-        row.created_at,
-        row.delivered_at,
-    )
+DELIVERY_FIELDS = tuple(f.name for f in fields(Delivery))
+"""The callback row's columns a `Delivery` carries, in its order."""
+
+
+def _delivery(row: CallbackRow | Row[Any], prefix: str = "") -> Delivery:
+    """A delivery from a callback row, or from a Core row that carries its
+    columns under `prefix` (a join that also selects the task's columns)."""
+    return Delivery(*(getattr(row, prefix + name) for name in DELIVERY_FIELDS))
 
 
 class CallbackStore:

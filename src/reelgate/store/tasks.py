@@ -18,7 +18,21 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Float, and_, case, delete, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    String,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, aliased
 
@@ -61,6 +75,36 @@ def claim_order(aging_seconds: float) -> tuple[ColumnElement[Any], ...]:
     after it waits behind it."""
     head_start = TaskRow.priority * literal(float(aging_seconds), Float())
     return ((TaskRow.created_at - head_start).asc(), TaskRow.created_at.asc(), TaskRow.id.asc())
+
+
+DELIVERY_PREFIX = "delivery_"
+"""Labels of the callback columns in `get_live`'s join (they share names
+with the task's)."""
+
+
+def _live_query(deliveries: bool) -> Select[Any]:
+    """`TaskStore.get_live`'s statement, with `task_id` and `owner_id` bound
+    at run time."""
+    tokens, tasks = TokenRow.__table__, TaskRow.__table__
+    task_id = bindparam("task_id", type_=String())
+    owner_id = bindparam("owner_id", type_=String())
+    query = (
+        select(tokens.c.revoked_at.label("token_revoked_at"), *tasks.c)
+        .select_from(tokens)
+        .outerjoin(tasks, and_(tasks.c.id == task_id, tasks.c.owner_id == tokens.c.id))
+        .where(tokens.c.id == owner_id)
+    )
+    if deliveries:
+        callbacks = CallbackRow.__table__
+        query = (
+            query.add_columns(*(c.label(DELIVERY_PREFIX + c.name) for c in callbacks.c))
+            .outerjoin(callbacks, callbacks.c.task_id == tasks.c.id)
+            .order_by(callbacks.c.created_at)
+        )
+    return query
+
+
+_LIVE, _LIVE_WITH_DELIVERIES = _live_query(False), _live_query(True)
 
 
 def _to_task(row: TaskRow) -> Task:
@@ -204,27 +248,27 @@ class TaskStore:
         """In one statement: whether the owner's token is live (exists and is
         not revoked), the task if that token owns it (another token's task
         reads as absent), and with `deliveries` its callback deliveries,
-        oldest first."""
-        columns: list[Any] = [TokenRow.revoked_at, TaskRow]
-        query = select(*columns).select_from(TokenRow)
-        query = query.outerjoin(
-            TaskRow, and_(TaskRow.id == task_id, TaskRow.owner_id == TokenRow.id)
-        ).where(TokenRow.id == owner_id)
-        if deliveries:
-            query = (
-                query.add_columns(CallbackRow)
-                .outerjoin(CallbackRow, CallbackRow.task_id == TaskRow.id)
-                .order_by(CallbackRow.created_at)
-            )
+        oldest first.
+
+        Every retrieve and get runs it, so it is a Core statement built once
+        (`_live_query`): rows, not ORM objects, and no statement to build per
+        call."""
+        query = _LIVE_WITH_DELIVERIES if deliveries else _LIVE
         with self.db.read() as s:
-            rows = s.execute(query).all()
-            if not rows:
-                return False, None, []
-            row = rows[0][1]
-            if row is not None and row.deleted_at is not None:
-                return rows[0][0] is None, None, []  # deleted by its client: absent
-            found = [_delivery(r[2]) for r in rows if deliveries and r[2] is not None]
-            return rows[0][0] is None, _to_task(row) if row is not None else None, found
+            rows = s.execute(query, {"task_id": task_id, "owner_id": owner_id}).all()
+        if not rows:
+            return False, None, []
+        first = rows[0]
+        live = first.token_revoked_at is None
+        if first.id is None or first.deleted_at is not None:
+            return live, None, []  # not this token's, or deleted by its client: absent
+        found = [
+            _delivery(r, DELIVERY_PREFIX)
+            for r in rows
+            if deliveries and getattr(r, DELIVERY_PREFIX + "id") is not None
+        ]
+        # a Core row carries the task's columns under the ORM's attribute names
+        return live, _to_task(cast(TaskRow, first)), found
 
     def get_many_owned(self, owner_id: str, task_ids: Sequence[str]) -> list[Task]:
         if not task_ids:
