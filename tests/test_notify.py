@@ -362,7 +362,10 @@ def test_sigterm_stops_reelgate_worker_and_hands_its_render_back(
     sent: list[float] = []
 
     def stop_it() -> None:
-        if engine.rendering.wait(30) and signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        # SIGTERM goes out even if the render never starts, so a failure here
+        # ends with the worker's output instead of a hang until the timeout
+        engine.rendering.wait(60)
+        if signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
             sent.append(time.monotonic())
             os.kill(os.getpid(), signal.SIGTERM)
 
@@ -379,6 +382,7 @@ def test_sigterm_stops_reelgate_worker_and_hands_its_render_back(
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     assert result.exit_code == 0, result.output
+    assert engine.rendering.is_set(), f"the render never started: {result.output}"
     assert stopped is not None and stopped < PROMPT, f"stopped after {stopped} s"
     db = Database(f"sqlite:///{tmp_path / 'data' / 'reelgate.db'}")
     back = TaskStore(db).get(task.id)
