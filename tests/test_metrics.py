@@ -167,7 +167,7 @@ def test_upstream_requests_are_counted_by_outcome_and_key_fingerprint(
     """The luma engine against an upstream that answers 500 to every create:
     each attempt is counted under the key's fingerprint, never the key."""
     runtime = metered.runtime
-    key = "luma-key-for-metrics-9876"
+    key = "luma-key-for-metrics-qzxv"  # a tail no number or metric name can contain
     owner, _ = runtime.tokens.create("upstream-metrics")
     new_task(runtime.tasks, owner.id, engine="luma")
     task = runtime.tasks.claim(lease_seconds=60, max_attempts=3, only=["luma"])
