@@ -64,6 +64,7 @@ def floor_seconds(encoder_threads: int) -> float:
         fps=FPS,
         num_frames=frame_count("5s"),
     )
+    defaults = Settings()
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
         encode_mp4(
@@ -71,8 +72,8 @@ def floor_seconds(encoder_threads: int) -> float:
             Path(tmp) / "clip.mp4",
             width=width,
             height=height,
-            preset=Settings().encoder_preset,
-            crf=Settings().encoder_crf,
+            preset=defaults.encoder_preset,
+            crf=defaults.encoder_crf,
             threads=encoder_threads,
         )
         return time.perf_counter() - began

@@ -23,7 +23,7 @@ from reelgate.store.db import Database
 from reelgate.store.schema import CallbackRow, TaskRow
 from reelgate.store.tasks import TaskStore
 from reelgate.store.tokens import TokenStore
-from reelgate.testing import Api, InProcess, Peer, in_process, new_task
+from reelgate.testing import Api, InProcess, Peer, in_process, new_task, serve_in_thread
 
 
 @pytest.mark.slow  # retries through an outage
@@ -116,7 +116,7 @@ class Stalling:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+        serve_in_thread(self.httpd)
 
     def url(self, host: str) -> str:
         """A callback URL on `host`, a name the `hooks` app resolves to this receiver."""
@@ -301,7 +301,7 @@ def test_a_tasks_callbacks_go_out_one_at_a_time_in_order(tmp_path: Path) -> None
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    serve_in_thread(httpd)
     try:
         with hooks(tmp_path) as app:
             api = Api(app, app.create_token("ordered"))

@@ -20,7 +20,7 @@ import pytest
 from reelgate.core.enhance import DetailEnhancer, OpenAIEnhancer
 from reelgate.domain.errors import Unavailable
 from reelgate.domain.models import MAX_PROMPT_CHARS, State
-from reelgate.testing import in_process, new_task
+from reelgate.testing import in_process, new_task, serve_in_thread
 from reelgate.worker.inputs import InputResolver
 from reelgate.worker.runner import Worker
 from tests.test_engine_contract import Scripted, world  # noqa: F401  (a fixture)
@@ -103,8 +103,7 @@ def chat() -> Iterator[tuple[ChatServer, str]]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
+    serve_in_thread(server)
     yield script, f"http://127.0.0.1:{server.server_address[1]}/v1"
     server.shutdown()
     server.server_close()

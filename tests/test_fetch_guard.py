@@ -15,7 +15,7 @@ import pytest
 from reelgate.config import Settings
 from reelgate.media import fetch as fetch_module
 from reelgate.media.fetch import FetchError, GuardedClient
-from reelgate.testing import Api, Peer, in_process, png_bytes, textured_image
+from reelgate.testing import Api, Peer, in_process, png_bytes, serve_in_thread, textured_image
 
 BLOCKED = [
     "http://127.0.0.1:{port}/x",
@@ -161,7 +161,7 @@ class Dripping:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+        serve_in_thread(self.httpd)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"

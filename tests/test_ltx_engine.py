@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import base64
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -855,6 +858,26 @@ def test_renders_beyond_the_budget_are_refused_before_they_start(tmp_path: Path)
     LtxEngine(LtxConfig(weights="unused", max_pixel_frames=0)).check_job(extend)
 
 
+@contextmanager
+def ltx_app(tmp_path: Path, **settings: Any) -> Iterator[tuple[Any, Any, Any, dict[str, Any]]]:
+    """An app with `ray-2` on the ltx engine (weights never loaded, no
+    workers: what is accepted stays queued), a token's owner, an SDK client
+    for it, and `/reelgate/v1/models` by model name."""
+    from reelgate.testing import in_process, luma_sdk
+
+    with in_process(
+        tmp_path,
+        workers=0,
+        ltx_weights=str(tmp_path / "never-loaded"),
+        model_engines={"ray-2": "ltx"},
+        **settings,
+    ) as app:
+        owner, secret = app.runtime.tokens.create("ltx")
+        with app.http(secret) as client:
+            models = {m["model"]: m for m in client.get("/reelgate/v1/models").json()["models"]}
+        yield app, owner, luma_sdk(app, secret), models
+
+
 def test_sizes_beyond_the_budget_are_refused_when_asked_for_not_in_the_worker(
     tmp_path: Path,
 ) -> None:
@@ -863,18 +886,7 @@ def test_sizes_beyond_the_budget_are_refused_when_asked_for_not_in_the_worker(
     nothing queued, and `/reelgate/v1/models` does not offer 4k."""
     import lumaai
 
-    from reelgate.testing import in_process, luma_sdk
-
-    with in_process(
-        tmp_path,
-        workers=0,  # what is accepted stays queued
-        ltx_weights=str(tmp_path / "never-loaded"),
-        model_engines={"ray-2": "ltx"},
-    ) as app:
-        owner, secret = app.runtime.tokens.create("ltx")
-        luma = luma_sdk(app, secret)
-        with app.http(secret) as client:
-            models = {m["model"]: m for m in client.get("/reelgate/v1/models").json()["models"]}
+    with ltx_app(tmp_path) as (app, owner, luma, models):
         assert models["ray-2"]["engine"] == "ltx"
         assert models["ray-2"]["resolutions"] == ["540p", "720p", "1080p"], "no 4k"
         assert models["ray-2"]["durations"] == ["5s", "9s"]
@@ -1170,19 +1182,10 @@ def test_an_upscale_to_4k_is_accepted_although_renders_from_scratch_are_held_to_
     import lumaai
 
     from reelgate.domain.models import Asset, TaskResult
-    from reelgate.testing import in_process, luma_sdk, new_task
+    from reelgate.testing import new_task
 
-    with in_process(
-        tmp_path,
-        workers=0,  # what is accepted stays queued
-        ltx_weights=str(tmp_path / "never-loaded"),
-        ltx_upsampler=str(tmp_path / "never-loaded-either"),
-        model_engines={"ray-2": "ltx"},
-    ) as app:
-        owner, secret = app.runtime.tokens.create("ltx")
-        luma = luma_sdk(app, secret)
-        with app.http(secret) as client:
-            models = {m["model"]: m for m in client.get("/reelgate/v1/models").json()["models"]}
+    upsampler = str(tmp_path / "never-loaded-either")
+    with ltx_app(tmp_path, ltx_upsampler=upsampler) as (app, owner, luma, models):
         assert "upscale_video" in models["ray-2"]["generation_types"]
         assert models["ray-2"]["resolutions"] == ["540p", "720p", "1080p", "4k"]
         made = new_task(

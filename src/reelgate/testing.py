@@ -542,7 +542,7 @@ class Api:
 # A loopback peer: serves files, records POSTs
 
 
-def _serve(httpd: ThreadingHTTPServer) -> None:
+def serve_in_thread(httpd: ThreadingHTTPServer) -> None:
     """Serve in a daemon thread; `shutdown()` returns within 50 ms."""
     threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
 
@@ -597,7 +597,7 @@ class Peer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
-        _serve(self.httpd)
+        serve_in_thread(self.httpd)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -685,7 +685,7 @@ class FaultProxy:
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.listening = True
-        _serve(self.httpd)
+        serve_in_thread(self.httpd)
 
     def go_down(self) -> None:
         """Stop listening: connections are refused until `come_up`."""
@@ -699,7 +699,7 @@ class FaultProxy:
         if not self.listening:
             self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler)
             self.listening = True
-            _serve(self.httpd)
+            serve_in_thread(self.httpd)
 
     def inject(
         self, method: str, path_suffix: str, status: int, times: int = 1, **headers: str
