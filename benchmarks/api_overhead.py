@@ -27,6 +27,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import psutil
@@ -36,15 +37,29 @@ from reelgate.testing import Server, postgres_database
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
+class Rate(NamedTuple):
+    per_second: float
+    cpu_ms: float
+    """The server's CPU time per request (its process counters): steadier
+    than requests per second where the machine is shared."""
+
+
+def cpu_seconds(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
 async def rate(
     client: httpx.AsyncClient,
+    server: psutil.Process,
     method: str,
     path: str,
     body: object | None,
     seconds: float,
     concurrency: int,
-) -> float:
-    """Completed requests per second with `concurrency` requests in flight."""
+) -> Rate:
+    """Completed requests per second with `concurrency` requests in flight,
+    and the server's CPU per request."""
     done = 0
     stop_at = time.perf_counter() + seconds
 
@@ -55,12 +70,15 @@ async def rate(
             response.raise_for_status()
             done += 1
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds(server)
     await asyncio.gather(*(loop() for _ in range(concurrency)))
-    return done / (time.perf_counter() - started)
+    elapsed, cpu = time.perf_counter() - started, cpu_seconds(server) - cpu
+    return Rate(done / elapsed, cpu / max(done, 1) * 1000)
 
 
 async def throughput(server: Server, token: str, seconds: float, concurrency: int) -> None:
+    assert server.proc is not None
+    proc = psutil.Process(server.proc.pid)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(
         base_url=server.url, limits=limits, timeout=60, headers={"authorization": f"Bearer {token}"}
@@ -71,15 +89,16 @@ async def throughput(server: Server, token: str, seconds: float, concurrency: in
         generation = (
             await client.post("/dream-machine/v1/generations", json={"prompt": "a generation"})
         ).json()["id"]
-        await rate(client, "GET", "/healthz", None, 1.0, concurrency)  # warm-up
-        rows = []
-        bare = await rate(client, "GET", "/healthz", None, seconds, concurrency)
+        await rate(client, proc, "GET", "/healthz", None, 1.0, concurrency)  # warm-up
+        rows: list[tuple[str, Rate]] = []
+        bare = await rate(client, proc, "GET", "/healthz", None, seconds, concurrency)
         rows.append(("bare GET /healthz", bare))
         rows.append(
             (
                 "create task (async POST /luma/videos)",
                 await rate(
                     client,
+                    proc,
                     "POST",
                     "/luma/videos",
                     {"prompt": "benchmark", "async": True},
@@ -93,6 +112,7 @@ async def throughput(server: Server, token: str, seconds: float, concurrency: in
                 "retrieve (POST /luma/tasks)",
                 await rate(
                     client,
+                    proc,
                     "POST",
                     "/luma/tasks",
                     {"id": task_id, "action": "retrieve"},
@@ -106,6 +126,7 @@ async def throughput(server: Server, token: str, seconds: float, concurrency: in
                 "get (GET /dream-machine/v1/generations/{id})",
                 await rate(
                     client,
+                    proc,
                     "GET",
                     f"/dream-machine/v1/generations/{generation}",
                     None,
@@ -116,7 +137,12 @@ async def throughput(server: Server, token: str, seconds: float, concurrency: in
         )
     print(f"\nThroughput, {concurrency} requests in flight, {seconds:g} s each:")
     for name, value in rows:
-        print(f"  {name:<46} {value:8.0f} req/s   {value / bare:5.2f}x of bare")
+        print(
+            f"  {name:<46} {value.per_second:8.0f} req/s   "
+            f"{value.per_second / bare.per_second:5.2f}x of bare   "
+            f"server CPU {value.cpu_ms:5.2f} ms/request "
+            f"({bare.cpu_ms / value.cpu_ms:4.2f}x of bare)"
+        )
 
 
 async def waiters(server: Server, token: str, count: int, wait_seconds: float) -> None:

@@ -105,3 +105,29 @@ def test_a_retrieve_and_a_get_are_one_database_query(idle: InProcess) -> None:
         answer = client.get(f"/dream-machine/v1/generations/{generation}")
     assert answer.status_code == 200 and answer.json()["id"] == generation
     assert len(get.queries()) == 1, get.queries()
+
+
+def test_a_create_reads_the_tokens_usage_once_in_three_statements(idle: InProcess) -> None:
+    """The limits are read once, under the token's lock (a first unlocked
+    look is only for requests with inline images to store): the token's
+    row, the counts, and only the newest creates its per-minute limit looks
+    at, however many it made."""
+    token = idle.create_token("creating")
+    idle.cli("tokens", "limits", "creating", "--creates-per-minute", "3")
+    client = idle.http(token)
+    idle.runtime.stop_workers()
+    for _ in range(3):
+        assert client.post("/luma/videos", json={"prompt": "x", "async": True}).status_code == 200
+
+    with Statements(idle) as refused:
+        answer = client.post("/luma/videos", json={"prompt": "y", "async": True})
+    assert answer.status_code == 429, answer.text
+    assert len(refused.queries()) == 3, refused.queries()
+    idle.cli("tokens", "limits", "creating", "--creates-per-minute", "0")
+    with Statements(idle) as create:
+        answer = client.post("/luma/videos", json={"prompt": "z", "async": True})
+    assert answer.status_code == 200 and answer.json()["task_id"]
+    # on PostgreSQL the insert also wakes the workers (`pg_notify`)
+    queries = [q for q in create.queries() if "pg_notify" not in q]
+    assert len(queries) == 3, queries  # no limit to the rate: no recent creates read
+    assert [q.lstrip().split()[0].upper() for q in queries][-1] == "INSERT"

@@ -30,6 +30,7 @@ from reelgate.store.notify import (
 )
 from reelgate.store.tasks import TaskStore
 from reelgate.store.tokens import TokenStore
+from reelgate.store.usage import no_rate
 from reelgate.testing import TEST_SETTINGS, Api, in_process, new_task
 
 POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
@@ -127,7 +128,7 @@ def test_each_change_that_matters_is_announced_at_commit(
     check((DONE_CHANNEL, task.id))
 
     with pytest.raises(RuntimeError):
-        new_task(store, owner, admit=_refuse)
+        new_task(store, owner, admit=_refuse, window=no_rate)
     check()
     doomed = new_task(store, owner)
     check((WORK_CHANNEL, "preview"))

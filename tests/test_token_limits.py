@@ -17,6 +17,7 @@ from reelgate.store.queue import QueueStats
 from reelgate.store.schema import TaskRow
 from reelgate.store.tasks import TaskStore
 from reelgate.store.tokens import TokenStore
+from reelgate.store.usage import no_rate
 from reelgate.testing import Api, InProcess, in_process, new_task
 
 OFFICIAL = "/dream-machine/v1/generations"
@@ -152,13 +153,18 @@ def test_usage_reads_the_day_and_the_tokens_own_limits(db: Database) -> None:
     _created(db, recent.id, now - 3_600)
     new_task(store, owner)
 
-    usage = store.usage(owner)
+    usage = store.usage(owner, lambda limits: 10)
     assert usage.limits == limits and usage.active == 3
     assert usage.day == 2 and usage.day_oldest == pytest.approx(now - 3_600)
     assert len(usage.recent) == 1, "created in the last minute"
+    more = [new_task(store, owner).created_at for _ in range(3)]
+    newest = store.usage(owner, lambda limits: 2).recent
+    assert newest == sorted(more)[-2:], "only as many of the newest as the rate check needs"
+    assert store.usage(owner, no_rate).recent == []
     (info,) = tokens.find("counted")
     assert info.limits == limits
     assert tokens.set_limits(owner, TokenLimits()) is not None
     assert (
-        tokens.find(owner)[0].limits == TokenLimits() and store.usage(owner).limits == TokenLimits()
+        tokens.find(owner)[0].limits == TokenLimits()
+        and store.usage(owner, no_rate).limits == TokenLimits()
     )

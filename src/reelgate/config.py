@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite in the data directory"
     )
+    database_pool_size: int = Field(
+        default=40,
+        ge=1,
+        le=1000,
+        description="Database connections a process keeps open for reuse (as many as the "
+        "API's request threads by default, so a busy API does not open and close connections "
+        "per request; PostgreSQL: mind max_connections across processes)",
+    )
     public_base_url: str | None = Field(
         default=None, description="Base of every asset URL in answers (https behind a proxy)"
     )

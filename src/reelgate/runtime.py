@@ -84,7 +84,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Database(settings.resolved_database_url)
+        self.db = Database(settings.resolved_database_url, pool_size=settings.database_pool_size)
         self.db.migrate()
         self.tasks = TaskStore(self.db, settings.priority_aging_seconds)
         self.tokens = TokenStore(self.db)

@@ -84,7 +84,8 @@ class UploadService:
 
     def put_image(self, owner_id: str, ref: str) -> tuple[str, str]:
         """Store the image behind a URL or data URI; returns (id, link)."""
-        self.limits.admit_upload(self.store.usage(owner_id), 0)  # before any fetch
+        # before any fetch
+        self.limits.admit_upload(self.store.usage(owner_id, self.limits.rate_window), 0)
         try:
             raw = self.client.fetch(ref)
         except InvalidInput as exc:
@@ -99,6 +100,7 @@ class UploadService:
             len(data),
             self.lifetime,
             admit=lambda usage: self.limits.admit_upload(usage, len(data)),
+            window=self.limits.rate_window,
         )
         try:
             self.storage.write(key, data)

@@ -67,6 +67,12 @@ class Limits:
         if not usage.live:
             raise Unauthorized(INVALID_TOKEN)
 
+    def rate_window(self, limits: TokenLimits) -> int:
+        """How many of a token's newest creates and uploads of the last
+        minute `_rate` looks at (a `store.usage.Window`): its per-minute
+        limit in force, 0 when its rate is not limited."""
+        return self.effective(limits).creates_per_minute or 0
+
     def _rate(self, usage: TokenUsage) -> None:
         """Creates and uploads together, per token per minute."""
         per_minute = self.effective(usage.limits).creates_per_minute

@@ -286,11 +286,16 @@ class TaskService:
         except InvalidInput as exc:
             raise InvalidRequest(exc.message) from exc
 
-        # A first look at the limits (checked again, locked, on insert) so that
-        # a token past them costs no image decoding or storing. The model a
-        # token may be limited to is the one asked for, else the one reported.
+        # The model a token may be limited to is the one asked for, else the
+        # one reported. Where there are inline images to decode and store, a
+        # first look at the limits first, so that a token past them costs no
+        # such work; they are checked (again), locked, on insert.
         model = req.model or engine.model_label(None)
-        self.limits.admit_task(self.tasks.usage(owner_id), engine.name, model)
+        if self.inline_inputs is not None and any(
+            ref.startswith("data:") for ref, _ in _image_refs(req)
+        ):
+            usage = self.tasks.usage(owner_id, self.limits.rate_window)
+            self.limits.admit_task(usage, engine.name, model)
         task_id = str(uuid.uuid4())
         links: dict[str, str] = {}
         try:
@@ -420,6 +425,7 @@ class TaskService:
         checked in the same transaction, also gives its queue priority)."""
         return self.tasks.create(
             admit=admit,
+            window=self.limits.rate_window,
             id=task_id,
             owner_id=owner_id,
             origin=origin,

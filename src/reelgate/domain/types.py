@@ -86,8 +86,9 @@ class Reservation:
 @dataclass(frozen=True)
 class TokenUsage:
     """What one token has in use, read under its lock so limits hold under
-    concurrent requests: creation times of its tasks and uploads in the last
-    minute (oldest first), its queued and running tasks, its stored uploads,
+    concurrent requests: creation times of its newest tasks and uploads in
+    the last minute (oldest first; only as many as its per-minute limit, the
+    most the rate check looks at), its queued and running tasks, its stored uploads,
     the tasks it created in the last 24 hours (and when the oldest of them
     was), and its own limits (read under the same lock, so a change applies
     to the next create)."""

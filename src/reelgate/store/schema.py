@@ -95,6 +95,7 @@ class TaskRow(Base):
         Index("ix_tasks_upstream_key", "upstream_key", "state"),
         Index("ix_tasks_queue", "state", "not_before", "created_at"),
         Index("ix_tasks_owner_created", "owner_id", "created_at"),
+        Index("ix_tasks_owner_state", "owner_id", "state"),
         Index("ix_tasks_finished", "finished_at"),
         Index("ix_tasks_expirable", "expired_at", "finished_at"),
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -23,11 +24,13 @@ from sqlalchemy import (
     Float,
     Select,
     String,
+    Table,
     and_,
     bindparam,
     case,
     delete,
     func,
+    insert,
     literal,
     or_,
     select,
@@ -35,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from reelgate.domain.models import (
     TERMINAL_STATES,
@@ -53,7 +57,7 @@ from reelgate.store.callbacks import _delivery, host_of
 from reelgate.store.db import Database
 from reelgate.store.notify import task_done, work_queued
 from reelgate.store.schema import CallbackRow, TaskRow, TokenRow
-from reelgate.store.usage import locked_usage
+from reelgate.store.usage import Window, locked_usage
 
 Admit = Callable[[TokenUsage], int]
 """Checks a token's usage before a task is added: raises to refuse it, else
@@ -105,6 +109,14 @@ def _live_query(deliveries: bool) -> Select[Any]:
 
 
 _LIVE, _LIVE_WITH_DELIVERIES = _live_query(False), _live_query(True)
+_INSERT = insert(cast(Table, TaskRow.__table__))
+"""A create's insert: a Core statement built once (no ORM object)."""
+_INSERTED = {
+    c.key: c.default.arg if isinstance(c.default, ScalarElementColumnDefault) else None
+    for c in TaskRow.__table__.c
+}
+"""What a column holds where a create gives it no value: its default (all
+are plain values), else null."""
 
 
 def _to_task(row: TaskRow) -> Task:
@@ -202,15 +214,20 @@ class TaskStore:
 
     # Creating and reading
 
-    def create(self, admit: Admit | None = None, **fields: Any) -> Task:
-        """Insert a queued task. `admit` sees the owner's usage, read under
-        the owner's lock in the same transaction, and raises to refuse or
-        answers the task's queue priority."""
+    def create(
+        self, admit: Admit | None = None, window: Window | None = None, **fields: Any
+    ) -> Task:
+        """Insert a queued task. `admit` sees the owner's usage (`window`: the
+        recent creates its rate check needs), read under the owner's lock in
+        the same transaction, and raises to refuse or answers the task's
+        queue priority."""
         with self.db.write() as s:
             now = time.time()
             if admit is not None:
-                fields["priority"] = admit(locked_usage(s, fields["owner_id"], now))
-            row = TaskRow(
+                assert window is not None, "a create that is admitted says what its check reads"
+                usage = locked_usage(s, fields["owner_id"], now, window)
+                fields["priority"] = admit(usage)
+            values = dict(
                 id=fields.pop("id", None) or str(uuid.uuid4()),
                 video_id=fields.pop("video_id", None) or str(uuid.uuid4()),
                 state=State.QUEUED.value,
@@ -221,15 +238,14 @@ class TaskStore:
                 updated_at=now,
                 **fields,
             )
-            s.add(row)
-            s.flush()
-            work_queued(s, row.engine)
-            return _to_task(row)
+            s.connection().execute(_INSERT, values)
+            work_queued(s, values["engine"])
+            return _to_task(cast(TaskRow, SimpleNamespace(**(_INSERTED | values))))
 
-    def usage(self, owner_id: str) -> TokenUsage:
+    def usage(self, owner_id: str, window: Window) -> TokenUsage:
         """A token's usage now, unlocked: a first check before expensive work."""
         with self.db.read() as s:
-            return locked_usage(s, owner_id, time.time(), lock=False)
+            return locked_usage(s, owner_id, time.time(), window, lock=False)
 
     def get(self, task_id: str) -> Task | None:
         with self.db.read() as s:
@@ -254,8 +270,8 @@ class TaskStore:
         (`_live_query`): rows, not ORM objects, and no statement to build per
         call."""
         query = _LIVE_WITH_DELIVERIES if deliveries else _LIVE
-        with self.db.read() as s:
-            rows = s.execute(query, {"task_id": task_id, "owner_id": owner_id}).all()
+        with self.db.reading() as conn:
+            rows = conn.execute(query, {"task_id": task_id, "owner_id": owner_id}).all()
         if not rows:
             return False, None, []
         first = rows[0]

@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 from reelgate.domain.types import TokenUsage
 from reelgate.store.db import Database
 from reelgate.store.schema import UploadRow
-from reelgate.store.usage import locked_usage
+from reelgate.store.usage import Window, locked_usage
 
 
 class UploadStore:
@@ -25,12 +25,14 @@ class UploadStore:
         size: int,
         lifetime: float,
         admit: Callable[[TokenUsage], None],
+        window: Window,
     ) -> None:
         """Record an upload once `admit` (shown the owner's usage under the
-        owner's lock) lets it in; it raises to refuse."""
+        owner's lock, with the recent creates `window` asks for) lets it in;
+        it raises to refuse."""
         with self.db.write() as s:
             now = time.time()
-            admit(locked_usage(s, owner_id, now))
+            admit(locked_usage(s, owner_id, now, window))
             s.add(
                 UploadRow(
                     id=upload_id,
@@ -42,10 +44,10 @@ class UploadStore:
                 )
             )
 
-    def usage(self, owner_id: str) -> TokenUsage:
+    def usage(self, owner_id: str, window: Window) -> TokenUsage:
         """A token's usage now, unlocked: a first check before a fetch."""
         with self.db.read() as s:
-            return locked_usage(s, owner_id, time.time(), lock=False)
+            return locked_usage(s, owner_id, time.time(), window, lock=False)
 
     def owner(self, key: str) -> str | None:
         """The token that owns the upload stored under `key`, while it lasts
