@@ -47,7 +47,7 @@ API's request threads (anyio's default of 40). Beyond the pool, connections
 are opened for a burst and closed after it; measured under 32 requests at
 once with a pool of 8 (SQLite) or 10 (PostgreSQL), that churn opened a new
 connection every few requests and doubled a read's CPU."""
-OVERFLOW = 16
+OVERFLOW = 10
 """Connections opened beyond the pool at once, at most (then a thread waits)."""
 
 
