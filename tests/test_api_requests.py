@@ -3,13 +3,16 @@ for tokens never lets a revoked one through (timings: benchmarks/api_overhead.py
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, text
 
+import reelgate.store.db as db_module
+from reelgate.store.db import normalize_url
 from reelgate.testing import InProcess, in_process
 
 
@@ -131,3 +134,36 @@ def test_a_create_reads_the_tokens_usage_once_in_three_statements(idle: InProces
     queries = [q for q in create.queries() if "pg_notify" not in q]
     assert len(queries) == 3, queries  # no limit to the rate: no recent creates read
     assert [q.lstrip().split()[0].upper() for q in queries][-1] == "INSERT"
+
+
+def test_pooled_connections_that_died_while_idle_are_replaced_unseen(
+    idle: InProcess, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a pooled connection idle for a while is pinged before use
+    (a server restart leaves dead ones in the pool), so no request fails."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite connections do not die")
+    monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 0.05)
+    client = idle.http(idle.create_token("pinged"))
+    generation = client.post("/dream-machine/v1/generations", json={"prompt": "a lake"}).json()[
+        "id"
+    ]
+    assert client.get(f"/dream-machine/v1/generations/{generation}").status_code == 200
+    idle.runtime.stop_workers()
+    killer = create_engine(normalize_url(database_url))
+    with killer.begin() as conn:
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
+    killer.dispose()
+    assert killed, "the app's pooled connections were closed by the server"
+    time.sleep(0.2)
+
+    for _ in range(3):
+        answer = client.get(f"/dream-machine/v1/generations/{generation}")
+        assert answer.status_code == 200, answer.text
+    create = client.post("/dream-machine/v1/generations", json={"prompt": "a sea"})
+    assert create.status_code == 201, create.text

@@ -14,6 +14,7 @@ processes (the CLI, `reelgate worker`) still wait in the busy timeout.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -80,6 +82,35 @@ def _sqlite_engine(url: URL, *, immediate: bool, pool_size: int) -> Engine:
     return engine
 
 
+IDLE_PING_SECONDS = 1.0
+"""A pooled PostgreSQL connection idle for longer is pinged before use."""
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Before a pooled connection that sat idle is used, check that it still
+    works (a server restart or a dropped link leaves dead connections in the
+    pool); a dead one is replaced, so the request that gets it does not fail.
+    A connection returned less than `IDLE_PING_SECONDS` ago is used as it is:
+    SQLAlchemy's `pool_pre_ping` pings every checkout, a round trip that cost
+    as much CPU as a retrieve's own query. A connection that dies within that
+    second fails its statement, and SQLAlchemy then replaces every pooled
+    connection as old as it."""
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.get("returned_at")
+        if returned_at is None or time.monotonic() - returned_at < IDLE_PING_SECONDS:
+            return  # new, or just used
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise DisconnectionError(f"a pooled connection is dead: {exc}") from exc
+
+
 class Database:
     """Owns the engines; hands out short transactions."""
 
@@ -92,13 +123,13 @@ class Database:
         else:
             self.write_engine = create_engine(
                 self.url,
-                pool_pre_ping=True,
                 pool_size=pool_size,
                 max_overflow=OVERFLOW,
                 # an unreachable host (not one that refuses) fails in seconds,
                 # not after the operating system's connect timeout
                 connect_args={"connect_timeout": 10},
             )
+            _ping_when_idle(self.write_engine)
             self.read_engine = self.write_engine
         # SQLite: this process's writers take turns here (see the module's docstring)
         self._write_turn = threading.RLock() if self.is_sqlite else None
