@@ -11,8 +11,9 @@ import contextlib
 import faulthandler
 import mimetypes
 import signal
-import threading
+import socket
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -51,6 +52,49 @@ def _shown_url(url: str) -> str:
     if parsed.password is None:
         return url  # nothing to hide (a SQLite path): shown exactly as given
     return parsed.render_as_string(hide_password=True)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""What stops `reelgate worker`."""
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[Callable[[], None]]:
+    """While entered, SIGINT and SIGTERM ask to stop (and nothing more): yields
+    what blocks the main thread until one of them has arrived.
+
+    Not an event that a handler sets: Python runs a handler in the main thread
+    between two bytecodes, and the kernel hands a process's signal to any of
+    its threads, so a signal that lands in another thread, or in the main
+    thread just before it blocks, wakes no wait on a lock or an event, and the
+    handler waits for a bytecode that never comes (`reelgate worker` sat on
+    such a SIGTERM for good); a handler that sets the event the main thread is
+    entering the wait of can also deadlock on that event's lock. Python's
+    C-level handler, in whichever thread takes the signal, writes its number
+    to a socket (`set_wakeup_fd`), and the main thread waits on that socket."""
+    receiver, sender = socket.socketpair()
+    sender.setblocking(False)
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+
+    def noted(signum: int, _frame: Any) -> None:  # also when called directly
+        with contextlib.suppress(OSError):  # the socket is full: noted already
+            sender.send(bytes([signum]))
+
+    def wait() -> None:
+        while not any(number in STOP_SIGNALS for number in receiver.recv(64)):
+            pass  # another signal Python handles (SIGALRM, ...): not a stop
+
+    previous_fd = signal.set_wakeup_fd(sender.fileno(), warn_on_full_buffer=False)
+    try:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, noted)
+        yield wait
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        receiver.close()
+        sender.close()
 
 
 def _logging(level: str, fmt: logs.LogFormat = "text") -> None:
@@ -136,34 +180,32 @@ def worker(
     )
     _logging(settings.log_level, settings.log_format)
     runtime = Runtime(settings)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    # `kill -USR1` prints every thread's stack: what a stop that drags waits on
-    with contextlib.suppress(ValueError, OSError):  # no stderr file (embedded)
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
-    # Callback bodies carry asset links: a worker whose links would point at
-    # a guessed API address leaves delivering them to the API processes.
-    links_right = bool(settings.public_base_url) or not runtime.storage.links_through_api
-    if not links_right:
-        err.print(
-            "REELGATE_PUBLIC_BASE_URL is not set: the API processes deliver callbacks "
-            "(this worker's links to /assets/ would not know the API's address)"
+    with _stop_signals() as wait_for_stop:
+        # `kill -USR1` prints every thread's stack: what a stop that drags waits on
+        with contextlib.suppress(ValueError, OSError):  # no stderr file (embedded)
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
+        # Callback bodies carry asset links: a worker whose links would point at
+        # a guessed API address leaves delivering them to the API processes.
+        links_right = bool(settings.public_base_url) or not runtime.storage.links_through_api
+        if not links_right:
+            err.print(
+                "REELGATE_PUBLIC_BASE_URL is not set: the API processes deliver callbacks "
+                "(this worker's links to /assets/ would not know the API's address)"
+            )
+        count = max(1, settings.workers)
+        runtime.start_workers(
+            count,
+            callback_renderer(runtime.asset_url),
+            deliver_callbacks=links_right,
+            metrics_port=settings.metrics_port,  # no API here to serve /metrics
         )
-    count = max(1, settings.workers)
-    runtime.start_workers(
-        count,
-        callback_renderer(runtime.asset_url),
-        deliver_callbacks=links_right,
-        metrics_port=settings.metrics_port,  # no API here to serve /metrics
-    )
-    database = _shown_url(settings.resolved_database_url)
-    err.print(f"reelgate worker: {count} worker(s) on {database}")
-    stop.wait()
-    began = time.monotonic()
-    err.print("reelgate worker: stopping")
-    runtime.close()
-    err.print(f"reelgate worker: stopped in {time.monotonic() - began:.1f} s")
+        database = _shown_url(settings.resolved_database_url)
+        err.print(f"reelgate worker: {count} worker(s) on {database}")
+        wait_for_stop()
+        began = time.monotonic()
+        err.print("reelgate worker: stopping")
+        runtime.close()  # a second signal meanwhile changes nothing
+        err.print(f"reelgate worker: stopped in {time.monotonic() - began:.1f} s")
 
 
 @tokens_app.command("create")
