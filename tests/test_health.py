@@ -108,6 +108,10 @@ def test_readiness_flips_while_the_database_is_unreachable(tmp_path: Path) -> No
         try:
             with in_process(tmp_path / "data", workers=1, database_url=proxy.url_for(url)) as app:
                 assert ready(app)[0] == 200
+                client = app.http(app.create_token("during-the-outage"))
+                generation = client.post(
+                    "/dream-machine/v1/generations", json={"prompt": "a lake"}
+                ).json()["id"]
                 proxy.go_down()
                 started = time.monotonic()
                 status, body = ready(app)
@@ -117,6 +121,10 @@ def test_readiness_flips_while_the_database_is_unreachable(tmp_path: Path) -> No
                 assert database["error"] == "the database did not answer (OperationalError)"
                 assert str(proxy.port) not in str(body), "no address in a public answer"
                 assert body["checks"]["storage"]["ok"] is True
+                get = client.get(f"/dream-machine/v1/generations/{generation}")
+                assert get.status_code == 503, get.text  # not a 500: try again later
+                assert "database" in get.json()["detail"]
+                assert str(proxy.port) not in get.text
                 proxy.come_up()
                 deadline = time.monotonic() + 20
                 while ready(app)[0] != 200:

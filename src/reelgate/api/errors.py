@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reelgate import logs
@@ -131,6 +132,19 @@ class ErrorRouting:
         async def _storage(request: Request, exc: StorageUnavailable) -> Response:
             log.warning("%s %s: %s", request.method, request.url.path, exc.message)
             return self.render(request, ServiceUnavailable(exc.message))
+
+        @app.exception_handler(OperationalError)
+        async def _database(request: Request, exc: OperationalError) -> Response:
+            # the class only: a driver's message can name the server's address
+            log.warning(
+                "%s %s: the database did not answer (%s)",
+                request.method,
+                request.url.path,
+                type(exc.orig or exc).__name__,
+            )
+            return self.render(
+                request, ServiceUnavailable("the database is not answering; try again shortly")
+            )
 
         @app.exception_handler(Exception)
         async def _unexpected(request: Request, exc: Exception) -> Response:

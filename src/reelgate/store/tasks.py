@@ -111,12 +111,21 @@ def _live_query(deliveries: bool) -> Select[Any]:
 _LIVE, _LIVE_WITH_DELIVERIES = _live_query(False), _live_query(True)
 _INSERT = insert(cast(Table, TaskRow.__table__))
 """A create's insert: a Core statement built once (no ORM object)."""
-_INSERTED = {
-    c.key: c.default.arg if isinstance(c.default, ScalarElementColumnDefault) else None
-    for c in TaskRow.__table__.c
-}
-"""What a column holds where a create gives it no value: its default (all
-are plain values), else null."""
+
+
+def _inserted_defaults(table: Table) -> dict[str, Any]:
+    """What each column holds where a create gives it no value: its default,
+    else null. Only plain values will do (`TaskStore.create` answers the row
+    from them without reading it back)."""
+    defaults: dict[str, Any] = {}
+    for c in table.c:
+        if c.default is not None and not isinstance(c.default, ScalarElementColumnDefault):
+            raise TypeError(f"tasks.{c.key}: a create cannot know its default ({c.default!r})")
+        defaults[c.key] = c.default.arg if c.default is not None else None
+    return defaults
+
+
+_INSERTED = _inserted_defaults(cast(Table, TaskRow.__table__))
 
 
 def _to_task(row: TaskRow) -> Task:
@@ -220,7 +229,17 @@ class TaskStore:
         """Insert a queued task. `admit` sees the owner's usage (`window`: the
         recent creates its rate check needs), read under the owner's lock in
         the same transaction, and raises to refuse or answers the task's
-        queue priority."""
+        queue priority. A field given as None takes its column's default."""
+        unknown = fields.keys() - _INSERTED.keys()
+        if unknown:
+            raise TypeError(f"tasks have no columns {sorted(unknown)}")
+        fields = {k: v for k, v in fields.items() if v is not None or _INSERTED[k] is None}
+        if admit is not None and self.db.is_sqlite:
+            # SQLite has one writer at a time: a token past its limits is
+            # refused by a read first, so hammering it holds up no one's writes.
+            assert window is not None
+            with self.db.read() as s:
+                admit(locked_usage(s, fields["owner_id"], time.time(), window, lock=False))
         with self.db.write() as s:
             now = time.time()
             if admit is not None:
