@@ -96,6 +96,21 @@ def test_flow_morph_carries_a_camera_pan_better_than_a_cross_fade() -> None:
     assert flow_db > fade_db + 6, (flow_db, fade_db)
 
 
+def test_a_pan_shows_each_keyframe_where_only_it_has_the_picture() -> None:
+    """Halfway through a pan, the strip the start image has no pixels for
+    comes from the end image (and the other way round): not black, not
+    faded, not smeared."""
+    shift = 32
+    canvas = detailed_image(W + 2 * shift, H, seed=12)
+    start, middle_truth, end = (canvas[:, x : x + W] for x in (0, shift, 2 * shift))
+    middle = render(job(n=25, start_image=start, end_image=end))[12]
+    strip = shift // 2
+    for side in (slice(0, strip), slice(W - strip, W)):
+        shown, truth = middle[:, side], middle_truth[:, side]
+        assert psnr(shown, truth) >= 18  # half faded to black: 10-14 dB
+        assert abs(float(shown.mean()) - float(truth.mean())) < 3
+
+
 @pytest.mark.parametrize("shape", ["text", "start image"])
 def test_loop_ends_where_it_began(shape: str, tmp_path: Path) -> None:
     extra = {"start_image": textured_image(300, 200, seed=6)} if shape == "start image" else {}

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import cv2
 import numpy as np
@@ -436,29 +436,45 @@ def _global_shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return (float(dx), float(dy)) if response >= 0.2 else (0.0, 0.0)
 
 
+# A blend share this small changes no pixel by more than a level: that
+# keyframe's warp is skipped (the first and last ~10% of a morph's frames).
+_NEGLIGIBLE_SHARE = 0.5 / 255.0
+# How far (pixels) past a side a sampled coordinate may be and still be read as
+# fully inside: bilinear weights this small round away.
+_EDGE_TOLERANCE = 1e-3
+
+
 class _FlowMorph:
     """In-between frames of two keyframes, warped along their optical flow.
 
-    Per frame it does only OpenCV work on whole images (two flow mixes, two
-    remaps, one blend), which is what keeps interpolation close to the
-    encoder's own speed.
+    Per frame it does only OpenCV work on whole images (two flow mixes at flow
+    size, two map upsamples, two remaps, one blend), which is what keeps
+    interpolation close to the encoder's own speed.
     """
 
     def __init__(self, start: np.ndarray, end: np.ndarray) -> None:
         self.flow_fwd, self.flow_bwd = _bidirectional_flow(start, end)
-        self.size = (start.shape[1], start.shape[0])
+        h, w = start.shape[:2]
+        self.size = (w, h)
         # An opaque alpha channel that remap fills with 0 outside the picture:
         # it tells, per pixel, whether a warped keyframe has anything to show.
         self.start = cv2.cvtColor(start, cv2.COLOR_RGB2RGBA)
         self.end = cv2.cvtColor(end, cv2.COLOR_RGB2RGBA)
+        # remap reads absolute maps (each pixel's source coordinate) faster
+        # than relative ones (its flow), and a pixel's coordinate is linear in
+        # its position, which bilinear upsampling reproduces: added to the
+        # coordinates of the flow grid's samples at flow size, it comes out
+        # right at full size, with no full-size pass of its own.
+        sh, sw = self.flow_fwd.shape[:2]
+        self._x, self._y = _GridAxis.of(sw, w), _GridAxis.of(sh, h)
+        self._grid = np.dstack(np.meshgrid(self._x.at, self._y.at))
         # Work buffers, reused frame after frame (only each frame returned is
         # new): fresh ones per frame cost time and, as freed blocks pile up
         # beside the encoder's, memory.
-        h, w = start.shape[:2]
-        self._flows = (np.empty((h, w, 2), np.float32), np.empty((h, w, 2), np.float32))
+        self._small = (np.empty_like(self._grid), np.empty_like(self._grid))
+        self._maps = (np.empty((h, w, 2), np.float32), np.empty((h, w, 2), np.float32))
         self._warps = (np.empty((h, w, 4), np.uint8), np.empty((h, w, 4), np.uint8))
         self._blend = np.empty((h, w, 4), np.uint8)
-        self._straight = np.empty((h, w, 4), np.uint8)
 
     def frame(self, t: float) -> np.ndarray:
         """The frame at time t (0..1).
@@ -468,62 +484,209 @@ class _FlowMorph:
         F_t1 = (1-t)^2 F_01 - t(1-t) F_10. Mixing is linear, so it is done on
         the small flow fields and only the result is upsampled.
         """
-        flow0 = self._upsampled(-(1.0 - t) * t, t * t, self._flows[0])
-        flow1 = self._upsampled((1.0 - t) ** 2, -t * (1.0 - t), self._flows[1])
-        warped0 = self._warp(self.start, flow0, self._warps[0])
-        warped1 = self._warp(self.end, flow1, self._warps[1])
-        # Outside its picture a warp is transparent black, and bilinear edges
-        # are partly so: the warps are premultiplied RGBA. Blending them and
-        # un-premultiplying takes, at an edge a pan reveals, the keyframe that
-        # has the pixel instead of fading to black.
         weight = _smoothstep(t)
-        blend = cv2.addWeighted(warped0, 1.0 - weight, warped1, weight, 0.0, dst=self._blend)
-        straight = cv2.cvtColor(blend, cv2.COLOR_mRGBA2RGBA, dst=self._straight)
-        out = cv2.cvtColor(straight, cv2.COLOR_RGBA2RGB)
-        self._fill_unseen(out, blend, (flow0, flow1), weight)
+        mixes = ((-(1.0 - t) * t, t * t), ((1.0 - t) ** 2, -t * (1.0 - t)))
+        shares = (1.0 - weight, weight)
+        sources = (self.start, self.end)
+        warps: list[_Warped] = []
+        edges = _Edges()
+        for k in (0, 1):
+            if shares[k] < _NEGLIGIBLE_SHARE:
+                continue
+            small, coords = self._map(*mixes[k], k)
+            pixels = self._warp(sources[k], coords, self._warps[k])
+            warps.append(_Warped(shares[k], sources[k], coords, pixels))
+            edges = edges.union(self._outside(small))
+        if len(warps) == 1:  # the other's share is negligible: this one is all
+            warps[0] = warps[0]._replace(share=1.0)
+            blend = warps[0].pixels
+        else:
+            # Outside its picture a warp is transparent black, and bilinear
+            # edges are partly so: the warps are premultiplied RGBA. Blending
+            # them and un-premultiplying takes, at an edge a pan reveals, the
+            # keyframe that has the pixel instead of fading to black.
+            a, b = warps
+            blend = cv2.addWeighted(a.pixels, a.share, b.pixels, b.share, 0.0, dst=self._blend)
+        out = cv2.cvtColor(blend, cv2.COLOR_RGBA2RGB)
+        # Alpha can be under 255 only in bands along the sides, as far in as
+        # a map there samples outside its picture; elsewhere un-premultiplying
+        # changes nothing.
+        for rows, cols in edges.bands(*self.size):
+            _straighten(out, blend, rows, cols, warps)
         return out
 
-    def _upsampled(self, a: float, b: float, into: np.ndarray) -> np.ndarray:
-        small = cv2.addWeighted(self.flow_fwd, a, self.flow_bwd, b, 0.0)
-        return cv2.resize(small, self.size, dst=into, interpolation=cv2.INTER_LINEAR)
+    def _map(self, a: float, b: float, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The map for the flow a*F_01 + b*F_10, at flow size and at full size."""
+        small = cv2.addWeighted(self.flow_fwd, a, self.flow_bwd, b, 0.0, dst=self._small[k])
+        cv2.add(small, self._grid, dst=small)
+        coords = self._maps[k]
+        cv2.resize(small, self.size, dst=coords, interpolation=cv2.INTER_LINEAR)
+        for index, fix in self._x.fixes:
+            coords[:, index, 0] += fix
+        for index, fix in self._y.fixes:
+            coords[index, :, 1] += fix
+        return small, coords
+
+    def _outside(self, small: np.ndarray) -> _Edges:
+        """Where along the sides the full-size map made from `small` can
+        sample outside the picture: near the grid samples whose coordinates
+        are outside (or close enough to a side that a pixel near them is)."""
+        w, h = self.size
+        x, y = self._x, self._y
+        # Per grid column, the smallest and largest coordinates (x and y); per
+        # grid row only when some y is near the top or bottom.
+        low = cv2.reduce(small, 0, cv2.REDUCE_MIN)[0]
+        high = cv2.reduce(small, 0, cv2.REDUCE_MAX)[0]
+        edges = _Edges(
+            left=_farthest(x.end, low[:, 0] < x.low),
+            right=w - _farthest(x.first, high[:, 0] > x.high, w),
+        )
+        columns = low[:, 1] < y.low.max()
+        if columns.any():
+            edges.top = _farthest(y.end, small[..., 1].min(axis=1) < y.low)
+            edges.top_cols = (int(x.first[columns].min()), int(x.end[columns].max()))
+        columns = high[:, 1] > y.high.min()
+        if columns.any():
+            edges.bottom = h - _farthest(y.first, small[..., 1].max(axis=1) > y.high, h)
+            edges.bottom_cols = (int(x.first[columns].min()), int(x.end[columns].max()))
+        return edges
 
     @staticmethod
-    def _warp(image: np.ndarray, flow: np.ndarray, into: np.ndarray) -> np.ndarray:
-        # map2 None (a relative map1 alone) is accepted at run time; the stubs want an array
+    def _warp(image: np.ndarray, coords: np.ndarray, into: np.ndarray) -> np.ndarray:
+        # map2 None (map1 holds both coordinates) is accepted at run time; the stubs want an array
         warped: np.ndarray = cv2.remap(  # type: ignore[call-overload]
             image,
-            flow,
+            coords,
             None,
-            cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP,
+            cv2.INTER_LINEAR,
             dst=into,
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=0,
         )
         return warped
 
-    def _fill_unseen(
-        self,
-        out: np.ndarray,
-        blend: np.ndarray,
-        flows: tuple[np.ndarray, np.ndarray],
-        weight: float,
-    ) -> None:
-        """Pixels neither keyframe covers (corners of a large move) take the
-        nearest edge pixels of both, so no black appears."""
-        alpha = cv2.extractChannel(blend, 3)
-        if cv2.countNonZero(alpha) == alpha.size:
-            return
-        unseen = np.flatnonzero(alpha.ravel() == 0)
-        edge_a = self._nearest(self.start, flows[0], unseen)
-        edge_b = self._nearest(self.end, flows[1], unseen)
-        mixed = edge_a * (1.0 - weight) + edge_b * weight
-        out.reshape(-1, 3)[unseen] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
 
-    @staticmethod
-    def _nearest(image: np.ndarray, flow: np.ndarray, flat_idx: np.ndarray) -> np.ndarray:
-        """Nearest in-picture pixels at the flowed-to positions of `flat_idx`."""
-        h, w = image.shape[:2]
-        moves = flow.reshape(-1, 2)[flat_idx]
-        xs = np.clip(np.rint(flat_idx % w + moves[:, 0]), 0, w - 1).astype(np.intp)
-        ys = np.clip(np.rint(flat_idx // w + moves[:, 1]), 0, h - 1).astype(np.intp)
-        return image[ys, xs, :3].astype(np.float32)
+class _Warped(NamedTuple):
+    """One keyframe warped for a frame: its share of the blend, the keyframe
+    (RGBA), the full-size map and the warped pixels (premultiplied RGBA)."""
+
+    share: float
+    source: np.ndarray
+    coords: np.ndarray
+    pixels: np.ndarray
+
+
+def _straighten(
+    out: np.ndarray, blend: np.ndarray, rows: slice, cols: slice, warps: list[_Warped]
+) -> None:
+    """Un-premultiply one band of the frame; pixels neither keyframe covers
+    (corners of a large move) take the nearest edge pixels of both, so no
+    black appears."""
+    straight = cv2.cvtColor(blend[rows, cols], cv2.COLOR_mRGBA2RGBA)
+    cv2.cvtColor(straight, cv2.COLOR_RGBA2RGB, dst=out[rows, cols])  # in place
+    alpha = cv2.extractChannel(straight, 3)
+    if cv2.countNonZero(alpha) == alpha.size:
+        return
+    ys, xs = np.nonzero(alpha == 0)
+    ys += rows.start
+    xs += cols.start
+    mixed = np.zeros((len(ys), 3), np.float32)
+    for warped in warps:
+        mixed += warped.share * _nearest(warped.source, warped.coords, ys, xs)
+    out[ys, xs] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+
+
+def _nearest(image: np.ndarray, coords: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Nearest in-picture pixels at the mapped positions of pixels (ys, xs)."""
+    h, w = image.shape[:2]
+    at = coords[ys, xs]
+    sx = np.clip(np.rint(at[:, 0]), 0, w - 1).astype(np.intp)
+    sy = np.clip(np.rint(at[:, 1]), 0, h - 1).astype(np.intp)
+    return image[sy, sx, :3].astype(np.float32)
+
+
+@dataclass(frozen=True)
+class _GridAxis:
+    """One axis of the flow grid, seen from the frame's pixels.
+
+    at: the pixel position of each sample, the coordinate bilinear resize
+    reproduces between them. fixes: (pixel, correction) for the pixel or two
+    at each end that resize clamps to the outermost sample, which needs the
+    correction to get its own coordinate. first, end: the pixels each sample
+    reaches (up to its neighbours). low, high: a sample coordinate below
+    (above) these may put a pixel it reaches outside the picture."""
+
+    at: np.ndarray
+    fixes: tuple[tuple[int, float], ...]
+    first: np.ndarray
+    end: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+    @classmethod
+    def of(cls, samples: int, size: int) -> _GridAxis:
+        at = ((np.arange(samples) + 0.5) * (size / samples) - 0.5).astype(np.float32)
+        upsampled = cv2.resize(at[None, :], (size, 1), interpolation=cv2.INTER_LINEAR)[0]
+        error = np.arange(size, dtype=np.float32) - upsampled
+        fixes = tuple((int(i), float(error[i])) for i in np.flatnonzero(np.abs(error) > 1e-3))
+        first = np.clip(np.concatenate([[0], np.floor(at[:-1])]), 0, size).astype(np.intp)
+        end = np.clip(np.concatenate([np.ceil(at[1:]) + 1, [size]]), 0, size).astype(np.intp)
+        # Between samples a pixel's coordinate is a mix of theirs; the clamped
+        # end pixels' are the outermost sample's moved by their correction.
+        low = np.full(samples, -_EDGE_TOLERANCE, np.float32)
+        high = np.full(samples, size - 1 + _EDGE_TOLERANCE, np.float32)
+        low[0] -= min(0.0, min((fix for i, fix in fixes if i < size // 2), default=0.0))
+        high[-1] -= max(0.0, max((fix for i, fix in fixes if i >= size // 2), default=0.0))
+        return cls(at, fixes, first, end, low, high)
+
+
+def _farthest(bounds: np.ndarray, hits: np.ndarray, none: int = 0) -> int:
+    """The farthest of `bounds` among the samples hit, `none` when none is:
+    the largest (the smallest, when `none` is the size: from the far side)."""
+    if not hits.any():
+        return none
+    return int(bounds[hits].max()) if none == 0 else int(bounds[hits].min())
+
+
+@dataclass
+class _Edges:
+    """Bands along a frame's sides where a warp may have sampled outside its
+    picture: the left and right ones full height (widths in pixels), the top
+    and bottom ones (heights) over a span of columns."""
+
+    left: int = 0
+    right: int = 0
+    top: int = 0
+    top_cols: tuple[int, int] = (0, 0)
+    bottom: int = 0
+    bottom_cols: tuple[int, int] = (0, 0)
+
+    def union(self, other: _Edges) -> _Edges:
+        return _Edges(
+            max(self.left, other.left),
+            max(self.right, other.right),
+            max(self.top, other.top),
+            _span_union(self.top_cols, other.top_cols),
+            max(self.bottom, other.bottom),
+            _span_union(self.bottom_cols, other.bottom_cols),
+        )
+
+    def bands(self, w: int, h: int) -> Iterator[tuple[slice, slice]]:
+        """(rows, cols) of each band, none empty; a corner may be in two."""
+        left, right = min(self.left, w), min(self.right, w)
+        for rows, cols in (
+            (slice(0, h), slice(0, left)),
+            (slice(0, h), slice(max(left, w - right), w)),
+            (slice(0, min(self.top, h)), slice(*self.top_cols)),
+            (slice(max(0, h - self.bottom), h), slice(*self.bottom_cols)),
+        ):
+            if rows.stop > rows.start and cols.stop > cols.start:
+                yield rows, cols
+
+
+def _span_union(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    if a[1] <= a[0]:
+        return b
+    if b[1] <= b[0]:
+        return a
+    return (min(a[0], b[0]), max(a[1], b[1]))
