@@ -8,7 +8,10 @@ same frames computed beforehand (the floor). The goal: render+encode within
 
 Peak memory is measured in a child process that streams a 1080p 9 s clip.
 
-Usage: python benchmarks/preview_engine.py [--preset veryfast] [--repeat 1]
+OpenCV runs with the threads a worker process gives it (`REELGATE_OPENCV_THREADS`,
+default 1) unless `--opencv-threads` says otherwise (0: OpenCV's own choice).
+
+Usage: python benchmarks/preview_engine.py [--preset veryfast] [--repeat 1] [--opencv-threads N]
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
+from reelgate.config import Settings
 from reelgate.domain.models import FPS, frame_count, frame_size
 from reelgate.engines.base import RenderJob
 from reelgate.engines.preview import PreviewEngine
@@ -114,18 +119,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="veryfast")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--opencv-threads", type=int, default=Settings().opencv_threads)
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.opencv_threads:
+        cv2.setNumThreads(args.opencv_threads)  # as `Runtime.start_workers` does
+    print(f"OpenCV threads: {cv2.getNumThreads()}")
     if args.memory_child:
         memory_child(args.preset)
         return
     speed(args.preset, args.repeat)
     out = subprocess.run(
-        [sys.executable, __file__, "--memory-child", "--preset", args.preset],
+        [
+            sys.executable,
+            __file__,
+            "--memory-child",
+            "--preset",
+            args.preset,
+            "--opencv-threads",
+            str(args.opencv_threads),
+        ],
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.split()
+    ).stdout.split()[-2:]
     width, height = frame_size("16:9", "1080p")
     one_frame = width * height * 3 / 2**20
     print(
