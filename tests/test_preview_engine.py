@@ -111,6 +111,35 @@ def test_a_pan_shows_each_keyframe_where_only_it_has_the_picture() -> None:
         assert abs(float(shown.mean()) - float(truth.mean())) < 3
 
 
+@pytest.mark.parametrize(("dx", "dy"), [(8, 5), (-16, -10), (24, 16), (-24, 16)])
+def test_a_diagonal_pan_makes_up_no_colours_along_the_sides(dx: int, dy: int) -> None:
+    """Along the sides, where a keyframe's warp only grazes its picture or
+    the keyframe that alone has a pixel has a tiny share of the blend, the
+    frame stays as smooth as the keyframes are: no pure red, black or white
+    from dividing by a near-zero alpha (a photo showed red columns)."""
+    w, h = 160, 96
+    canvas = textured_image(w + abs(dx), h + abs(dy), seed=1)
+    xs, ys = sorted((0, abs(dx)), reverse=dx < 0), sorted((0, abs(dy)), reverse=dy < 0)
+    start, end = (canvas[y : y + h, x : x + w] for x, y in zip(xs, ys, strict=True))
+
+    def jump(frame: np.ndarray, depth: int = 4, step: int = 3) -> int:
+        """The largest difference between a pixel within `depth` of a side
+        and the one `step` further in."""
+        f = frame.astype(np.int16)
+        inner = (slice(step, step + depth), slice(-depth - step, -step))
+        return max(
+            int(np.abs(f[:, :depth] - f[:, inner[0]]).max()),
+            int(np.abs(f[:, -depth:] - f[:, inner[1]]).max()),
+            int(np.abs(f[:depth] - f[inner[0]]).max()),
+            int(np.abs(f[-depth:] - f[inner[1]]).max()),
+        )
+
+    assert max(jump(start), jump(end)) < 24  # a smooth picture
+    frames = render(job(n=25, width=w, height=h, start_image=start, end_image=end))
+    jumps = [jump(frame) for frame in frames]
+    assert max(jumps) < 64, jumps
+
+
 @pytest.mark.parametrize("shape", ["text", "start image"])
 def test_loop_ends_where_it_began(shape: str, tmp_path: Path) -> None:
     extra = {"start_image": textured_image(300, 200, seed=6)} if shape == "start image" else {}

@@ -442,6 +442,16 @@ _NEGLIGIBLE_SHARE = 0.5 / 255.0
 # How far (pixels) past a side a sampled coordinate may be and still be read as
 # fully inside: bilinear weights this small round away.
 _EDGE_TOLERANCE = 1e-3
+# Blended alpha (of 255) below which a pixel counts as uncovered and is filled
+# like one no warp reaches. Un-premultiplying multiplies the 8-bit rounding of
+# a premultiplied colour and of its alpha by 255/alpha: measured on pans, a
+# colour comes out up to ~380/alpha levels off, so a pixel at alpha 1 or 2 (a
+# warp grazing its picture's edge, or a keyframe with a share of a few
+# thousandths alone where the other has no pixels) turns pure red, black or
+# white. From 16 on (four bits of colour left) it is at most ~25 levels off;
+# a higher floor would swap that noise for the nearest pixels' smear over a
+# wider strip and for more frames.
+_MIN_ALPHA = 16
 
 
 class _FlowMorph:
@@ -579,30 +589,34 @@ class _Warped(NamedTuple):
 def _straighten(
     out: np.ndarray, blend: np.ndarray, rows: slice, cols: slice, warps: list[_Warped]
 ) -> None:
-    """Un-premultiply one band of the frame; pixels neither keyframe covers
-    (corners of a large move) take the nearest edge pixels of both, so no
-    black appears."""
-    straight = cv2.cvtColor(blend[rows, cols], cv2.COLOR_mRGBA2RGBA)
-    cv2.cvtColor(straight, cv2.COLOR_RGBA2RGB, dst=out[rows, cols])  # in place
-    alpha = cv2.extractChannel(straight, 3)
-    if cv2.countNonZero(alpha) == alpha.size:
+    """Un-premultiply one band of the frame. Pixels neither keyframe covers
+    (corners of a large move), or covers too thinly to un-premultiply (alpha
+    under _MIN_ALPHA: a warp grazing its picture's edge, or one whose share of
+    the blend is a few percent), take the nearest edge pixels of both, so
+    neither black nor a made-up colour appears."""
+    band, shown = blend[rows, cols], out[rows, cols]
+    straight = cv2.cvtColor(band, cv2.COLOR_mRGBA2RGBA)
+    cv2.cvtColor(straight, cv2.COLOR_RGBA2RGB, dst=shown)  # in place
+    alpha = cv2.extractChannel(band, 3)
+    if cv2.minMaxLoc(alpha)[0] >= _MIN_ALPHA:
         return
-    ys, xs = np.nonzero(alpha == 0)
-    ys += rows.start
-    xs += cols.start
-    mixed = np.zeros((len(ys), 3), np.float32)
+    thin = alpha < _MIN_ALPHA
+    x, y, w, h = cv2.boundingRect(thin.view(np.uint8))
+    box = (slice(rows.start + y, rows.start + y + h), slice(cols.start + x, cols.start + x + w))
+    mixed = np.zeros((h, w, 4), np.float32)
     for warped in warps:
-        mixed += warped.share * _nearest(warped.source, warped.coords, ys, xs)
-    out[ys, xs] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+        mixed += warped.share * _nearest(warped.source, warped.coords[box])
+    filled = cv2.cvtColor(np.clip(mixed + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGBA2RGB)
+    np.copyto(shown[y : y + h, x : x + w], filled, where=thin[y : y + h, x : x + w, None])
 
 
-def _nearest(image: np.ndarray, coords: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """Nearest in-picture pixels at the mapped positions of pixels (ys, xs)."""
-    h, w = image.shape[:2]
-    at = coords[ys, xs]
-    sx = np.clip(np.rint(at[:, 0]), 0, w - 1).astype(np.intp)
-    sy = np.clip(np.rint(at[:, 1]), 0, h - 1).astype(np.intp)
-    return image[sy, sx, :3].astype(np.float32)
+def _nearest(image: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """The nearest in-picture pixels at the positions `coords` maps to."""
+    # map2 None (map1 holds both coordinates) is accepted at run time; the stubs want an array
+    nearest: np.ndarray = cv2.remap(  # type: ignore[call-overload]
+        image, coords, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE
+    )
+    return nearest
 
 
 @dataclass(frozen=True)
