@@ -142,6 +142,21 @@ def test_a_create_reads_the_tokens_usage_in_three_statements(idle: InProcess) ->
     assert [q.lstrip().split()[0].upper() for q in queries][-1] == "INSERT"
 
 
+def _kill_connections(database_url: str) -> int:
+    """Close, from the server's side, every connection to the app's database
+    (what a PostgreSQL restart does to a pool)."""
+    killer = create_engine(normalize_url(database_url))
+    with killer.begin() as conn:
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
+    killer.dispose()
+    return int(killed or 0)
+
+
 def test_pooled_connections_that_died_while_idle_are_replaced_unseen(
     idle: InProcess, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -156,16 +171,7 @@ def test_pooled_connections_that_died_while_idle_are_replaced_unseen(
     ]
     assert client.get(f"/dream-machine/v1/generations/{generation}").status_code == 200
     idle.runtime.stop_workers()
-    killer = create_engine(normalize_url(database_url))
-    with killer.begin() as conn:
-        killed = conn.execute(
-            text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        ).scalar()
-    killer.dispose()
-    assert killed, "the app's pooled connections were closed by the server"
+    assert _kill_connections(database_url), "the app's pooled connections were closed"
     time.sleep(0.2)
 
     for _ in range(3):
@@ -173,3 +179,22 @@ def test_pooled_connections_that_died_while_idle_are_replaced_unseen(
         assert answer.status_code == 200, answer.text
     create = client.post("/dream-machine/v1/generations", json={"prompt": "a sea"})
     assert create.status_code == 201, create.text
+
+
+def test_a_read_that_finds_its_pooled_connection_dead_is_made_again(
+    idle: InProcess, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a connection that died less than the ping's idle time
+    after its last use fails its statement; a retrieve's or a get's one read
+    is then made again on a fresh connection, so the client never sees it."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite connections do not die")
+    monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 3600.0)  # no pings at all
+    client = idle.http(idle.create_token("retried"))
+    task_id = client.post("/luma/videos", json={"prompt": "x", "async": True}).json()["task_id"]
+    assert client.post("/luma/tasks", json={"id": task_id}).status_code == 200
+    idle.runtime.stop_workers()
+    assert _kill_connections(database_url), "the app's pooled connections were closed"
+
+    answer = client.post("/luma/tasks", json={"id": task_id})
+    assert answer.status_code == 200 and answer.json()["id"] == task_id, answer.text

@@ -289,8 +289,7 @@ class TaskStore:
         (`_live_query`): rows, not ORM objects, and no statement to build per
         call."""
         query = _LIVE_WITH_DELIVERIES if deliveries else _LIVE
-        with self.db.reading() as conn:
-            rows = conn.execute(query, {"task_id": task_id, "owner_id": owner_id}).all()
+        rows = self.db.rows(query, {"task_id": task_id, "owner_id": owner_id})
         if not rows:
             return False, None, []
         first = rows[0]
