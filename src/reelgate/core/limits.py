@@ -75,7 +75,7 @@ class Limits:
 
     def _rate(self, usage: TokenUsage) -> None:
         """Creates and uploads together, per token per minute."""
-        per_minute = self.effective(usage.limits).creates_per_minute
+        per_minute = self.rate_window(usage.limits)
         if not per_minute or len(usage.recent) < per_minute:
             return
         wait = usage.recent[-per_minute] + 60 - time.time()

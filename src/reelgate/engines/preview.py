@@ -504,7 +504,10 @@ class _FlowMorph:
             if shares[k] < _NEGLIGIBLE_SHARE:
                 continue
             small, coords = self._map(*mixes[k], k)
-            pixels = self._warp(sources[k], coords, self._warps[k])
+            # outside its picture a warp is transparent black (alpha 0)
+            pixels = _remap(
+                sources[k], coords, cv2.INTER_LINEAR, cv2.BORDER_CONSTANT, self._warps[k]
+            )
             warps.append(_Warped(shares[k], sources[k], coords, pixels))
             edges = edges.union(self._outside(small))
         if len(warps) == 1:  # the other's share is negligible: this one is all
@@ -561,20 +564,6 @@ class _FlowMorph:
             edges.bottom_cols = (int(x.first[columns].min()), int(x.end[columns].max()))
         return edges
 
-    @staticmethod
-    def _warp(image: np.ndarray, coords: np.ndarray, into: np.ndarray) -> np.ndarray:
-        # map2 None (map1 holds both coordinates) is accepted at run time; the stubs want an array
-        warped: np.ndarray = cv2.remap(  # type: ignore[call-overload]
-            image,
-            coords,
-            None,
-            cv2.INTER_LINEAR,
-            dst=into,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=0,
-        )
-        return warped
-
 
 class _Warped(NamedTuple):
     """One keyframe warped for a frame: its share of the blend, the keyframe
@@ -605,18 +594,26 @@ def _straighten(
     box = (slice(rows.start + y, rows.start + y + h), slice(cols.start + x, cols.start + x + w))
     mixed = np.zeros((h, w, 4), np.float32)
     for warped in warps:
-        mixed += warped.share * _nearest(warped.source, warped.coords[box])
+        nearest = _remap(warped.source, warped.coords[box], cv2.INTER_NEAREST, cv2.BORDER_REPLICATE)
+        mixed += warped.share * nearest
     filled = cv2.cvtColor(np.clip(mixed + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGBA2RGB)
     np.copyto(shown[y : y + h, x : x + w], filled, where=thin[y : y + h, x : x + w, None])
 
 
-def _nearest(image: np.ndarray, coords: np.ndarray) -> np.ndarray:
-    """The nearest in-picture pixels at the positions `coords` maps to."""
+def _remap(
+    image: np.ndarray,
+    coords: np.ndarray,
+    interpolation: int,
+    border: int,
+    into: np.ndarray | None = None,
+) -> np.ndarray:
+    """`image` sampled at the positions `coords` (HxWx2, x and y) maps to:
+    bilinear for a warp, nearest (with the sides replicated) for the fill."""
     # map2 None (map1 holds both coordinates) is accepted at run time; the stubs want an array
-    nearest: np.ndarray = cv2.remap(  # type: ignore[call-overload]
-        image, coords, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE
+    out: np.ndarray = cv2.remap(  # type: ignore[call-overload]
+        image, coords, None, interpolation, dst=into, borderMode=border, borderValue=0
     )
-    return nearest
+    return out
 
 
 @dataclass(frozen=True)

@@ -160,18 +160,20 @@ class Database:
         connection found dead (the database restarted since it was last
         pinged, `_ping_when_idle`) is replaced and the read made once more:
         a read is safe to repeat."""
-        for attempt in (1, 2):
-            try:
-                with self.read_engine.connect() as conn:
-                    if self.is_sqlite:
-                        conn.execution_options(**{SINGLE_STATEMENT: True})
-                    else:
-                        conn.execution_options(isolation_level="AUTOCOMMIT")
-                    return conn.execute(statement, params).all()
-            except DBAPIError as exc:
-                if attempt == 2 or not exc.connection_invalidated:
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            return self._rows(statement, params)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            return self._rows(statement, params)
+
+    def _rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row[Any]]:
+        with self.read_engine.connect() as conn:
+            if self.is_sqlite:
+                conn.execution_options(**{SINGLE_STATEMENT: True})
+            else:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+            return conn.execute(statement, params).all()
 
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to the newest revision, or to `revision` (safe to

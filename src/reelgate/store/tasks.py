@@ -234,18 +234,15 @@ class TaskStore:
         if unknown:
             raise TypeError(f"tasks have no columns {sorted(unknown)}")
         fields = {k: v for k, v in fields.items() if v is not None or _INSERTED[k] is None}
-        if admit is not None and self.db.is_sqlite:
+        assert admit is None or window is not None, "an admitted create says what it reads"
+        if admit is not None and window is not None and self.db.is_sqlite:
             # SQLite has one writer at a time: a token past its limits is
             # refused by a read first, so hammering it holds up no one's writes.
-            assert window is not None
-            with self.db.read() as s:
-                admit(locked_usage(s, fields["owner_id"], time.time(), window, lock=False))
+            admit(self.usage(fields["owner_id"], window))
         with self.db.write() as s:
             now = time.time()
-            if admit is not None:
-                assert window is not None, "a create that is admitted says what its check reads"
-                usage = locked_usage(s, fields["owner_id"], now, window)
-                fields["priority"] = admit(usage)
+            if admit is not None and window is not None:
+                fields["priority"] = admit(locked_usage(s, fields["owner_id"], now, window))
             values = dict(
                 id=fields.pop("id", None) or str(uuid.uuid4()),
                 video_id=fields.pop("video_id", None) or str(uuid.uuid4()),
